@@ -1,1 +1,82 @@
-"""placeholder"""
+"""Sans-I/O gRPC wire codec: message framing, status, metadata, timeouts and call heads.
+
+Pure functions and small objects that take bytes/header lists and return values; no sockets, no
+event loop. ``transport/`` moves the bytes, ``rpc/`` decides what to do with them.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    CodecError,
+    InvalidMetadataError,
+    InvalidResponseError,
+    InvalidTimeoutError,
+    MessageTooLargeError,
+    RequestRejected,
+    TruncatedMessageError,
+)
+from .framing import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, MessageDecoder, encode_message
+from .grpc_message import decode_grpc_message, encode_grpc_message
+from .headers import (
+    CONTENT_TYPE,
+    RequestHead,
+    ResponseHead,
+    build_request_headers,
+    build_response_headers,
+    build_trailers,
+    build_trailers_only,
+    parse_request_headers,
+    parse_response_headers,
+    parse_trailers,
+)
+from .metadata import (
+    Headers,
+    InboundHeaders,
+    Metadata,
+    MetadataLike,
+    MetadataValue,
+    decode_metadata,
+    encode_metadata,
+    validate_metadata,
+)
+from .status import Status, StatusCode, status_from_http, status_from_reset
+from .timeout import encode_timeout, parse_timeout
+
+__all__ = [
+    "CONTENT_TYPE",
+    "DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH",
+    "CodecError",
+    "Headers",
+    "InboundHeaders",
+    "InvalidMetadataError",
+    "InvalidResponseError",
+    "InvalidTimeoutError",
+    "MessageDecoder",
+    "MessageTooLargeError",
+    "Metadata",
+    "MetadataLike",
+    "MetadataValue",
+    "RequestHead",
+    "RequestRejected",
+    "ResponseHead",
+    "Status",
+    "StatusCode",
+    "TruncatedMessageError",
+    "build_request_headers",
+    "build_response_headers",
+    "build_trailers",
+    "build_trailers_only",
+    "decode_grpc_message",
+    "decode_metadata",
+    "encode_grpc_message",
+    "encode_message",
+    "encode_metadata",
+    "encode_timeout",
+    "parse_request_headers",
+    "parse_response_headers",
+    "parse_timeout",
+    "parse_trailers",
+    "status_from_http",
+    "status_from_reset",
+    "validate_metadata",
+]

@@ -1,1 +1,74 @@
-"""placeholder"""
+"""h2rpc: a pure-Python gRPC stack over HTTP/2, built from h2, hpack and protobuf.
+
+``import rpc`` is all a user needs: ``rpc.Server``, ``rpc.Channel``, ``rpc.Stub``, ``rpc.RpcError``,
+``rpc.StatusCode``, ``rpc.Metadata``. Everything under ``rpc._*``, ``codec`` and ``transport`` is
+internal and may change.
+"""
+from __future__ import annotations
+
+from codec import Metadata, Status, StatusCode
+
+from ._call import (
+    EOF,
+    StreamStreamCall,
+    StreamUnaryCall,
+    UnaryStreamCall,
+    UnaryUnaryCall,
+)
+from ._channel import (
+    Channel,
+    StreamStreamMultiCallable,
+    StreamUnaryMultiCallable,
+    UnaryStreamMultiCallable,
+    UnaryUnaryMultiCallable,
+)
+from ._errors import RpcError, UsageError
+from ._handlers import (
+    Cardinality,
+    GenericRpcHandler,
+    HandlerCallDetails,
+    MethodHandler,
+    ServiceHandlers,
+    method_handlers_generic_handler,
+    stream_stream_rpc_method_handler,
+    stream_unary_rpc_method_handler,
+    unary_stream_rpc_method_handler,
+    unary_unary_rpc_method_handler,
+)
+from ._server import Server
+from ._server_call import ServicerContext
+from ._service import Stub, service_handlers
+from ._version import __version__
+
+__all__ = [
+    "EOF",
+    "Cardinality",
+    "Channel",
+    "GenericRpcHandler",
+    "HandlerCallDetails",
+    "Metadata",
+    "MethodHandler",
+    "RpcError",
+    "Server",
+    "ServiceHandlers",
+    "ServicerContext",
+    "Status",
+    "StatusCode",
+    "StreamStreamCall",
+    "StreamStreamMultiCallable",
+    "StreamUnaryCall",
+    "StreamUnaryMultiCallable",
+    "Stub",
+    "UnaryStreamCall",
+    "UnaryStreamMultiCallable",
+    "UnaryUnaryCall",
+    "UnaryUnaryMultiCallable",
+    "UsageError",
+    "__version__",
+    "method_handlers_generic_handler",
+    "service_handlers",
+    "stream_stream_rpc_method_handler",
+    "stream_unary_rpc_method_handler",
+    "unary_stream_rpc_method_handler",
+    "unary_unary_rpc_method_handler",
+]

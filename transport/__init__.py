@@ -1,1 +1,56 @@
-"""placeholder"""
+"""HTTP/2 transport: sockets and the h2 connection, streams, flow control, GOAWAY.
+
+Knows header lists and bytes; knows nothing of protobuf or gRPC message framing. Internal to
+h2rpc: the public API is the ``rpc`` package.
+"""
+from __future__ import annotations
+
+from .address import Address, bind_listening_socket, parse_address
+from .aio import AsyncConnection, Listener, Stream, connect
+from .core import ConnectionCore
+from .errors import (
+    ConnectionClosedError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    StreamResetError,
+    TransportError,
+)
+from .events import (
+    ConnectionTerminated,
+    DataReceived,
+    Event,
+    Headers,
+    RequestReceived,
+    ResponseReceived,
+    StreamEnded,
+    StreamReset,
+    StreamWritable,
+    TrailersReceived,
+)
+from .options import ConnectionOptions
+
+__all__ = [
+    "Address",
+    "AsyncConnection",
+    "ConnectionClosedError",
+    "ConnectionCore",
+    "ConnectionOptions",
+    "ConnectionTerminated",
+    "DataReceived",
+    "Event",
+    "Headers",
+    "Listener",
+    "LocalProtocolError",
+    "RemoteProtocolError",
+    "RequestReceived",
+    "ResponseReceived",
+    "Stream",
+    "StreamEnded",
+    "StreamReset",
+    "StreamWritable",
+    "TrailersReceived",
+    "TransportError",
+    "bind_listening_socket",
+    "connect",
+    "parse_address",
+]

@@ -1,0 +1,41 @@
+"""The greeter server: ``python -m examples.helloworld.server [--port 50051]``."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+import rpc
+from examples.helloworld import helloworld_pb2
+
+GREETER = helloworld_pb2.DESCRIPTOR.services_by_name["Greeter"]
+
+
+class Greeter:
+    """Method names match the RPCs of the Greeter service."""
+
+    async def SayHello(
+        self, request: helloworld_pb2.HelloRequest, context: rpc.ServicerContext
+    ) -> helloworld_pb2.HelloReply:
+        return helloworld_pb2.HelloReply(message=f"Hello, {request.name}!")
+
+
+async def serve(address: str) -> None:
+    server = rpc.Server()
+    server.add_service(GREETER, Greeter())
+    port = server.add_insecure_port(address)
+    await server.start()
+    print(f"greeter listening on port {port}", flush=True)
+    await server.wait_for_termination()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--address", default="127.0.0.1:50051", help="host:port or unix:path")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    asyncio.run(serve(args.address))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Route guide client: one call of each kind, ``python -m examples.route_guide.client``."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import AsyncIterator, Callable
+
+import rpc
+from examples.route_guide import route_guide_pb2 as pb
+from examples.route_guide.data import load_features
+
+ROUTE_GUIDE = pb.DESCRIPTOR.services_by_name["RouteGuide"]
+
+
+def _point(p: pb.Point) -> str:
+    return f"({p.latitude / 1e7:.4f}, {p.longitude / 1e7:.4f})"
+
+
+async def run(target: str, say: Callable[[str], None] = print) -> None:
+    async with rpc.Channel(target) as channel:
+        stub = rpc.Stub(channel, ROUTE_GUIDE)
+
+        say("unary         GetFeature")
+        feature = await stub.GetFeature(pb.Point(latitude=409146138, longitude=-746188906))
+        say(f"  -> {feature.name!r} at {_point(feature.location)}")
+
+        say("server stream ListFeatures")
+        rect = pb.Rectangle(
+            lo=pb.Point(latitude=400000000, longitude=-750000000),
+            hi=pb.Point(latitude=420000000, longitude=-730000000),
+        )
+        async for feature in stub.ListFeatures(rect):
+            say(f"  <- {feature.name or '(unnamed)'!r} at {_point(feature.location)}")
+
+        say("client stream RecordRoute")
+
+        async def route() -> AsyncIterator[pb.Point]:
+            for feature in load_features()[:4]:
+                say(f"  -> visit {_point(feature.location)}")
+                yield feature.location
+
+        summary = await stub.RecordRoute(route())
+        say(
+            f"  <- {summary.point_count} points, {summary.feature_count} features, "
+            f"{summary.distance} m"
+        )
+
+        say("bidi stream   RouteChat")
+        call = stub.RouteChat()
+        for i, text in enumerate(["first", "second", "third", "fourth"]):
+            location = pb.Point(latitude=(i % 2) * 10_000_000, longitude=0)
+            await call.write(pb.RouteNote(location=location, message=text))
+            say(f"  -> {text!r} at {_point(location)}")
+        await call.done_writing()
+        async for note in call:
+            say(f"  <- {note.message!r} at {_point(note.location)}")
+        say(f"  status {(await call.code()).name}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--target", default="localhost:50052")
+    args = parser.parse_args()
+    asyncio.run(run(args.target))
+
+
+if __name__ == "__main__":
+    main()

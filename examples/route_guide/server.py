@@ -1,0 +1,95 @@
+"""Route guide server, all four call kinds: ``python -m examples.route_guide.server``.
+
+Prints ``PORT <n>`` once listening (``--address 127.0.0.1:0`` picks a free port).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import time
+from typing import AsyncIterator, Dict, List, Tuple
+
+import rpc
+from examples.route_guide import route_guide_pb2 as pb
+from examples.route_guide.data import distance_metres, load_features
+
+ROUTE_GUIDE = pb.DESCRIPTOR.services_by_name["RouteGuide"]
+
+
+class RouteGuide:
+    def __init__(self) -> None:
+        self.features = load_features()
+        self.notes: Dict[Tuple[int, int], List[pb.RouteNote]] = {}
+
+    def _feature_at(self, point: pb.Point) -> pb.Feature:
+        for feature in self.features:
+            if feature.location == point:
+                return feature
+        return pb.Feature(name="", location=point)
+
+    async def GetFeature(self, request: pb.Point, context: rpc.ServicerContext) -> pb.Feature:
+        return self._feature_at(request)
+
+    async def ListFeatures(
+        self, request: pb.Rectangle, context: rpc.ServicerContext
+    ) -> AsyncIterator[pb.Feature]:
+        lo_lat, hi_lat = sorted((request.lo.latitude, request.hi.latitude))
+        lo_lon, hi_lon = sorted((request.lo.longitude, request.hi.longitude))
+        for feature in self.features:
+            loc = feature.location
+            if lo_lat <= loc.latitude <= hi_lat and lo_lon <= loc.longitude <= hi_lon:
+                yield feature
+
+    async def RecordRoute(
+        self, request_iterator: AsyncIterator[pb.Point], context: rpc.ServicerContext
+    ) -> pb.RouteSummary:
+        point_count = feature_count = distance = 0
+        previous = None
+        start = time.monotonic()
+        async for point in request_iterator:
+            point_count += 1
+            if self._feature_at(point).name:
+                feature_count += 1
+            if previous is not None:
+                distance += distance_metres(previous, point)
+            previous = point
+        return pb.RouteSummary(
+            point_count=point_count,
+            feature_count=feature_count,
+            distance=distance,
+            elapsed_time=int(time.monotonic() - start),
+        )
+
+    async def RouteChat(
+        self, request_iterator: AsyncIterator[pb.RouteNote], context: rpc.ServicerContext
+    ) -> AsyncIterator[pb.RouteNote]:
+        async for note in request_iterator:
+            key = (note.location.latitude, note.location.longitude)
+            earlier = self.notes.setdefault(key, [])
+            for previous in list(earlier):
+                yield previous
+            earlier.append(note)
+
+
+async def serve(address: str) -> None:
+    server = rpc.Server()
+    server.add_service(ROUTE_GUIDE, RouteGuide())
+    port = server.add_insecure_port(address)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, lambda: asyncio.ensure_future(server.stop(1.0)))
+    print(f"PORT {port}", flush=True)
+    await server.wait_for_termination()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--address", default="127.0.0.1:50052", help="host:port or unix:path")
+    args = parser.parse_args()
+    asyncio.run(serve(args.address))
+
+
+if __name__ == "__main__":
+    main()

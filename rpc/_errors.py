@@ -1,0 +1,73 @@
+"""The public exception hierarchy, and the one place where failures become a gRPC status."""
+from __future__ import annotations
+
+from typing import Optional
+
+from codec import Metadata, Status, StatusCode
+
+
+class RpcError(Exception):
+    """A call ended with a non-OK status.
+
+    Raised by the client for a failed call, and raised *by handlers* on the server to end their call
+    with this status: ``raise RpcError(StatusCode.NOT_FOUND, "no such user")``.
+    Accessors mirror grpcio's (``code()``, ``details()``, ``trailing_metadata()``).
+    """
+
+    def __init__(
+        self,
+        code: StatusCode,
+        details: str = "",
+        trailing_metadata: Optional[Metadata] = None,
+        *,
+        initial_metadata: Optional[Metadata] = None,
+        status_details: Optional[bytes] = None,
+    ) -> None:
+        super().__init__(code, details)
+        self._code = StatusCode(code)
+        self._details = details
+        self._trailing_metadata = trailing_metadata if trailing_metadata is not None else Metadata()
+        self._initial_metadata = initial_metadata if initial_metadata is not None else Metadata()
+        self._status_details = status_details
+
+    @classmethod
+    def from_status(cls, status: Status, initial_metadata: Optional[Metadata] = None) -> RpcError:
+        return cls(
+            status.code,
+            status.message,
+            status.metadata,
+            initial_metadata=initial_metadata,
+            status_details=status.details,
+        )
+
+    def code(self) -> StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+    def trailing_metadata(self) -> Metadata:
+        return self._trailing_metadata
+
+    def initial_metadata(self) -> Metadata:
+        return self._initial_metadata
+
+    def status_details(self) -> Optional[bytes]:
+        """The raw ``grpc-status-details-bin`` (a serialized ``google.rpc.Status``), if any."""
+        return self._status_details
+
+    def debug_error_string(self) -> str:
+        return f"{self._code.name}: {self._details}"
+
+    def __str__(self) -> str:
+        return f"<RpcError {self._code.name}: {self._details!r}>"
+
+    __repr__ = __str__
+
+
+class AbortError(Exception):
+    """Raised inside a handler by ``context.abort()``: unwinds it with the status already chosen."""
+
+
+class UsageError(Exception):
+    """We (the application) asked for something invalid, e.g. a malformed target or metadata."""

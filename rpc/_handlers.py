@@ -1,0 +1,141 @@
+"""Method handlers: what the server runs for one ``/package.Service/Method`` path.
+
+A handler pairs the application's function with the call's cardinality and the message
+(de)serializers. They come from protobuf service descriptors (``_service.py``) or are built by hand
+with the grpcio-named helpers below (the "generic handler" route, for services without a ``.proto``).
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Mapping, Optional, Protocol
+
+Serializer = Callable[[Any], bytes]
+Deserializer = Callable[[bytes], Any]
+
+
+class Cardinality(enum.Enum):
+    """The four call kinds: does each side send one message or a stream of them?"""
+
+    UNARY_UNARY = (False, False)
+    UNARY_STREAM = (False, True)
+    STREAM_UNARY = (True, False)
+    STREAM_STREAM = (True, True)
+
+    @property
+    def request_streaming(self) -> bool:
+        return self.value[0]
+
+    @property
+    def response_streaming(self) -> bool:
+        return self.value[1]
+
+    @classmethod
+    def of(cls, request_streaming: bool, response_streaming: bool) -> Cardinality:
+        return cls((bool(request_streaming), bool(response_streaming)))
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True)
+class MethodHandler:
+    """Everything the server needs to run one method."""
+
+    cardinality: Cardinality
+    behavior: Callable[..., Any]
+    request_deserializer: Deserializer = _identity
+    response_serializer: Serializer = _identity
+
+    @property
+    def request_streaming(self) -> bool:
+        return self.cardinality.request_streaming
+
+    @property
+    def response_streaming(self) -> bool:
+        return self.cardinality.response_streaming
+
+
+def _handler(
+    cardinality: Cardinality,
+    behavior: Callable[..., Any],
+    request_deserializer: Optional[Deserializer],
+    response_serializer: Optional[Serializer],
+) -> MethodHandler:
+    return MethodHandler(
+        cardinality,
+        behavior,
+        request_deserializer or _identity,
+        response_serializer or _identity,
+    )
+
+
+def unary_unary_rpc_method_handler(
+    behavior: Callable[..., Any],
+    request_deserializer: Optional[Deserializer] = None,
+    response_serializer: Optional[Serializer] = None,
+) -> MethodHandler:
+    """``async def behavior(request, context) -> response``."""
+    return _handler(Cardinality.UNARY_UNARY, behavior, request_deserializer, response_serializer)
+
+
+def unary_stream_rpc_method_handler(
+    behavior: Callable[..., Any],
+    request_deserializer: Optional[Deserializer] = None,
+    response_serializer: Optional[Serializer] = None,
+) -> MethodHandler:
+    """``async def behavior(request, context)`` yielding responses (or using ``context.write``)."""
+    return _handler(Cardinality.UNARY_STREAM, behavior, request_deserializer, response_serializer)
+
+
+def stream_unary_rpc_method_handler(
+    behavior: Callable[..., Any],
+    request_deserializer: Optional[Deserializer] = None,
+    response_serializer: Optional[Serializer] = None,
+) -> MethodHandler:
+    """``async def behavior(request_iterator, context) -> response``."""
+    return _handler(Cardinality.STREAM_UNARY, behavior, request_deserializer, response_serializer)
+
+
+def stream_stream_rpc_method_handler(
+    behavior: Callable[..., Any],
+    request_deserializer: Optional[Deserializer] = None,
+    response_serializer: Optional[Serializer] = None,
+) -> MethodHandler:
+    """``async def behavior(request_iterator, context)`` yielding responses."""
+    return _handler(Cardinality.STREAM_STREAM, behavior, request_deserializer, response_serializer)
+
+
+@dataclass(frozen=True)
+class HandlerCallDetails:
+    """What a generic handler is told about a call before choosing a handler for it."""
+
+    method: str
+    invocation_metadata: Any
+
+
+class GenericRpcHandler(Protocol):
+    """grpcio's generic handler protocol: pick a handler for any path, or return None."""
+
+    def service(self, handler_call_details: HandlerCallDetails) -> Optional[MethodHandler]: ...
+
+
+class ServiceHandlers:
+    """A fixed set of method handlers for one service, looked up by exact path."""
+
+    def __init__(self, service_name: str, method_handlers: Mapping[str, MethodHandler]) -> None:
+        self.service_name = service_name
+        self.method_handlers: Dict[str, MethodHandler] = {
+            f"/{service_name}/{name}": handler for name, handler in method_handlers.items()
+        }
+
+    def service(self, handler_call_details: HandlerCallDetails) -> Optional[MethodHandler]:
+        return self.method_handlers.get(handler_call_details.method)
+
+
+def method_handlers_generic_handler(
+    service: str, method_handlers: Mapping[str, MethodHandler]
+) -> ServiceHandlers:
+    """Bundle handlers named by method into a service (grpcio's function of the same name)."""
+    return ServiceHandlers(service, method_handlers)

@@ -1,0 +1,164 @@
+"""The async server: listeners, the service registry, and one task per call."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+
+from google.protobuf.descriptor import ServiceDescriptor
+
+from transport import ConnectionOptions, Listener, Stream, parse_address
+
+from ._handlers import GenericRpcHandler, MethodHandler
+from ._registry import Registry
+from ._server_call import ServicerContext
+from ._service import service_handlers
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH = 4 * 1024 * 1024
+
+_GRPC_OPTION_NAMES = {
+    "grpc.max_receive_message_length": "max_receive_message_length",
+    "grpc.max_send_message_length": "max_send_message_length",
+}
+
+
+class Server:
+    """Serves registered services on one or more addresses.
+
+    ::
+
+        server = rpc.Server()
+        server.add_service(helloworld_pb2.DESCRIPTOR.services_by_name["Greeter"], Greeter())
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        await server.wait_for_termination()
+    """
+
+    def __init__(
+        self,
+        handlers: Sequence[GenericRpcHandler] = (),
+        *,
+        max_receive_message_length: Optional[int] = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
+        max_send_message_length: Optional[int] = None,
+        connection_options: Optional[ConnectionOptions] = None,
+        options: Sequence[Tuple[str, Any]] = (),
+    ) -> None:
+        settings: Dict[str, Any] = {
+            "max_receive_message_length": max_receive_message_length,
+            "max_send_message_length": max_send_message_length,
+        }
+        for key, value in options:
+            name = _GRPC_OPTION_NAMES.get(key)
+            if name is None:
+                raise ValueError(f"unsupported server option {key!r}")
+            settings[name] = value
+        self._max_receive_message_length = _limit(settings["max_receive_message_length"])
+        self._max_send_message_length = _limit(settings["max_send_message_length"])
+        self._connection_options = connection_options
+        self._registry = Registry()
+        for handler in handlers:
+            self._registry.add(handler)
+        self._listeners: List[Listener] = []
+        self._calls: Set[asyncio.Task[None]] = set()
+        self._started = False
+        self._stopping = False
+        self._stopped: Optional[asyncio.Event] = None
+
+    # ------------------------------------------------------------------ registration
+
+    def add_service(self, descriptor: ServiceDescriptor, servicer: object) -> None:
+        """Serve every RPC of a protobuf service with the servicer's methods of the same names."""
+        self._registry.add(service_handlers(descriptor, servicer))
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[GenericRpcHandler]) -> None:
+        for handler in handlers:
+            self._registry.add(handler)
+
+    def add_method(self, path: str, handler: MethodHandler) -> None:
+        """Serve one ``/package.Service/Method`` path with a hand-built handler."""
+        self._registry.add_method(path, handler)
+
+    # ------------------------------------------------------------------ addresses
+
+    def add_insecure_port(self, address: str) -> int:
+        """Bind ``address`` now and return the port (the real one for port 0; 0 for Unix)."""
+        listener = Listener(
+            parse_address(address, default_port=None) if not address.startswith("unix") else
+            parse_address(address),
+            self._on_request,
+            options=self._connection_options,
+        )
+        self._listeners.append(listener)
+        return listener.port
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self._started:
+            raise RuntimeError("server already started")
+        if not self._listeners:
+            raise RuntimeError("no address to serve: call add_insecure_port() first")
+        self._started = True
+        self._stopped = asyncio.Event()
+        for listener in self._listeners:
+            await listener.start()
+
+    async def stop(self, grace: Optional[float] = None) -> None:
+        """Stop accepting; GOAWAY every connection; let calls finish for ``grace`` s; close."""
+        if self._stopping:
+            if self._stopped is not None:
+                await self._stopped.wait()
+            return
+        self._stopping = True
+        for listener in self._listeners:
+            listener.stop_accepting()
+        connections = [c for listener in self._listeners for c in listener.connections]
+        for conn in connections:
+            conn.goaway()
+        if self._calls and grace:
+            await asyncio.wait(set(self._calls), timeout=grace)
+        for task in list(self._calls):
+            task.cancel()
+        if self._calls:
+            await asyncio.wait(set(self._calls), timeout=1.0)
+        for conn in connections:
+            conn.close()
+        for listener in self._listeners:
+            await listener.wait_stopped()
+        if self._stopped is not None:
+            self._stopped.set()
+
+    async def wait_for_termination(self, timeout: Optional[float] = None) -> bool:
+        """Wait until ``stop()`` has finished; False if ``timeout`` passed first."""
+        if self._stopped is None:
+            raise RuntimeError("server not started")
+        try:
+            await asyncio.wait_for(self._stopped.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    async def __aenter__(self) -> Server:
+        if not self._started:
+            await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop(None)
+
+    # ------------------------------------------------------------------ calls
+
+    def _on_request(self, stream: Stream) -> None:
+        context = ServicerContext(self, stream)
+        task = asyncio.get_running_loop().create_task(context._run())
+        context._task = task
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+
+
+def _limit(value: Optional[int]) -> Optional[int]:
+    if value is None or value < 0:
+        return None
+    return int(value)

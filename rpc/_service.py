@@ -1,0 +1,85 @@
+"""Services from protobuf descriptors: server handlers from a servicer, client stubs at run time.
+
+``_pb2`` modules made by protoc (for instance grpcio-tools') carry a ``ServiceDescriptor`` for each
+service; from it we know every method's path, cardinality and message classes, so neither side
+needs generated ``_pb2_grpc`` code.
+"""
+from __future__ import annotations
+
+from operator import methodcaller
+from typing import TYPE_CHECKING, Any, Callable, Dict
+
+from google.protobuf import message_factory
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+
+from codec import StatusCode
+
+from ._errors import RpcError
+from ._handlers import Cardinality, MethodHandler, ServiceHandlers
+
+if TYPE_CHECKING:
+    from ._channel import Channel
+
+#: Serializes any protobuf message; one shared callable instead of a closure per method.
+serialize_message: Callable[[Any], bytes] = methodcaller("SerializeToString")
+
+
+def method_path(method: MethodDescriptor) -> str:
+    """The HTTP/2 ``:path`` of a method: ``/package.Service/Method``."""
+    return f"/{method.containing_service.full_name}/{method.name}"
+
+
+def method_cardinality(method: MethodDescriptor) -> Cardinality:
+    return Cardinality.of(method.client_streaming, method.server_streaming)
+
+
+def _message_class(descriptor: Any) -> Any:
+    return message_factory.GetMessageClass(descriptor)
+
+
+def _unimplemented(name: str) -> Callable[..., Any]:
+    async def behavior(request: Any, context: Any) -> Any:
+        raise RpcError(StatusCode.UNIMPLEMENTED, f"Method {name} not implemented")
+
+    return behavior
+
+
+def service_handlers(descriptor: ServiceDescriptor, servicer: object) -> ServiceHandlers:
+    """Handlers for every RPC of ``descriptor``, run by the servicer's methods of the same name.
+
+    A method the servicer lacks answers UNIMPLEMENTED, like grpcio's generated base classes.
+    """
+    handlers: Dict[str, MethodHandler] = {}
+    for method in descriptor.methods:
+        behavior = getattr(servicer, method.name, None)
+        if behavior is None:
+            behavior = _unimplemented(method.full_name)
+        handlers[method.name] = MethodHandler(
+            method_cardinality(method),
+            behavior,
+            _message_class(method.input_type).FromString,
+            serialize_message,
+        )
+    return ServiceHandlers(descriptor.full_name, handlers)
+
+
+class Stub:
+    """A client stub built at run time: one multi-callable attribute per RPC of the service.
+
+    ``stub = Stub(channel, helloworld_pb2.DESCRIPTOR.services_by_name["Greeter"])``, then
+    ``await stub.SayHello(HelloRequest(name="you"))``.
+    """
+
+    def __init__(self, channel: Channel, descriptor: ServiceDescriptor) -> None:
+        self._descriptor = descriptor
+        for method in descriptor.methods:
+            response_class = _message_class(method.output_type)
+            path = method_path(method)
+            kind = method_cardinality(method)
+            callable_ = channel._multi_callable(
+                kind, path, serialize_message, response_class.FromString
+            )
+            setattr(self, method.name, callable_)
+
+    def __getattr__(self, name: str) -> Any:  # only reached for names the service lacks
+        raise AttributeError(f"service {self._descriptor.full_name} has no method {name!r}")

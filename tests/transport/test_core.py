@@ -1,0 +1,156 @@
+"""The sans-I/O connection core, driven over an in-memory link."""
+
+from __future__ import annotations
+
+import h2.errors
+import pytest
+from tests.transport.pair import REQUEST, RESPONSE, TRAILERS, CorePair
+
+from transport import (
+    ConnectionOptions,
+    DataReceived,
+    RemoteProtocolError,
+    RequestReceived,
+    ResponseReceived,
+    StreamEnded,
+    StreamReset,
+    StreamWritable,
+    TrailersReceived,
+)
+
+SMALL = ConnectionOptions(initial_window_size=65_535, connection_window_size=65_535)
+
+
+def received_bytes(events: list, stream_id: int) -> bytes:
+    return b"".join(
+        e.data for e in events if isinstance(e, DataReceived) and e.stream_id == stream_id
+    )
+
+
+def test_request_response_and_trailers_arrive_in_order():
+    pair = CorePair()
+    sid = pair.client.next_stream_id()
+    pair.client.send_headers(sid, REQUEST)
+    pair.client.send_data(sid, b"hello", end_stream=True)
+    pair.pump()
+    events = pair.take_server_events()
+    assert [type(e) for e in events] == [RequestReceived, DataReceived, StreamEnded]
+    assert events[0].headers[2] == (b":path", b"/pkg.Svc/Method")
+
+    pair.server.send_headers(sid, RESPONSE)
+    pair.server.send_data(sid, b"world")
+    pair.server.send_trailers(sid, TRAILERS)
+    pair.pump()
+    events = pair.take_client_events()
+    assert [type(e) for e in events] == [
+        ResponseReceived,
+        DataReceived,
+        TrailersReceived,
+        StreamEnded,
+    ]
+    assert received_bytes(events, sid) == b"world"
+
+
+def test_larger_windows_are_advertised_from_the_start():
+    pair = CorePair()
+    sid = pair.client.next_stream_id()
+    pair.client.send_headers(sid, REQUEST)
+    # The server advertised a 4 MiB stream window and a 16 MiB connection window, so 1 MiB
+    # goes out at once, before any WINDOW_UPDATE.
+    pair.client.send_data(sid, bytes(1024 * 1024))
+    assert pair.client.pending_bytes(sid) == 0
+    pair.pump()
+    assert len(received_bytes(pair.take_server_events(), sid)) == 1024 * 1024
+
+
+def test_unconsumed_data_exerts_backpressure_until_acknowledged():
+    pair = CorePair(server_options=SMALL)
+    sid = pair.client.next_stream_id()
+    pair.client.send_headers(sid, REQUEST)
+    pair.client.send_data(sid, bytes(200_000), end_stream=True)
+    pair.pump()
+    # Only one window's worth crossed: the rest waits in the client core, not in memory
+    # on the server.
+    events = pair.take_server_events()
+    got = received_bytes(events, sid)
+    assert len(got) == 65_535
+    assert pair.client.pending_bytes(sid) == 200_000 - 65_535
+    # The application consumes it: credit flows back and the sender resumes.
+    total = len(got)
+    for _ in range(10):
+        flow = sum(e.flow_controlled_length for e in events if isinstance(e, DataReceived))
+        pair.server.acknowledge_received_data(sid, flow)
+        pair.pump()
+        events = pair.take_server_events()
+        total += len(received_bytes(events, sid))
+        if any(isinstance(e, StreamEnded) for e in events):
+            break
+    assert total == 200_000
+    assert pair.client.pending_bytes(sid) == 0
+    assert any(isinstance(e, StreamWritable) for e in pair.take_client_events())
+
+
+def test_trailers_wait_behind_queued_data():
+    pair = CorePair(client_options=SMALL)
+    sid = pair.client.next_stream_id()
+    pair.client.send_headers(sid, REQUEST, end_stream=True)
+    pair.pump()
+    pair.take_server_events()
+    pair.server.send_headers(sid, RESPONSE)
+    pair.server.send_data(sid, bytes(100_000))
+    pair.server.send_trailers(sid, TRAILERS)
+    pair.pump()
+    events = pair.take_client_events()
+    assert not any(isinstance(e, TrailersReceived) for e in events)
+    flow = sum(e.flow_controlled_length for e in events if isinstance(e, DataReceived))
+    pair.client.acknowledge_received_data(sid, flow)
+    pair.pump()
+    events = pair.take_client_events()
+    assert isinstance(events[-2], TrailersReceived)
+    assert isinstance(events[-1], StreamEnded)
+
+
+def test_server_resets_a_request_side_left_open_after_its_trailers():
+    pair = CorePair()
+    sid = pair.client.next_stream_id()
+    pair.client.send_headers(sid, REQUEST)
+    pair.pump()
+    pair.server.send_trailers(sid, RESPONSE + TRAILERS)
+    pair.pump()
+    events = pair.take_client_events()
+    assert isinstance(events[0], ResponseReceived)
+    resets = [e for e in events if isinstance(e, StreamReset)]
+    assert resets and resets[0].error_code == h2.errors.ErrorCodes.NO_ERROR
+
+
+def test_reset_drops_queued_bytes_and_reaches_the_peer():
+    pair = CorePair(server_options=SMALL)
+    sid = pair.client.next_stream_id()
+    pair.client.send_headers(sid, REQUEST)
+    pair.client.send_data(sid, bytes(100_000))
+    pair.client.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+    assert pair.client.pending_bytes(sid) == 0
+    pair.pump()
+    resets = [e for e in pair.take_server_events() if isinstance(e, StreamReset)]
+    assert resets[0].error_code == h2.errors.ErrorCodes.CANCEL and resets[0].remote
+
+
+def test_garbage_from_the_peer_is_a_remote_protocol_error_with_goaway_queued():
+    pair = CorePair()
+    with pytest.raises(RemoteProtocolError):
+        pair.server.receive_data(b"\x00\x00\x04\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00" * 2)
+    assert b"\x07" in pair.server.data_to_send()  # a GOAWAY frame (type 7) is queued
+
+
+def test_many_streams_are_independent():
+    pair = CorePair()
+    sids = []
+    for i in range(50):
+        sid = pair.client.next_stream_id()
+        pair.client.send_headers(sid, REQUEST)
+        pair.client.send_data(sid, bytes([i]) * 10, end_stream=True)
+        sids.append(sid)
+    pair.pump()
+    events = pair.take_server_events()
+    for i, sid in enumerate(sids):
+        assert received_bytes(events, sid) == bytes([i]) * 10

@@ -1,0 +1,306 @@
+"""The sans-I/O HTTP/2 connection core, shared by the asyncio and blocking drivers.
+
+Bytes and commands go in; events and bytes come out. It wraps ``h2.connection.H2Connection`` and adds
+the two things h2 deliberately leaves to its user:
+
+* **Outbound buffering under flow control.** h2 refuses to send beyond the peer's window, so the core
+  queues each stream's outbound bytes (and its END_STREAM or trailers, which must follow the data)
+  and releases them as WINDOW_UPDATE and SETTINGS frames open the windows, frame by frame within the
+  peer's SETTINGS_MAX_FRAME_SIZE.
+* **Translation of h2's events** into the transport's own small event set (``transport.events``),
+  dropping what gRPC has no use for (server push, priority, ALTSVC).
+
+It owns no socket, no clock and no threads, so both drivers (and the tests) drive the very same
+protocol decisions.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Deque, Dict, List, Optional, Union
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+
+from .errors import LocalProtocolError, RemoteProtocolError
+from .events import (
+    ConnectionTerminated,
+    DataReceived,
+    Event,
+    Headers,
+    RequestReceived,
+    ResponseReceived,
+    StreamEnded,
+    StreamReset,
+    StreamWritable,
+    TrailersReceived,
+)
+from .options import HTTP2_DEFAULT_WINDOW, ConnectionOptions
+
+Bytes = Union[bytes, bytearray, memoryview]
+
+_S = h2.settings.SettingCodes
+
+
+class _Outbound:
+    """A stream's queued outbound bytes, and what must follow them once they are all sent."""
+
+    __slots__ = ("chunks", "end_stream", "size", "trailers")
+
+    def __init__(self) -> None:
+        self.chunks: Deque[memoryview] = deque()
+        self.size = 0
+        self.end_stream = False
+        self.trailers: Optional[Headers] = None
+
+
+class ConnectionCore:
+    """One HTTP/2 connection's protocol state, for the client or the server role."""
+
+    def __init__(self, *, client_side: bool, options: Optional[ConnectionOptions] = None) -> None:
+        self.options = options = options or ConnectionOptions()
+        self.client_side = client_side
+        config = h2.config.H2Configuration(client_side=client_side, header_encoding=None)
+        conn = h2.connection.H2Connection(config)
+        # Our SETTINGS are taken as in force from the start: a peer may only be *less* constrained
+        # than we assume until it has seen them, never more.
+        initial: Dict[_S, int] = {
+            _S.INITIAL_WINDOW_SIZE: options.initial_window_size,
+            _S.MAX_FRAME_SIZE: options.max_frame_size,
+            _S.MAX_CONCURRENT_STREAMS: options.max_concurrent_streams,
+            _S.MAX_HEADER_LIST_SIZE: options.max_header_list_size,
+        }
+        if client_side:
+            initial[_S.ENABLE_PUSH] = 0  # gRPC never uses server push.
+        conn.local_settings = h2.settings.Settings(client=client_side, initial_values=initial)
+        conn.max_inbound_frame_size = options.max_frame_size
+        conn.decoder.max_header_list_size = options.max_header_list_size
+        self._h2 = conn
+        self._outbound: Dict[int, _Outbound] = {}
+        self.goaway_received = False
+        self.closed = False
+
+    # ------------------------------------------------------------------ connection level
+
+    def initiate(self) -> None:
+        """Queue the preface (client) and our SETTINGS, and open the connection window wide."""
+        self._h2.initiate_connection()
+        extra = self.options.connection_window_size - HTTP2_DEFAULT_WINDOW
+        if extra > 0:
+            self._h2.increment_flow_control_window(extra)
+
+    def data_to_send(self) -> bytes:
+        """Everything queued for the wire since the last call (possibly ``b""``)."""
+        return self._h2.data_to_send()
+
+    def receive_data(self, data: Bytes) -> List[Event]:
+        """Feed bytes read from the socket; return what they meant, in order.
+
+        Raises ``RemoteProtocolError`` when the peer broke HTTP/2: h2 has then queued a GOAWAY with
+        the right error code, which the driver must still flush before closing the socket.
+        """
+        try:
+            h2_events = self._h2.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            self.closed = True
+            raise RemoteProtocolError(str(exc) or type(exc).__name__) from exc
+        return self._translate(h2_events)
+
+    def close(self, error_code: int = 0, additional_data: Optional[bytes] = None) -> None:
+        """Queue a GOAWAY; no new streams are accepted or opened afterwards."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._h2.close_connection(error_code=error_code, additional_data=additional_data)
+        except h2.exceptions.ProtocolError:  # already closed by a GOAWAY of the peer
+            pass
+
+    @property
+    def open_outbound_streams(self) -> int:
+        return self._h2.open_outbound_streams
+
+    @property
+    def max_outbound_streams(self) -> int:
+        """The peer's SETTINGS_MAX_CONCURRENT_STREAMS: how many streams we may have open."""
+        return self._h2.remote_settings.max_concurrent_streams
+
+    # ------------------------------------------------------------------ stream commands
+
+    def next_stream_id(self) -> int:
+        return self._h2.get_next_available_stream_id()
+
+    def send_headers(self, stream_id: int, headers: Headers, *, end_stream: bool = False) -> None:
+        """Send a header block now (request or response headers: they precede any data)."""
+        try:
+            self._h2.send_headers(stream_id, headers, end_stream=end_stream)
+        except h2.exceptions.ProtocolError as exc:
+            raise LocalProtocolError(str(exc) or type(exc).__name__) from exc
+
+    def send_data(self, stream_id: int, data: Bytes, *, end_stream: bool = False) -> None:
+        """Queue body bytes; they go out as far as the flow-control windows allow right now."""
+        out = self._outbound.get(stream_id)
+        if out is None:
+            out = self._outbound[stream_id] = _Outbound()
+        elif out.end_stream or out.trailers is not None:
+            raise LocalProtocolError(f"stream {stream_id} was already ended")
+        if data:
+            out.chunks.append(data if isinstance(data, memoryview) else memoryview(data))
+            out.size += len(data)
+        if end_stream:
+            out.end_stream = True
+        self._flush_stream(stream_id, out)
+
+    def end_stream(self, stream_id: int) -> None:
+        """Half-close our side once every queued byte of the stream has been sent."""
+        self.send_data(stream_id, b"", end_stream=True)
+
+    def send_trailers(self, stream_id: int, headers: Headers) -> None:
+        """Queue a trailing header block that ends the stream after the queued data."""
+        out = self._outbound.get(stream_id)
+        if out is None:
+            out = self._outbound[stream_id] = _Outbound()
+        elif out.end_stream or out.trailers is not None:
+            raise LocalProtocolError(f"stream {stream_id} was already ended")
+        out.trailers = headers
+        self._flush_stream(stream_id, out)
+
+    def reset_stream(self, stream_id: int, error_code: int = h2.errors.ErrorCodes.CANCEL) -> None:
+        """Send RST_STREAM and forget the stream's queued bytes. A closed stream is left alone."""
+        self._outbound.pop(stream_id, None)
+        try:
+            self._h2.reset_stream(stream_id, error_code)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
+            pass
+
+    def acknowledge_received_data(self, stream_id: int, length: int) -> None:
+        """The application consumed ``length`` flow-controlled bytes: give the peer credit back.
+
+        h2's window manager batches the credit into WINDOW_UPDATE frames (at half a window), so
+        calling this per chunk costs no extra frames.
+        """
+        if length:
+            self._h2.acknowledge_received_data(length, stream_id)
+
+    def pending_bytes(self, stream_id: int) -> int:
+        """Bytes of this stream still queued here, waiting for window."""
+        out = self._outbound.get(stream_id)
+        return 0 if out is None else out.size
+
+    def stream_is_closed(self, stream_id: int) -> bool:
+        stream = self._h2.streams.get(stream_id)
+        return stream is None or stream.closed
+
+    # ------------------------------------------------------------------ internals
+
+    def _flush_stream(self, stream_id: int, out: _Outbound) -> bool:
+        """Send what the windows allow of one stream's queue; True if anything went out."""
+        conn = self._h2
+        sent = False
+        chunks = out.chunks
+        try:
+            while chunks:
+                window = conn.local_flow_control_window(stream_id)
+                if window <= 0:
+                    return sent
+                room = min(window, conn.max_outbound_frame_size)
+                chunk = chunks[0]
+                if len(chunk) <= room:
+                    chunks.popleft()
+                    piece = chunk
+                else:
+                    piece = chunk[:room]
+                    chunks[0] = chunk[room:]
+                out.size -= len(piece)
+                last = not chunks and out.end_stream and out.trailers is None
+                conn.send_data(stream_id, piece, end_stream=last)
+                sent = True
+                if last:
+                    del self._outbound[stream_id]
+                    return sent
+            if out.trailers is not None:
+                conn.send_headers(stream_id, out.trailers, end_stream=True)
+                del self._outbound[stream_id]
+                if not self.client_side and not self.stream_is_closed(stream_id):
+                    # The response is complete but the client is still sending: tell it to stop,
+                    # without error, as gRPC servers do (RFC 9113 §8.1).
+                    conn.reset_stream(stream_id, h2.errors.ErrorCodes.NO_ERROR)
+            elif out.end_stream:
+                conn.end_stream(stream_id)
+                del self._outbound[stream_id]
+        except h2.exceptions.StreamClosedError:
+            # The peer reset the stream while we were sending; its queue is moot.
+            self._outbound.pop(stream_id, None)
+        except h2.exceptions.ProtocolError as exc:
+            self._outbound.pop(stream_id, None)
+            raise LocalProtocolError(str(exc) or type(exc).__name__) from exc
+        return sent
+
+    def _flush_all(self, events: List[Event]) -> None:
+        for stream_id in list(self._outbound):
+            out = self._outbound.get(stream_id)
+            if out is not None and self._flush_stream(stream_id, out):
+                events.append(StreamWritable(stream_id=stream_id))
+
+    def _translate(self, h2_events: List[h2.events.Event]) -> List[Event]:
+        events: List[Event] = []
+        append = events.append
+        for ev in h2_events:
+            # Ordered by frequency: DATA dominates, then END_STREAM and WINDOW_UPDATE.
+            if isinstance(ev, h2.events.DataReceived):
+                append(
+                    DataReceived(
+                        stream_id=ev.stream_id or 0,
+                        data=ev.data or b"",
+                        flow_controlled_length=ev.flow_controlled_length or 0,
+                    )
+                )
+            elif isinstance(ev, h2.events.StreamEnded):
+                append(StreamEnded(stream_id=ev.stream_id or 0))
+            elif isinstance(ev, h2.events.WindowUpdated):
+                stream_id = ev.stream_id or 0
+                if stream_id == 0:
+                    self._flush_all(events)
+                else:
+                    out = self._outbound.get(stream_id)
+                    if out is not None and self._flush_stream(stream_id, out):
+                        append(StreamWritable(stream_id=stream_id))
+            elif isinstance(ev, h2.events.RequestReceived):
+                append(RequestReceived(stream_id=ev.stream_id or 0, headers=_headers(ev.headers)))
+            elif isinstance(ev, h2.events.ResponseReceived):
+                append(ResponseReceived(stream_id=ev.stream_id or 0, headers=_headers(ev.headers)))
+            elif isinstance(ev, h2.events.TrailersReceived):
+                append(TrailersReceived(stream_id=ev.stream_id or 0, headers=_headers(ev.headers)))
+            elif isinstance(ev, h2.events.RemoteSettingsChanged):
+                # A new SETTINGS_INITIAL_WINDOW_SIZE resizes every stream window at once.
+                if _S.INITIAL_WINDOW_SIZE in ev.changed_settings:
+                    self._flush_all(events)
+            elif isinstance(ev, h2.events.StreamReset):
+                stream_id = ev.stream_id or 0
+                self._outbound.pop(stream_id, None)
+                append(
+                    StreamReset(
+                        stream_id=stream_id,
+                        error_code=int(ev.error_code or 0),
+                        remote=ev.remote_reset,
+                    )
+                )
+            elif isinstance(ev, h2.events.ConnectionTerminated):
+                self.goaway_received = True
+                append(
+                    ConnectionTerminated(
+                        error_code=int(ev.error_code or 0),
+                        last_stream_id=ev.last_stream_id or 0,
+                        additional_data=ev.additional_data or b"",
+                    )
+                )
+            # PING, SETTINGS ACK, PRIORITY, unknown frames: h2 already answered what needs answering.
+        return events
+
+
+def _headers(headers: object) -> Headers:
+    """h2 gives (bytes, bytes) tuples when ``header_encoding`` is None; the list is ours to keep."""
+    return headers  # type: ignore[return-value]

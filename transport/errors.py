@@ -1,0 +1,39 @@
+"""Transport errors, split by blame.
+
+The rpc layer maps these to gRPC statuses; the transport itself knows nothing of gRPC.
+"""
+from __future__ import annotations
+
+
+class TransportError(Exception):
+    """Base class of every error raised by the transport layer."""
+
+
+class ConnectionClosedError(TransportError):
+    """The connection is gone (socket closed, GOAWAY, or a protocol error).
+
+    Kept as the connection's *sticky* error: once set, every pending and future stream operation on
+    that connection raises it, so one broken socket fails all calls at once instead of hanging them.
+    """
+
+    def __init__(self, message: str, *, error_code: int | None = None) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+class StreamResetError(TransportError):
+    """The stream was reset (RST_STREAM) by the peer or by us, with an HTTP/2 error code."""
+
+    def __init__(self, error_code: int, *, remote: bool = True) -> None:
+        who = "peer" if remote else "us"
+        super().__init__(f"stream reset by {who} with HTTP/2 error code {error_code}")
+        self.error_code = error_code
+        self.remote = remote
+
+
+class RemoteProtocolError(TransportError):
+    """The peer broke the HTTP/2 protocol; the connection is being closed with GOAWAY."""
+
+
+class LocalProtocolError(TransportError):
+    """We were asked to do something HTTP/2 does not allow (e.g. send on a closed stream)."""

@@ -1,0 +1,44 @@
+"""Per-connection HTTP/2 options, validated once at construction."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: HTTP/2's own default window (RFC 9113 §6.9.2): far too small for bulk gRPC transfers, where
+#: the sender stalls every 64 KiB waiting for a WINDOW_UPDATE round trip.
+HTTP2_DEFAULT_WINDOW = 65_535
+
+
+@dataclass(frozen=True)
+class ConnectionOptions:
+    """What we advertise in our SETTINGS frame and how much we buffer.
+
+    Windows bound what a peer may send before we consume it: the stream window bounds one slow
+    reader's memory, the connection window bounds the sum over all streams.
+    """
+
+    #: SETTINGS_INITIAL_WINDOW_SIZE: the per-stream receive window.
+    initial_window_size: int = 4 * 1024 * 1024
+    #: The connection-level receive window, raised from 64 KiB by a WINDOW_UPDATE at start.
+    connection_window_size: int = 16 * 1024 * 1024
+    #: SETTINGS_MAX_FRAME_SIZE we accept: bigger frames mean fewer events per message.
+    max_frame_size: int = 64 * 1024
+    #: SETTINGS_MAX_CONCURRENT_STREAMS we allow the peer to open.
+    max_concurrent_streams: int = 1000
+    #: SETTINGS_MAX_HEADER_LIST_SIZE, enforced while decoding HPACK.
+    max_header_list_size: int = 16 * 1024
+    #: Outbound bytes queued per stream before a sender is made to wait (backpressure).
+    send_buffer_high_water: int = 256 * 1024
+
+    def __post_init__(self) -> None:
+        if not HTTP2_DEFAULT_WINDOW <= self.initial_window_size <= 2**31 - 1:
+            raise ValueError("initial_window_size must be within 65535 .. 2**31-1")
+        if not HTTP2_DEFAULT_WINDOW <= self.connection_window_size <= 2**31 - 1:
+            raise ValueError("connection_window_size must be within 65535 .. 2**31-1")
+        if not 16_384 <= self.max_frame_size <= 16_777_215:
+            raise ValueError("max_frame_size must be within 16384 .. 16777215")
+        if not 1 <= self.max_concurrent_streams <= 2**31 - 1:
+            raise ValueError("max_concurrent_streams must be within 1 .. 2**31-1")
+        if self.max_header_list_size < 1024:
+            raise ValueError("max_header_list_size must be at least 1024")
+        if self.send_buffer_high_water < 1:
+            raise ValueError("send_buffer_high_water must be positive")
