@@ -8,22 +8,20 @@ single response, async-iterable for a stream, ``write``/``done_writing`` for str
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Generator, Iterable
 from typing import (
     TYPE_CHECKING,
     Any,
-    AsyncIterable,
-    AsyncIterator,
-    Deque,
-    Generator,
-    Iterable,
     Optional,
     Union,
 )
 
 from codec import (
     CodecError,
+    InvalidMetadataError,
     InvalidResponseError,
     MessageDecoder,
     MessageTooLargeError,
@@ -38,7 +36,7 @@ from codec import (
 )
 from transport import ConnectionClosedError, Stream, StreamResetError, TransportError
 
-from ._errors import RpcError
+from ._errors import RpcError, UsageError
 from ._handlers import Deserializer, Serializer
 
 if TYPE_CHECKING:
@@ -91,15 +89,18 @@ class _ClientCall:
         self._path = path
         self._serializer = serializer
         self._deserializer = deserializer
-        self._headers = build_request_headers(
-            path,
-            channel._authority,
-            scheme=channel._scheme,
-            timeout=timeout,
-            metadata=metadata,
-            user_agent=channel._user_agent,
-        )
-        self._loop = asyncio.get_event_loop()
+        try:
+            self._headers = build_request_headers(
+                path,
+                channel._authority,
+                scheme=channel._scheme,
+                timeout=timeout,
+                metadata=metadata,
+                user_agent=channel._user_agent,
+            )
+        except InvalidMetadataError as exc:
+            raise UsageError(f"invalid metadata: {exc}") from None
+        self._loop = asyncio.get_running_loop()
         self._deadline: Optional[float] = None
         self._timer: Optional[asyncio.TimerHandle] = None
         if timeout is not None:
@@ -108,7 +109,7 @@ class _ClientCall:
         self._stream: Optional[Stream] = None
         self._opening: Optional[asyncio.Future[None]] = None
         self._decoder = MessageDecoder(channel._max_receive_message_length)
-        self._messages: Deque[bytes] = deque()
+        self._messages: deque[bytes] = deque()
         self._initial_metadata: Optional[Metadata] = None
         self._status: Optional[Status] = None
         self._status_waiter: Optional[asyncio.Future[None]] = None
@@ -225,10 +226,8 @@ class _ClientCall:
         stream = await self._get_stream()
         self._done_writing = True
         if self._status is None and not stream.local_closed:
-            try:
+            with contextlib.suppress(TransportError):
                 stream.end()
-            except TransportError:
-                pass
 
     def _start_writer(self, requests: Optional[RequestIterable]) -> None:
         if requests is not None and self._writer is None:
@@ -237,10 +236,10 @@ class _ClientCall:
     async def _consume_requests(self, requests: RequestIterable) -> None:
         try:
             if hasattr(requests, "__aiter__"):
-                async for message in requests:  # type: ignore[union-attr]
+                async for message in requests:
                     await self._write(message)
             else:
-                for message in requests:  # type: ignore[union-attr]
+                for message in requests:
                     await self._write(message)
             await self._end_requests()
         except (RpcError, _RequestsAborted):
@@ -275,10 +274,8 @@ class _ClientCall:
             self._initial_metadata = head.metadata
 
     async def _receive_head_quietly(self) -> None:
-        try:
+        with contextlib.suppress(RpcError):
             await self._receive_head()
-        except RpcError:
-            pass
 
     async def _read(self) -> Any:
         """The next response message, or EOF once the call ended OK; raises RpcError otherwise."""
@@ -439,10 +436,8 @@ class _UnaryResponseMixin(_ClientCall):
         raise NotImplementedError
 
     async def _wait_status(self) -> Status:
-        try:
+        with contextlib.suppress(RpcError):
             await self._single_response()
-        except RpcError:
-            pass
         return await super()._wait_status()
 
 

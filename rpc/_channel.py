@@ -6,8 +6,10 @@ draining after a GOAWAY, so new calls go to a fresh connection while in-flight o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
-from typing import Any, Dict, Optional, Sequence, Set, Tuple
+from collections.abc import Sequence
+from typing import Any, Optional
 
 from codec import StatusCode
 from transport import (
@@ -57,9 +59,9 @@ class Channel:
         ssl_context: Optional[ssl.SSLContext] = None,
         server_hostname: Optional[str] = None,
         connection_options: Optional[ConnectionOptions] = None,
-        options: Sequence[Tuple[str, Any]] = (),
+        options: Sequence[tuple[str, Any]] = (),
     ) -> None:
-        settings: Dict[str, Any] = {
+        settings: dict[str, Any] = {
             "max_receive_message_length": max_receive_message_length,
             "max_send_message_length": max_send_message_length,
             "user_agent": user_agent,
@@ -84,7 +86,7 @@ class Channel:
         self._connection_options = connection_options
         self._conn: Optional[AsyncConnection] = None
         self._connecting: Optional[asyncio.Future[AsyncConnection]] = None
-        self._old_connections: Set[AsyncConnection] = set()
+        self._old_connections: set[AsyncConnection] = set()
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -106,10 +108,8 @@ class Channel:
         for conn in conns:
             conn.close()
         for conn in conns:
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(conn.wait_closed(), 5.0)
-            except asyncio.TimeoutError:
-                pass
 
     async def channel_ready(self) -> None:
         """Connect now (instead of at the first call); raises RpcError(UNAVAILABLE) on failure."""
@@ -192,7 +192,7 @@ class Channel:
         request_serializer: Serializer,
         response_deserializer: Deserializer,
     ) -> _MultiCallable:
-        cls = _MULTI_CALLABLES[kind]
+        cls: type[_MultiCallable] = _MULTI_CALLABLES[kind]
         return cls(self, method, request_serializer, response_deserializer)
 
 
@@ -291,7 +291,7 @@ class StreamStreamMultiCallable(_MultiCallable):
         )
 
 
-_MULTI_CALLABLES: Dict[Cardinality, Any] = {
+_MULTI_CALLABLES: dict[Cardinality, Any] = {
     Cardinality.UNARY_UNARY: UnaryUnaryMultiCallable,
     Cardinality.UNARY_STREAM: UnaryStreamMultiCallable,
     Cardinality.STREAM_UNARY: StreamUnaryMultiCallable,

@@ -69,5 +69,5 @@ class AbortError(Exception):
     """Raised inside a handler by ``context.abort()``: unwinds it with the status already chosen."""
 
 
-class UsageError(Exception):
+class UsageError(ValueError):
     """We (the application) asked for something invalid, e.g. a malformed target or metadata."""

@@ -2,13 +2,15 @@
 
 A handler pairs the application's function with the call's cardinality and the message
 (de)serializers. They come from protobuf service descriptors (``_service.py``) or are built by hand
-with the grpcio-named helpers below (the "generic handler" route, for services without a ``.proto``).
+with the grpcio-named helpers below (the "generic handler" route, for services without a
+``.proto``).
 """
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 Serializer = Callable[[Any], bytes]
 Deserializer = Callable[[bytes], Any]
@@ -126,7 +128,7 @@ class ServiceHandlers:
 
     def __init__(self, service_name: str, method_handlers: Mapping[str, MethodHandler]) -> None:
         self.service_name = service_name
-        self.method_handlers: Dict[str, MethodHandler] = {
+        self.method_handlers: dict[str, MethodHandler] = {
             f"/{service_name}/{name}": handler for name, handler in method_handlers.items()
         }
 

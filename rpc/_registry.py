@@ -1,7 +1,7 @@
 """The service registry: ``/package.Service/Method`` -> handler, one dict lookup per call."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Optional
 
 from ._handlers import GenericRpcHandler, HandlerCallDetails, MethodHandler, ServiceHandlers
 
@@ -10,9 +10,9 @@ class Registry:
     """Exact paths first (O(1)); then generic handlers that decide per call, in the order added."""
 
     def __init__(self) -> None:
-        self._methods: Dict[str, MethodHandler] = {}
-        self._generic: List[GenericRpcHandler] = []
-        self._services: List[str] = []
+        self._methods: dict[str, MethodHandler] = {}
+        self._generic: list[GenericRpcHandler] = []
+        self._services: list[str] = []
 
     def add(self, handler: GenericRpcHandler) -> None:
         if isinstance(handler, ServiceHandlers):
@@ -30,7 +30,7 @@ class Registry:
         self._methods[path] = handler
 
     @property
-    def service_names(self) -> List[str]:
+    def service_names(self) -> list[str]:
         return list(self._services)
 
     def lookup(self, path: str, metadata: object = None) -> Optional[MethodHandler]:

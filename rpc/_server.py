@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from collections.abc import Sequence
+from typing import Any, Optional
 
 from google.protobuf.descriptor import ServiceDescriptor
 
@@ -43,9 +44,9 @@ class Server:
         max_receive_message_length: Optional[int] = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
         max_send_message_length: Optional[int] = None,
         connection_options: Optional[ConnectionOptions] = None,
-        options: Sequence[Tuple[str, Any]] = (),
+        options: Sequence[tuple[str, Any]] = (),
     ) -> None:
-        settings: Dict[str, Any] = {
+        settings: dict[str, Any] = {
             "max_receive_message_length": max_receive_message_length,
             "max_send_message_length": max_send_message_length,
         }
@@ -60,8 +61,8 @@ class Server:
         self._registry = Registry()
         for handler in handlers:
             self._registry.add(handler)
-        self._listeners: List[Listener] = []
-        self._calls: Set[asyncio.Task[None]] = set()
+        self._listeners: list[Listener] = []
+        self._calls: set[asyncio.Task[None]] = set()
         self._started = False
         self._stopping = False
         self._stopped: Optional[asyncio.Event] = None

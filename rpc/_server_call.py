@@ -8,11 +8,13 @@ cancellation by the client, the deadline) becomes a status in ``_run`` and nowhe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, AsyncIterator, Deque, NoReturn, Optional
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, NoReturn, Optional
 
 from codec import (
     CodecError,
@@ -56,7 +58,7 @@ class ServicerContext:
         self._head: Optional[RequestHead] = None
         self._handler: Optional[MethodHandler] = None
         self._decoder = MessageDecoder(server._max_receive_message_length)
-        self._messages: Deque[bytes] = deque()
+        self._messages: deque[bytes] = deque()
         self._request_ended = False
         self._headers_sent = False
         self._code: Optional[StatusCode] = None
@@ -350,10 +352,8 @@ class ServicerContext:
             trailers = [(b":status", str(exc.http_status).encode())] + [
                 h for h in trailers if h[0] != b":status"
             ]
-        try:
+        with contextlib.suppress(TransportError):
             self._stream.send_trailers(trailers)
-        except TransportError:
-            pass
 
     # ------------------------------------------------------------------ cancellation
 

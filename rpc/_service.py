@@ -7,7 +7,7 @@ needs generated ``_pb2_grpc`` code.
 from __future__ import annotations
 
 from operator import methodcaller
-from typing import TYPE_CHECKING, Any, Callable, Dict
+from typing import TYPE_CHECKING, Any, Callable
 
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
@@ -49,7 +49,7 @@ def service_handlers(descriptor: ServiceDescriptor, servicer: object) -> Service
 
     A method the servicer lacks answers UNIMPLEMENTED, like grpcio's generated base classes.
     """
-    handlers: Dict[str, MethodHandler] = {}
+    handlers: dict[str, MethodHandler] = {}
     for method in descriptor.methods:
         behavior = getattr(servicer, method.name, None)
         if behavior is None:

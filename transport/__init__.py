@@ -47,6 +47,7 @@ __all__ = [
     "Stream",
     "StreamEnded",
     "StreamReset",
+    "StreamResetError",
     "StreamWritable",
     "TrailersReceived",
     "TransportError",

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import ssl as ssl_module
 from collections import deque
-from typing import Callable, Deque, Dict, List, Optional, Set, Tuple
+from typing import Callable, Optional
 
 import h2.errors
 
@@ -78,7 +78,7 @@ class Stream:
         self.trailers: Optional[Headers] = None
         #: True once we have ended our side (END_STREAM or trailers queued) or reset the stream.
         self.local_closed = False
-        self._inbox: Deque[Tuple[bytes, int]] = deque()
+        self._inbox: deque[tuple[bytes, int]] = deque()
         self._ended = False
         self._error: Optional[Exception] = None
         self._read_waiter: Optional[asyncio.Future[None]] = None
@@ -135,7 +135,7 @@ class Stream:
         return data
 
     def read_nowait(self) -> Optional[bytes]:
-        """Like ``read`` but never waits: ``None`` when nothing is buffered and the stream is open."""
+        """Like ``read`` but never waits: ``None`` if nothing is buffered yet."""
         if self._inbox:
             if self._error is not None and not self._ended:
                 raise self._error
@@ -284,17 +284,17 @@ class AsyncConnection(asyncio.Protocol):
         on_request: Optional[RequestHandler] = None,
         on_closed: Optional[Callable[[AsyncConnection], None]] = None,
     ) -> None:
-        self._loop = asyncio.get_event_loop()
+        self._loop = asyncio.get_running_loop()
         self._core = ConnectionCore(client_side=client_side, options=options)
         self._high_water = self._core.options.send_buffer_high_water
         self._on_request = on_request
         self._on_closed = on_closed
         self._transport: Optional[asyncio.Transport] = None
-        self._streams: Dict[int, Stream] = {}
+        self._streams: dict[int, Stream] = {}
         self._error: Optional[ConnectionClosedError] = None
         self._flush_scheduled = False
         self._paused = False
-        self._slot_waiters: Deque[asyncio.Future[None]] = deque()
+        self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._closed_waiter: asyncio.Future[None] = self._loop.create_future()
         self.peer: str = ""
         #: Set when the peer sent GOAWAY: no new streams may be opened here.
@@ -399,7 +399,7 @@ class AsyncConnection(asyncio.Protocol):
 
     # ---------------------------------------------------------------- internals
 
-    def _dispatch(self, events: List[Event]) -> None:
+    def _dispatch(self, events: list[Event]) -> None:
         streams = self._streams
         for ev in events:
             if isinstance(ev, DataReceived):
@@ -557,7 +557,7 @@ class Listener:
         self._on_request = on_request
         self._options = options
         self._server: Optional[asyncio.AbstractServer] = None
-        self.connections: Set[AsyncConnection] = set()
+        self.connections: set[AsyncConnection] = set()
 
     @property
     def port(self) -> int:

@@ -1,12 +1,12 @@
 """The sans-I/O HTTP/2 connection core, shared by the asyncio and blocking drivers.
 
-Bytes and commands go in; events and bytes come out. It wraps ``h2.connection.H2Connection`` and adds
-the two things h2 deliberately leaves to its user:
+Bytes and commands go in; events and bytes come out. It wraps ``h2.connection.H2Connection`` and
+adds the two things h2 deliberately leaves to its user:
 
-* **Outbound buffering under flow control.** h2 refuses to send beyond the peer's window, so the core
-  queues each stream's outbound bytes (and its END_STREAM or trailers, which must follow the data)
-  and releases them as WINDOW_UPDATE and SETTINGS frames open the windows, frame by frame within the
-  peer's SETTINGS_MAX_FRAME_SIZE.
+* **Outbound buffering under flow control.** h2 refuses to send beyond the peer's window, so the
+  core queues each stream's outbound bytes (and its END_STREAM or trailers, which must follow the
+  data) and releases them as WINDOW_UPDATE and SETTINGS frames open the windows, frame by frame
+  within the peer's SETTINGS_MAX_FRAME_SIZE.
 * **Translation of h2's events** into the transport's own small event set (``transport.events``),
   dropping what gRPC has no use for (server push, priority, ALTSVC).
 
@@ -15,8 +15,9 @@ protocol decisions.
 """
 from __future__ import annotations
 
+import contextlib
 from collections import deque
-from typing import Deque, Dict, List, Optional, Union
+from typing import Optional, Union
 
 import h2.config
 import h2.connection
@@ -51,7 +52,7 @@ class _Outbound:
     __slots__ = ("chunks", "end_stream", "size", "trailers")
 
     def __init__(self) -> None:
-        self.chunks: Deque[memoryview] = deque()
+        self.chunks: deque[memoryview] = deque()
         self.size = 0
         self.end_stream = False
         self.trailers: Optional[Headers] = None
@@ -67,7 +68,7 @@ class ConnectionCore:
         conn = h2.connection.H2Connection(config)
         # Our SETTINGS are taken as in force from the start: a peer may only be *less* constrained
         # than we assume until it has seen them, never more.
-        initial: Dict[_S, int] = {
+        initial: dict[_S, int] = {
             _S.INITIAL_WINDOW_SIZE: options.initial_window_size,
             _S.MAX_FRAME_SIZE: options.max_frame_size,
             _S.MAX_CONCURRENT_STREAMS: options.max_concurrent_streams,
@@ -79,7 +80,7 @@ class ConnectionCore:
         conn.max_inbound_frame_size = options.max_frame_size
         conn.decoder.max_header_list_size = options.max_header_list_size
         self._h2 = conn
-        self._outbound: Dict[int, _Outbound] = {}
+        self._outbound: dict[int, _Outbound] = {}
         self.goaway_received = False
         self.closed = False
 
@@ -96,7 +97,7 @@ class ConnectionCore:
         """Everything queued for the wire since the last call (possibly ``b""``)."""
         return self._h2.data_to_send()
 
-    def receive_data(self, data: Bytes) -> List[Event]:
+    def receive_data(self, data: Bytes) -> list[Event]:
         """Feed bytes read from the socket; return what they meant, in order.
 
         Raises ``RemoteProtocolError`` when the peer broke HTTP/2: h2 has then queued a GOAWAY with
@@ -171,10 +172,10 @@ class ConnectionCore:
     def reset_stream(self, stream_id: int, error_code: int = h2.errors.ErrorCodes.CANCEL) -> None:
         """Send RST_STREAM and forget the stream's queued bytes. A closed stream is left alone."""
         self._outbound.pop(stream_id, None)
-        try:
+        with contextlib.suppress(
+            h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError
+        ):
             self._h2.reset_stream(stream_id, error_code)
-        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
-            pass
 
     def acknowledge_received_data(self, stream_id: int, length: int) -> None:
         """The application consumed ``length`` flow-controlled bytes: give the peer credit back.
@@ -239,14 +240,14 @@ class ConnectionCore:
             raise LocalProtocolError(str(exc) or type(exc).__name__) from exc
         return sent
 
-    def _flush_all(self, events: List[Event]) -> None:
+    def _flush_all(self, events: list[Event]) -> None:
         for stream_id in list(self._outbound):
             out = self._outbound.get(stream_id)
             if out is not None and self._flush_stream(stream_id, out):
                 events.append(StreamWritable(stream_id=stream_id))
 
-    def _translate(self, h2_events: List[h2.events.Event]) -> List[Event]:
-        events: List[Event] = []
+    def _translate(self, h2_events: list[h2.events.Event]) -> list[Event]:
+        events: list[Event] = []
         append = events.append
         for ev in h2_events:
             # Ordered by frequency: DATA dominates, then END_STREAM and WINDOW_UPDATE.
@@ -297,7 +298,7 @@ class ConnectionCore:
                         additional_data=ev.additional_data or b"",
                     )
                 )
-            # PING, SETTINGS ACK, PRIORITY, unknown frames: h2 already answered what needs answering.
+            # PING, SETTINGS ACK, PRIORITY, unknown frames: h2 already answered what needs it.
         return events
 
 

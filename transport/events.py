@@ -1,14 +1,15 @@
 """Events the sans-I/O connection core reports, in the order the frames arrived.
 
-Small keyword-only records with past-tense names, one per thing that happened on the wire. They carry
-HTTP/2 concepts only (stream ids, header lists, bytes): the transport never looks inside a message.
+Small keyword-only records with past-tense names, one per thing that happened on the wire. They
+carry HTTP/2 concepts only (stream ids, header lists, bytes): the transport never looks inside a
+message.
 Header lists are ``list[tuple[bytes, bytes]]`` with lowercase names, exactly as HPACK decoded them.
 """
 from __future__ import annotations
 
-from typing import List, Tuple, Union
+from typing import Union
 
-Headers = List[Tuple[bytes, bytes]]
+Headers = list[tuple[bytes, bytes]]
 
 
 class Event:
@@ -60,8 +61,8 @@ class DataReceived(Event):
     """Body bytes arrived on a stream.
 
     ``flow_controlled_length`` (data plus padding) is what must be handed back with
-    ``ConnectionCore.acknowledge_received_data`` once the application has consumed the bytes: that is
-    how the peer gets window credit, and so how a slow reader applies backpressure.
+    ``ConnectionCore.acknowledge_received_data`` once the application has consumed the bytes:
+    that is how the peer gets window credit, and so how a slow reader applies backpressure.
     """
 
     __slots__ = ("data", "flow_controlled_length", "stream_id")

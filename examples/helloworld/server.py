@@ -1,4 +1,7 @@
-"""The greeter server: ``python -m examples.helloworld.server [--port 50051]``."""
+"""The greeter server: ``python -m examples.helloworld.server [--address 127.0.0.1:50051]``.
+
+Prints ``PORT <n>`` once listening (``--address 127.0.0.1:0`` picks a free port).
+"""
 from __future__ import annotations
 
 import argparse
@@ -25,7 +28,7 @@ async def serve(address: str) -> None:
     server.add_service(GREETER, Greeter())
     port = server.add_insecure_port(address)
     await server.start()
-    print(f"greeter listening on port {port}", flush=True)
+    print(f"PORT {port}", flush=True)
     await server.wait_for_termination()
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from typing import Callable
 
 import rpc
 from examples.route_guide import route_guide_pb2 as pb

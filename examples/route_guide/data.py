@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from typing import List
 
 from examples.route_guide import route_guide_pb2 as pb
 
@@ -16,7 +15,7 @@ _FEATURES = [
 ]
 
 
-def load_features() -> List[pb.Feature]:
+def load_features() -> list[pb.Feature]:
     return [
         pb.Feature(name=name, location=pb.Point(latitude=lat, longitude=lon))
         for name, lat, lon in _FEATURES

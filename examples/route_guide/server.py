@@ -8,7 +8,7 @@ import argparse
 import asyncio
 import signal
 import time
-from typing import AsyncIterator, Dict, List, Tuple
+from collections.abc import AsyncIterator
 
 import rpc
 from examples.route_guide import route_guide_pb2 as pb
@@ -20,7 +20,7 @@ ROUTE_GUIDE = pb.DESCRIPTOR.services_by_name["RouteGuide"]
 class RouteGuide:
     def __init__(self) -> None:
         self.features = load_features()
-        self.notes: Dict[Tuple[int, int], List[pb.RouteNote]] = {}
+        self.notes: dict[tuple[int, int], list[pb.RouteNote]] = {}
 
     def _feature_at(self, point: pb.Point) -> pb.Feature:
         for feature in self.features:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "protos"))
-from compile import ensure_proto_path  # noqa: E402
+from compile import ensure_proto_path
 
 ensure_proto_path()
 import h2rpc_test_pb2 as pb  # noqa: E402

@@ -49,7 +49,7 @@ class RawClient:
         return stream_id
 
     def wait_stream_done(self, stream_id: int) -> list[h2.events.Event]:
-        """Events of ``stream_id`` until it ends or is reset; raises TimeoutError if it never does."""
+        """Events of ``stream_id`` until it ends or is reset; TimeoutError if it never does."""
         while True:
             mine = [e for e in self.events if getattr(e, "stream_id", None) == stream_id]
             if any(isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset)) for e in mine):

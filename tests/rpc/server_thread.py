@@ -68,7 +68,8 @@ class ServerThread:
         self._loop = asyncio.get_running_loop()
         self._server = self._make_server()
         self.port = self._server.add_insecure_port(self._address)
-        self.target = self._address if self._address.startswith("unix") else f"127.0.0.1:{self.port}"
+        unix = self._address.startswith("unix")
+        self.target = self._address if unix else f"127.0.0.1:{self.port}"
         await self._server.start()
         self._ready.set()
         await self._server.wait_for_termination()

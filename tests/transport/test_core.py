@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import h2.errors
 import pytest
-from tests.transport.pair import REQUEST, RESPONSE, TRAILERS, CorePair
 
+from tests.transport.pair import REQUEST, RESPONSE, TRAILERS, CorePair
 from transport import (
     ConnectionOptions,
     DataReceived,
