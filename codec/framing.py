@@ -64,28 +64,27 @@ class MessageDecoder:
         limit = self.max_message_length
         return _MAX_LENGTH if limit is None or limit < 0 else limit
 
-    def feed(self, data: bytes) -> list[tuple[bool, bytes]]:
+    def feed(self, data: Union[bytes, bytearray, memoryview]) -> list[tuple[bool, bytes]]:
         """Consume a chunk; return the messages it completes as ``(compressed, payload)``.
 
         Raises MessageTooLargeError as soon as a prefix declares a message above the limit and
         CodecError for a flag byte other than 0 or 1.
         """
-        if type(data) is not bytes:
-            # Pieces are kept as views across calls: they must not see the caller reuse a buffer.
-            data = bytes(data)
+        # Pieces are kept as views across calls: they must not see the caller reuse a buffer.
+        chunk = data if type(data) is bytes else bytes(data)
         out: list[tuple[bool, bytes]] = []
-        n = len(data)
+        n = len(chunk)
         pos = 0
         if self._in_body:
             remaining = self._remaining
             if n < remaining:
                 if n:
-                    self._parts.append(data)
+                    self._parts.append(chunk)
                     self._held += n
                     self._remaining = remaining - n
                 return out
             parts = self._parts
-            parts.append(data if n == remaining else memoryview(data)[:remaining])
+            parts.append(chunk if n == remaining else memoryview(chunk)[:remaining])
             out.append((self._compressed, b"".join(parts)))
             self._parts = []
             self._held = 0
@@ -93,7 +92,7 @@ class MessageDecoder:
             pos = remaining
         elif self._head:
             old = self._head
-            head = old + data[: _PREFIX_SIZE - len(old)]
+            head = old + chunk[: _PREFIX_SIZE - len(old)]
             if len(head) < _PREFIX_SIZE:
                 self._head = head
                 return out
@@ -103,9 +102,9 @@ class MessageDecoder:
             self._check(flag, length, self._limit())
             end = pos + length
             if end > n:
-                self._start_body(data, pos, n, flag, end)
+                self._start_body(chunk, pos, n, flag, end)
                 return out
-            out.append((flag == 1, data[pos:end]))
+            out.append((flag == 1, chunk[pos:end]))
             pos = end
 
         # Whole messages straight out of this chunk: one slice (copy) per payload, no buffer.
@@ -114,17 +113,17 @@ class MessageDecoder:
             avail = n - pos
             if avail < _PREFIX_SIZE:
                 if avail:
-                    self._head = data[pos:]
+                    self._head = chunk[pos:]
                 return out
-            flag, length = _unpack_from(data, pos)
+            flag, length = _unpack_from(chunk, pos)
             if flag > 1 or length > limit:
                 self._check(flag, length, limit)
             start = pos + _PREFIX_SIZE
             end = start + length
             if end > n:
-                self._start_body(data, start, n, flag, end)
+                self._start_body(chunk, start, n, flag, end)
                 return out
-            out.append((flag == 1, data[start:end]))
+            out.append((flag == 1, chunk[start:end]))
             pos = end
 
     def _start_body(self, data: bytes, start: int, n: int, flag: int, end: int) -> None:

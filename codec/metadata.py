@@ -31,9 +31,6 @@ MetadataValue = Union[str, bytes]
 Headers = list[tuple[bytes, bytes]]
 InboundHeaders = Iterable[tuple[bytes, bytes]]
 
-_MISSING: Any = object()
-
-
 class Metadata:
     """An ordered multimap of ``(key, value)`` pairs, like ``grpc.aio.Metadata``.
 
@@ -234,13 +231,6 @@ def decode_binary_value(value: bytes) -> bytes:
         raise InvalidMetadataError(
             f"invalid base64 in binary metadata value: {value!r} ({exc})"
         ) from None
-
-
-def decode_metadata_pair(key: bytes, value: bytes) -> tuple[str, MetadataValue]:
-    """One received header as a metadata pair (text as latin-1, so it never fails)."""
-    if key.endswith(b"-bin"):
-        return key.decode("latin-1"), decode_binary_value(value)
-    return key.decode("latin-1"), value.decode("latin-1")
 
 
 def decode_metadata(headers: InboundHeaders) -> Metadata:
