@@ -41,8 +41,15 @@ class MessageDecoder:
     grpcio's -1) means no limit. After a CodecError the stream is broken: stop feeding.
     """
 
-    __slots__ = ("_compressed", "_head", "_held", "_in_body", "_parts", "_remaining",
-                 "max_message_length")
+    __slots__ = (
+        "_compressed",
+        "_head",
+        "_held",
+        "_in_body",
+        "_parts",
+        "_remaining",
+        "max_message_length",
+    )
 
     def __init__(
         self, max_message_length: Optional[int] = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH

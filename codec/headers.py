@@ -140,9 +140,7 @@ def build_request_headers(
 def _is_method_path(path: str) -> bool:
     """``/service/method``: both parts non-empty, no further slash."""
     slash = path.find("/", 1)
-    return (
-        path[:1] == "/" and 1 < slash < len(path) - 1 and path.find("/", slash + 1) == -1
-    )
+    return path[:1] == "/" and 1 < slash < len(path) - 1 and path.find("/", slash + 1) == -1
 
 
 def parse_request_headers(headers: InboundHeaders) -> RequestHead:
@@ -429,5 +427,3 @@ def parse_trailers(headers: InboundHeaders) -> Status:
         return _make_status(status, message, details, pairs)
     except InvalidMetadataError as exc:
         return Status(StatusCode.INTERNAL, f"malformed trailers: {exc}")
-
-

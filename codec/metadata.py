@@ -31,6 +31,7 @@ MetadataValue = Union[str, bytes]
 Headers = list[tuple[bytes, bytes]]
 InboundHeaders = Iterable[tuple[bytes, bytes]]
 
+
 class Metadata:
     """An ordered multimap of ``(key, value)`` pairs, like ``grpc.aio.Metadata``.
 
@@ -167,8 +168,16 @@ _VALID_KEY = re.compile(r"[0-9a-z_.\-]+")
 # Headers gRPC or HTTP/2 own: sending them as metadata would clash with the protocol's own
 # (content-type, te) or be refused by HTTP/2 (connection-specific headers, RFC 9113 8.2.2).
 _RESERVED_KEYS = frozenset(
-    ["content-type", "te", "connection", "keep-alive", "proxy-connection", "transfer-encoding",
-     "upgrade", "host"]
+    [
+        "content-type",
+        "te",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+    ]
 )
 
 

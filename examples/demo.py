@@ -4,6 +4,7 @@
 process, runs the client against it (one call of each kind, printed as it happens), and stops the
 server.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -4,6 +4,7 @@
 ``rpc.StatusCode``, ``rpc.Metadata``. Everything under ``rpc._*``, ``codec`` and ``transport`` is
 internal and may change.
 """
+
 from __future__ import annotations
 
 from codec import Metadata, Status, StatusCode

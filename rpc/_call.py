@@ -5,6 +5,7 @@ requests, parse the response head, decode messages, map trailers and transport f
 status, enforce the deadline); the four public classes only shape the surface: awaitable for a
 single response, async-iterable for a stream, ``write``/``done_writing`` for streamed requests.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -64,6 +65,7 @@ class _EOFType:
 
 
 EOF = _EOFType()
+
 
 class _RequestsAborted(Exception):
     """The request writer task stops: the stream failed, and the reader will tell why."""
@@ -253,10 +255,15 @@ class _ClientCall:
 
     # ------------------------------------------------------------------ receiving
 
+    async def _send_requests(self) -> None:
+        """Start sending the request(s); each request kind says how (idempotent)."""
+        raise NotImplementedError
+
     async def _receive_head(self) -> None:
         """Wait for the response headers (or a Trailers-Only response, which ends the call)."""
         if self._initial_metadata is not None or self._status is not None:
             return
+        await self._send_requests()
         stream = await self._get_stream()
         try:
             headers = await stream.receive_response_headers()
@@ -432,9 +439,6 @@ class _UnaryResponseMixin(_ClientCall):
         self._response_ready = True
         return response
 
-    async def _send_requests(self) -> None:
-        raise NotImplementedError
-
     async def _wait_status(self) -> Status:
         with contextlib.suppress(RpcError):
             await self._single_response()
@@ -463,34 +467,9 @@ class _StreamResponseMixin(_ClientCall):
             self.cancel()
             raise
 
-    async def _send_requests(self) -> None:
-        raise NotImplementedError
 
-    async def _receive_head(self) -> None:
-        await self._send_requests()
-        await super()._receive_head()
-
-
-class UnaryUnaryCall(_UnaryResponseMixin):
-    """One request, one response: ``response = await call``."""
-
-    def __init__(self, request: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._request = request
-        self._sent = False
-
-    async def _send_requests(self) -> None:
-        if not self._sent:
-            self._sent = True
-            await self._write(self._request, end=True)
-
-    async def _receive_head(self) -> None:
-        await self._send_requests()
-        await super()._receive_head()
-
-
-class UnaryStreamCall(_StreamResponseMixin):
-    """One request, a stream of responses: ``async for response in call``."""
+class _UnaryRequestMixin(_ClientCall):
+    """The single request goes out (with END_STREAM) when the call is first driven."""
 
     def __init__(self, request: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -504,7 +483,11 @@ class UnaryStreamCall(_StreamResponseMixin):
 
 
 class _StreamRequestMixin(_ClientCall):
-    _requests: Optional[RequestIterable] = None
+    """Requests come from an iterator (sent by a writer task) or from ``write()`` calls."""
+
+    def __init__(self, requests: Optional[RequestIterable], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._requests = requests
 
     async def write(self, message: Any) -> None:
         """Send one request (only when the call was made without a request iterator)."""
@@ -527,21 +510,17 @@ class _StreamRequestMixin(_ClientCall):
             await self._get_stream()
 
 
+class UnaryUnaryCall(_UnaryRequestMixin, _UnaryResponseMixin):
+    """One request, one response: ``response = await call``."""
+
+
+class UnaryStreamCall(_UnaryRequestMixin, _StreamResponseMixin):
+    """One request, a stream of responses: ``async for response in call``."""
+
+
 class StreamUnaryCall(_StreamRequestMixin, _UnaryResponseMixin):
     """A stream of requests, one response: ``response = await call``."""
-
-    def __init__(self, requests: Optional[RequestIterable], *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._requests = requests
-
-    async def _receive_head(self) -> None:
-        await self._send_requests()
-        await _ClientCall._receive_head(self)
 
 
 class StreamStreamCall(_StreamRequestMixin, _StreamResponseMixin):
     """Streams both ways: ``async for response in call`` while requests go out."""
-
-    def __init__(self, requests: Optional[RequestIterable], *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._requests = requests

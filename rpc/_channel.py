@@ -3,13 +3,14 @@
 A channel holds one connection at a time and opens a new one when the current one is lost or
 draining after a GOAWAY, so new calls go to a fresh connection while in-flight ones finish.
 """
+
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import ssl
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from codec import StatusCode
 from transport import (
@@ -20,17 +21,16 @@ from transport import (
 )
 
 from ._call import (
-    RequestIterable,
     StreamStreamCall,
     StreamUnaryCall,
     UnaryStreamCall,
     UnaryUnaryCall,
+    _ClientCall,
 )
 from ._errors import RpcError
 from ._handlers import Cardinality, Deserializer, Serializer, _identity
+from ._options import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, merge_grpc_options, size_limit
 from ._version import USER_AGENT
-
-DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH = 4 * 1024 * 1024
 
 _GRPC_OPTION_NAMES = {
     "grpc.max_receive_message_length": "max_receive_message_length",
@@ -68,19 +68,15 @@ class Channel:
             "authority": authority,
             "server_hostname": server_hostname,
         }
-        for key, value in options:
-            name = _GRPC_OPTION_NAMES.get(key)
-            if name is None:
-                raise ValueError(f"unsupported channel option {key!r}")
-            settings[name] = value
+        merge_grpc_options(settings, options, _GRPC_OPTION_NAMES, "channel")
         self.target = target
         self._address = parse_address(target)
         self._authority: str = settings["authority"] or self._address.authority
         self._scheme = "https" if ssl_context is not None else "http"
         self._ssl = ssl_context
         self._server_hostname = settings["server_hostname"]
-        self._max_receive_message_length = _limit(settings["max_receive_message_length"])
-        self._max_send_message_length = _limit(settings["max_send_message_length"])
+        self._max_receive_message_length = size_limit(settings["max_receive_message_length"])
+        self._max_send_message_length = size_limit(settings["max_send_message_length"])
         agent = settings["user_agent"]
         self._user_agent = f"{agent} {USER_AGENT}" if agent else USER_AGENT
         self._connection_options = connection_options
@@ -196,14 +192,14 @@ class Channel:
         return cls(self, method, request_serializer, response_deserializer)
 
 
-def _limit(value: Optional[int]) -> Optional[int]:
-    if value is None or value < 0:
-        return None
-    return int(value)
-
-
 class _MultiCallable:
-    """A method bound to a channel; calling it starts a call."""
+    """A method bound to a channel; calling it starts a call of ``_call_class``.
+
+    The first argument is the request (unary-request kinds) or an optional iterable or async
+    iterable of requests (streaming-request kinds; without one, use ``call.write()``).
+    """
+
+    _call_class: Callable[..., _ClientCall]
 
     def __init__(
         self,
@@ -222,12 +218,10 @@ class _MultiCallable:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._method}>"
 
-
-class UnaryUnaryMultiCallable(_MultiCallable):
     def __call__(
-        self, request: Any, *, timeout: Optional[float] = None, metadata: Any = None
-    ) -> UnaryUnaryCall:
-        return UnaryUnaryCall(
+        self, request: Any = None, *, timeout: Optional[float] = None, metadata: Any = None
+    ) -> Any:
+        return self._call_class(
             request,
             self._channel,
             self._method,
@@ -236,62 +230,25 @@ class UnaryUnaryMultiCallable(_MultiCallable):
             timeout=timeout,
             metadata=metadata,
         )
+
+
+class UnaryUnaryMultiCallable(_MultiCallable):
+    _call_class = UnaryUnaryCall
 
 
 class UnaryStreamMultiCallable(_MultiCallable):
-    def __call__(
-        self, request: Any, *, timeout: Optional[float] = None, metadata: Any = None
-    ) -> UnaryStreamCall:
-        return UnaryStreamCall(
-            request,
-            self._channel,
-            self._method,
-            self._serializer,
-            self._deserializer,
-            timeout=timeout,
-            metadata=metadata,
-        )
+    _call_class = UnaryStreamCall
 
 
 class StreamUnaryMultiCallable(_MultiCallable):
-    def __call__(
-        self,
-        request_iterator: Optional[RequestIterable] = None,
-        *,
-        timeout: Optional[float] = None,
-        metadata: Any = None,
-    ) -> StreamUnaryCall:
-        return StreamUnaryCall(
-            request_iterator,
-            self._channel,
-            self._method,
-            self._serializer,
-            self._deserializer,
-            timeout=timeout,
-            metadata=metadata,
-        )
+    _call_class = StreamUnaryCall
 
 
 class StreamStreamMultiCallable(_MultiCallable):
-    def __call__(
-        self,
-        request_iterator: Optional[RequestIterable] = None,
-        *,
-        timeout: Optional[float] = None,
-        metadata: Any = None,
-    ) -> StreamStreamCall:
-        return StreamStreamCall(
-            request_iterator,
-            self._channel,
-            self._method,
-            self._serializer,
-            self._deserializer,
-            timeout=timeout,
-            metadata=metadata,
-        )
+    _call_class = StreamStreamCall
 
 
-_MULTI_CALLABLES: dict[Cardinality, Any] = {
+_MULTI_CALLABLES: dict[Cardinality, type[_MultiCallable]] = {
     Cardinality.UNARY_UNARY: UnaryUnaryMultiCallable,
     Cardinality.UNARY_STREAM: UnaryStreamMultiCallable,
     Cardinality.STREAM_UNARY: StreamUnaryMultiCallable,

@@ -1,4 +1,5 @@
 """The public exception hierarchy, and the one place where failures become a gRPC status."""
+
 from __future__ import annotations
 
 from typing import Optional

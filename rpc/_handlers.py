@@ -5,6 +5,7 @@ A handler pairs the application's function with the call's cardinality and the m
 with the grpcio-named helpers below (the "generic handler" route, for services without a
 ``.proto``).
 """
+
 from __future__ import annotations
 
 import enum

@@ -1,4 +1,5 @@
 """The service registry: ``/package.Service/Method`` -> handler, one dict lookup per call."""
+
 from __future__ import annotations
 
 from typing import Optional

@@ -1,4 +1,5 @@
 """The async server: listeners, the service registry, and one task per call."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,13 +12,12 @@ from google.protobuf.descriptor import ServiceDescriptor
 from transport import ConnectionOptions, Listener, Stream, parse_address
 
 from ._handlers import GenericRpcHandler, MethodHandler
+from ._options import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, merge_grpc_options, size_limit
 from ._registry import Registry
 from ._server_call import ServicerContext
 from ._service import service_handlers
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH = 4 * 1024 * 1024
 
 _GRPC_OPTION_NAMES = {
     "grpc.max_receive_message_length": "max_receive_message_length",
@@ -50,13 +50,9 @@ class Server:
             "max_receive_message_length": max_receive_message_length,
             "max_send_message_length": max_send_message_length,
         }
-        for key, value in options:
-            name = _GRPC_OPTION_NAMES.get(key)
-            if name is None:
-                raise ValueError(f"unsupported server option {key!r}")
-            settings[name] = value
-        self._max_receive_message_length = _limit(settings["max_receive_message_length"])
-        self._max_send_message_length = _limit(settings["max_send_message_length"])
+        merge_grpc_options(settings, options, _GRPC_OPTION_NAMES, "server")
+        self._max_receive_message_length = size_limit(settings["max_receive_message_length"])
+        self._max_send_message_length = size_limit(settings["max_send_message_length"])
         self._connection_options = connection_options
         self._registry = Registry()
         for handler in handlers:
@@ -86,8 +82,9 @@ class Server:
     def add_insecure_port(self, address: str) -> int:
         """Bind ``address`` now and return the port (the real one for port 0; 0 for Unix)."""
         listener = Listener(
-            parse_address(address, default_port=None) if not address.startswith("unix") else
-            parse_address(address),
+            parse_address(address, default_port=None)
+            if not address.startswith("unix")
+            else parse_address(address),
             self._on_request,
             options=self._connection_options,
         )
@@ -157,9 +154,3 @@ class Server:
         context._task = task
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
-
-
-def _limit(value: Optional[int]) -> Optional[int]:
-    if value is None or value < 0:
-        return None
-    return int(value)

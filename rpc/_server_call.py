@@ -5,6 +5,7 @@
 call's stream. Every way a handler can end (return, ``RpcError``, ``abort``, any other exception,
 cancellation by the client, the deadline) becomes a status in ``_run`` and nowhere else.
 """
+
 from __future__ import annotations
 
 import asyncio

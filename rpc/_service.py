@@ -4,6 +4,7 @@
 service; from it we know every method's path, cardinality and message classes, so neither side
 needs generated ``_pb2_grpc`` code.
 """
+
 from __future__ import annotations
 
 from operator import methodcaller

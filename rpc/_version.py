@@ -1,4 +1,5 @@
 """The package version and the ``user-agent`` it announces (gRPC convention: name/version)."""
+
 from __future__ import annotations
 
 __version__ = "0.1.0"

@@ -3,6 +3,7 @@
 Knows header lists and bytes; knows nothing of protobuf or gRPC message framing. Internal to
 h2rpc: the public API is the ``rpc`` package.
 """
+
 from __future__ import annotations
 
 from .address import Address, bind_listening_socket, parse_address

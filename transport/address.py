@@ -3,6 +3,7 @@
 ``host:port``, ``[v6addr]:port``, ``dns:///host:port`` (the authority part is ignored, as in gRPC),
 ``unix:path``, ``unix:///abs/path`` and ``unix-abstract:name``.
 """
+
 from __future__ import annotations
 
 import os
@@ -110,9 +111,7 @@ def bind_listening_socket(address: Address, *, backlog: int = 1024) -> socket.so
         sock.setblocking(False)
         return sock
     host = address.host or "::"
-    infos = socket.getaddrinfo(
-        host, address.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )
+    infos = socket.getaddrinfo(host, address.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     family, socktype, proto, _, sockaddr = infos[0]
     sock = socket.socket(family, socktype, proto)
     try:

@@ -6,6 +6,7 @@ iteration leave in one ``transport.write`` (coalesced writes). Senders wait whil
 more than ``send_buffer_high_water`` bytes queued or while the socket buffer is full, and readers
 give window credit back only as they take data: backpressure both ways.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -13,6 +13,7 @@ adds the two things h2 deliberately leaves to its user:
 It owns no socket, no clock and no threads, so both drivers (and the tests) drive the very same
 protocol decisions.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -2,6 +2,7 @@
 
 The rpc layer maps these to gRPC statuses; the transport itself knows nothing of gRPC.
 """
+
 from __future__ import annotations
 
 

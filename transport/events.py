@@ -5,6 +5,7 @@ carry HTTP/2 concepts only (stream ids, header lists, bytes): the transport neve
 message.
 Header lists are ``list[tuple[bytes, bytes]]`` with lowercase names, exactly as HPACK decoded them.
 """
+
 from __future__ import annotations
 
 from typing import Union

@@ -1,4 +1,5 @@
 """Per-connection HTTP/2 options, validated once at construction."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """The greeter client: ``python -m examples.helloworld.client [--target localhost:50051]``."""
+
 from __future__ import annotations
 
 import argparse

@@ -2,6 +2,7 @@
 
 Prints ``PORT <n>`` once listening (``--address 127.0.0.1:0`` picks a free port).
 """
+
 from __future__ import annotations
 
 import argparse

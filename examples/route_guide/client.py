@@ -1,4 +1,5 @@
 """Route guide client: one call of each kind, ``python -m examples.route_guide.client``."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """A small built-in feature database (a few real places, in E7 coordinates)."""
+
 from __future__ import annotations
 
 import math

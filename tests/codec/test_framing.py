@@ -98,9 +98,7 @@ def test_bytearray_and_memoryview_chunks_are_copied_not_referenced() -> None:
     payloads=st.lists(st.tuples(st.booleans(), st.binary(max_size=300)), max_size=12),
     cuts=st.lists(st.integers(min_value=0, max_value=5000), max_size=25),
 )
-def test_round_trip_under_any_chunking(
-    payloads: list[tuple[bool, bytes]], cuts: list[int]
-) -> None:
+def test_round_trip_under_any_chunking(payloads: list[tuple[bool, bytes]], cuts: list[int]) -> None:
     data = b"".join(encode_message(p, c) for c, p in payloads)
     points = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
     decoder = MessageDecoder()

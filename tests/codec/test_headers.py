@@ -133,8 +133,13 @@ def test_request_reserved_grpc_headers_are_not_metadata() -> None:
 
 
 @pytest.mark.parametrize(
-    "content_type", [b"application/grpc", b"application/grpc+proto", b"application/grpc; x=y",
-                     b"Application/GRPC+json"]
+    "content_type",
+    [
+        b"application/grpc",
+        b"application/grpc+proto",
+        b"application/grpc; x=y",
+        b"Application/GRPC+json",
+    ],
 )
 def test_grpc_content_types_are_accepted(content_type: bytes) -> None:
     head = parse_request_headers(request(content_type=content_type))

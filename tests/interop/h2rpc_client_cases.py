@@ -215,9 +215,7 @@ async def concurrent_unary(target: str, calls: int = 200) -> None:
     async with channel(target) as ch:
         stub = rpc.Stub(ch, SERVICE)
         payloads = [f"call {i}:".encode() + patterned_bytes(i * 13, seed=i) for i in range(calls)]
-        responses = await asyncio.gather(
-            *(stub.Unary(pb.EchoRequest(payload=p)) for p in payloads)
-        )
+        responses = await asyncio.gather(*(stub.Unary(pb.EchoRequest(payload=p)) for p in payloads))
         for i, (response, payload) in enumerate(zip(responses, payloads)):
             assert_bytes_equal(response.payload, payload, f"call {i}")
         assert ch._conn is not None and ch._conn.active_streams == 0

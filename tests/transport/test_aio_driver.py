@@ -56,11 +56,7 @@ async def echo(stream: Stream) -> None:
 
 async def round_trip(address: Address) -> bytes:
     listener, _ = await serving(address, echo)
-    target = (
-        address
-        if address.path
-        else Address(host=address.host, port=listener.port)
-    )
+    target = address if address.path else Address(host=address.host, port=listener.port)
     conn = await connect(target)
     stream = await conn.open_stream(REQUEST)
     await stream.send_data(b"ping", end_stream=True)
