@@ -82,9 +82,7 @@ class Server:
     def add_insecure_port(self, address: str) -> int:
         """Bind ``address`` now and return the port (the real one for port 0; 0 for Unix)."""
         listener = Listener(
-            parse_address(address, default_port=None)
-            if not address.startswith("unix")
-            else parse_address(address),
+            parse_address(address, default_port=None),
             self._on_request,
             options=self._connection_options,
         )
