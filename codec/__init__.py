@@ -6,6 +6,7 @@ event loop. ``transport/`` moves the bytes, ``rpc/`` decides what to do with the
 
 from __future__ import annotations
 
+from .compression import SUPPORTED_ENCODINGS, compress, decompress, is_supported_encoding
 from .errors import (
     CodecError,
     InvalidMetadataError,
@@ -45,6 +46,7 @@ from .timeout import encode_timeout, parse_timeout
 __all__ = [
     "CONTENT_TYPE",
     "DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH",
+    "SUPPORTED_ENCODINGS",
     "CodecError",
     "Headers",
     "InboundHeaders",
@@ -66,12 +68,15 @@ __all__ = [
     "build_response_headers",
     "build_trailers",
     "build_trailers_only",
+    "compress",
     "decode_grpc_message",
     "decode_metadata",
+    "decompress",
     "encode_grpc_message",
     "encode_message",
     "encode_metadata",
     "encode_timeout",
+    "is_supported_encoding",
     "parse_request_headers",
     "parse_response_headers",
     "parse_timeout",

@@ -23,6 +23,7 @@ from ._channel import (
     UnaryStreamMultiCallable,
     UnaryUnaryMultiCallable,
 )
+from ._deadline import current_deadline, deadline_scope, no_deadline_propagation
 from ._errors import RpcError, UsageError
 from ._handlers import (
     Cardinality,
@@ -39,6 +40,7 @@ from ._handlers import (
 from ._server import Server
 from ._server_call import ServicerContext
 from ._service import Stub, service_handlers
+from ._tls import ssl_channel_context, ssl_server_context
 from ._version import __version__
 
 __all__ = [
@@ -66,8 +68,13 @@ __all__ = [
     "UnaryUnaryMultiCallable",
     "UsageError",
     "__version__",
+    "current_deadline",
+    "deadline_scope",
     "method_handlers_generic_handler",
+    "no_deadline_propagation",
     "service_handlers",
+    "ssl_channel_context",
+    "ssl_server_context",
     "stream_stream_rpc_method_handler",
     "stream_unary_rpc_method_handler",
     "unary_stream_rpc_method_handler",

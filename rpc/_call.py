@@ -21,6 +21,7 @@ from typing import (
 )
 
 from codec import (
+    SUPPORTED_ENCODINGS,
     CodecError,
     InvalidMetadataError,
     InvalidResponseError,
@@ -30,21 +31,26 @@ from codec import (
     Status,
     StatusCode,
     build_request_headers,
-    encode_message,
+    is_supported_encoding,
     parse_response_headers,
     parse_trailers,
     status_from_reset,
 )
 from transport import ConnectionClosedError, Stream, StreamResetError, TransportError
 
+from ._deadline import effective_deadline
 from ._errors import RpcError, UsageError
 from ._handlers import Deserializer, Serializer
+from ._messages import decode_messages, frame_message
 
 if TYPE_CHECKING:
     from ._channel import Channel
 
 NO_ERROR = 0x0
+REFUSED_STREAM = 0x7
 CANCEL = 0x8
+#: How often a call the server never saw is sent again on another stream (transparent retry).
+_MAX_TRANSPARENT_RETRIES = 3
 
 
 class _EOFType:
@@ -86,28 +92,41 @@ class _ClientCall:
         *,
         timeout: Optional[float],
         metadata: Any,
+        compression: Optional[str] = None,
+        wait_for_ready: Optional[bool] = None,
     ) -> None:
         self._channel = channel
         self._path = path
         self._serializer = serializer
         self._deserializer = deserializer
+        self._wait_for_ready = bool(wait_for_ready)
+        encoding = channel._compression if compression is None else compression
+        if encoding == "identity":
+            encoding = None
+        if not is_supported_encoding(encoding):
+            raise UsageError(f"unsupported compression {encoding!r}: use gzip or deflate")
+        self._encoding = encoding
+        self._response_encoding: Optional[str] = None
+        # The deadline is the tighter of our timeout and the one inherited from a handler.
+        self._deadline = deadline = effective_deadline(timeout)
+        now = time.monotonic()
         try:
             self._headers = build_request_headers(
                 path,
                 channel._authority,
                 scheme=channel._scheme,
-                timeout=timeout,
+                timeout=None if deadline is None else deadline - now,
                 metadata=metadata,
+                encoding=encoding,
+                accept_encoding=SUPPORTED_ENCODINGS,
                 user_agent=channel._user_agent,
             )
         except InvalidMetadataError as exc:
             raise UsageError(f"invalid metadata: {exc}") from None
         self._loop = asyncio.get_running_loop()
-        self._deadline: Optional[float] = None
         self._timer: Optional[asyncio.TimerHandle] = None
-        if timeout is not None:
-            self._deadline = time.monotonic() + timeout
-            self._timer = self._loop.call_later(max(timeout, 0.0), self._on_deadline)
+        if deadline is not None:
+            self._timer = self._loop.call_later(max(deadline - now, 0.0), self._on_deadline)
         self._stream: Optional[Stream] = None
         self._opening: Optional[asyncio.Future[None]] = None
         self._decoder = MessageDecoder(channel._max_receive_message_length)
@@ -190,27 +209,34 @@ class _ClientCall:
         return stream
 
     async def _open(self) -> Stream:
-        conn = await self._channel._get_connection()
-        return await conn.open_stream(self._headers)
+        for attempt in range(_MAX_TRANSPARENT_RETRIES + 1):
+            conn = await self._channel._get_connection(self._wait_for_ready)
+            try:
+                return await conn.open_stream(self._headers)
+            except ConnectionClosedError:
+                # The connection went away (GOAWAY) between picking it and opening the stream:
+                # nothing was sent, so another connection may take the call.
+                if attempt == _MAX_TRANSPARENT_RETRIES:
+                    raise
+        raise AssertionError("unreachable")
 
-    async def _write(self, message: Any, *, end: bool = False) -> None:
+    async def _write(self, message: Any, *, end: bool = False, compress: bool = True) -> None:
         """Frame and send one request; a failed send leaves the status to the response side."""
         stream = await self._get_stream()
         if self._status is not None:
             raise self._rpc_error()
-        payload = self._serializer(message)
-        limit = self._channel._max_send_message_length
-        if limit is not None and len(payload) > limit:
-            self._finish(
-                Status(
-                    StatusCode.RESOURCE_EXHAUSTED,
-                    f"Sent message larger than max ({len(payload)} vs. {limit})",
-                ),
-                CANCEL,
-            )
-            raise self._rpc_error()
         try:
-            await stream.send_data(encode_message(payload), end_stream=end)
+            data = frame_message(
+                self._serializer(message),
+                self._encoding,
+                self._channel._max_send_message_length,
+                compress,
+            )
+        except RpcError as exc:
+            self._finish(Status(exc.code(), exc.details()), CANCEL)
+            raise
+        try:
+            await stream.send_data(data, end_stream=end)
         except TransportError as exc:
             # The call is over (reset, lost connection, or the server already answered). The
             # response side reports the real status; a direct write() gets the best we know now.
@@ -265,15 +291,28 @@ class _ClientCall:
             return
         await self._send_requests()
         stream = await self._get_stream()
-        try:
-            headers = await stream.receive_response_headers()
-            # The head ended the stream (Trailers-Only) if the stream is over with no trailers.
-            head = parse_response_headers(
-                headers, end_stream=stream.remote_ended and stream.trailers is None
-            )
-        except (TransportError, CodecError) as exc:
-            self._finish(self._status_from(exc), CANCEL)
-            return
+        retries = 0
+        while True:
+            try:
+                headers = await stream.receive_response_headers()
+                # The head ended the stream (Trailers-Only) if the stream is over with no trailers.
+                head = parse_response_headers(
+                    headers, end_stream=stream.remote_ended and stream.trailers is None
+                )
+                break
+            except TransportError as exc:
+                if retries < _MAX_TRANSPARENT_RETRIES and self._may_retry(exc):
+                    # The server never saw this stream (REFUSED_STREAM, or above a GOAWAY's
+                    # last-stream-id): gRPC's transparent retry sends it again.
+                    retries += 1
+                    stream = await self._resend()
+                    continue
+                self._finish(self._status_from(exc), CANCEL)
+                return
+            except CodecError as exc:
+                self._finish(self._status_from(exc), CANCEL)
+                return
+        self._response_encoding = head.encoding
         if head.trailers_only is not None:
             self._initial_metadata = Metadata()
             self._finish(head.trailers_only)
@@ -314,6 +353,7 @@ class _ClientCall:
             return
         decoder = self._decoder
         messages = self._messages
+        limit = self._channel._max_receive_message_length
         while not messages and self._status is None:
             try:
                 chunk = await stream.read()
@@ -324,16 +364,9 @@ class _ClientCall:
                 self._on_stream_end(stream)
                 return
             try:
-                for compressed, payload in decoder.feed(chunk):
-                    if compressed:
-                        raise CodecError(
-                            "compressed message received but no grpc-encoding was negotiated"
-                        )
-                    messages.append(payload)
-            except MessageTooLargeError as exc:
-                self._finish(Status(StatusCode.RESOURCE_EXHAUSTED, str(exc)), CANCEL)
-            except CodecError as exc:
-                self._finish(Status(StatusCode.INTERNAL, str(exc)), CANCEL)
+                messages.extend(decode_messages(decoder, chunk, self._response_encoding, limit))
+            except RpcError as exc:
+                self._finish(Status(exc.code(), exc.details()), CANCEL)
 
     def _on_stream_end(self, stream: Stream) -> None:
         try:
@@ -378,6 +411,19 @@ class _ClientCall:
             elif not stream.local_closed:
                 # The server has answered while we were still sending: stop, without error.
                 stream.reset(NO_ERROR)
+
+    def _may_retry(self, exc: Exception) -> bool:
+        """A refused stream of a call whose requests can be sent again."""
+        refused = (
+            isinstance(exc, StreamResetError) and exc.remote and exc.error_code == REFUSED_STREAM
+        ) or (isinstance(exc, ConnectionClosedError) and exc.refused)
+        return refused and self._status is None and self._replayable()
+
+    def _replayable(self) -> bool:
+        return False
+
+    async def _resend(self) -> Stream:
+        raise NotImplementedError
 
     def _on_deadline(self) -> None:
         self._timer = None
@@ -481,6 +527,16 @@ class _UnaryRequestMixin(_ClientCall):
             self._sent = True
             await self._write(self._request, end=True)
 
+    def _replayable(self) -> bool:
+        return True
+
+    async def _resend(self) -> Stream:
+        self._stream = None
+        self._opening = None
+        self._sent = False
+        await self._send_requests()
+        return await self._get_stream()
+
 
 class _StreamRequestMixin(_ClientCall):
     """Requests come from an iterator (sent by a writer task) or from ``write()`` calls."""
@@ -489,13 +545,17 @@ class _StreamRequestMixin(_ClientCall):
         super().__init__(*args, **kwargs)
         self._requests = requests
 
-    async def write(self, message: Any) -> None:
-        """Send one request (only when the call was made without a request iterator)."""
+    async def write(self, message: Any, *, compress: bool = True) -> None:
+        """Send one request (only when the call was made without a request iterator).
+
+        ``compress=False`` sends this message uncompressed in a compressed call (the per-message
+        flag of gRPC's framing).
+        """
         if self._requests is not None:
             raise RuntimeError("write() is not allowed on a call made with a request iterator")
         if self._done_writing:
             raise RuntimeError("write() after done_writing()")
-        await self._write(message)
+        await self._write(message, compress=compress)
 
     async def done_writing(self) -> None:
         """Half-close: tell the server no more requests are coming."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from codec import Metadata, Status, StatusCode
 
@@ -22,14 +22,16 @@ class RpcError(Exception):
         trailing_metadata: Optional[Metadata] = None,
         *,
         initial_metadata: Optional[Metadata] = None,
-        status_details: Optional[bytes] = None,
+        status_details: Any = None,
     ) -> None:
         super().__init__(code, details)
         self._code = StatusCode(code)
         self._details = details
         self._trailing_metadata = trailing_metadata if trailing_metadata is not None else Metadata()
         self._initial_metadata = initial_metadata if initial_metadata is not None else Metadata()
-        self._status_details = status_details
+        if status_details is not None and not isinstance(status_details, bytes):
+            status_details = status_details.SerializeToString()  # e.g. a google.rpc.Status
+        self._status_details: Optional[bytes] = status_details
 
     @classmethod
     def from_status(cls, status: Status, initial_metadata: Optional[Metadata] = None) -> RpcError:
@@ -56,6 +58,21 @@ class RpcError(Exception):
     def status_details(self) -> Optional[bytes]:
         """The raw ``grpc-status-details-bin`` (a serialized ``google.rpc.Status``), if any."""
         return self._status_details
+
+    def rich_status(self) -> Any:
+        """The status details as a ``google.rpc.Status``, if that proto is importable.
+
+        Returns None when there are no details or ``google.rpc.status_pb2`` (from the
+        googleapis-common-protos package) is not installed; ``status_details()`` always has the
+        raw bytes.
+        """
+        if self._status_details is None:
+            return None
+        try:
+            from google.rpc import status_pb2  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            return None
+        return status_pb2.Status.FromString(self._status_details)
 
     def debug_error_string(self) -> str:
         return f"{self._code.name}: {self._details}"

@@ -1,29 +1,72 @@
 """grpcio-style option handling shared by Channel and Server.
 
-Options are keyword arguments with grpcio's names and units; grpcio's own form, a sequence of
-``("grpc.xxx", value)`` pairs, is accepted too and mapped onto the same keywords.
+Options are keyword arguments with grpcio's names, in seconds and bytes; grpcio's own form, a
+sequence of ``("grpc.xxx", value)`` pairs (milliseconds where grpcio says ``_ms``), is accepted
+too and mapped onto the same keywords. Unknown ``grpc.*`` keys are an error, not silently ignored.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any, Optional
+from typing import Any, Callable, Optional
+
+from transport import ConnectionOptions
 
 DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH = 4 * 1024 * 1024  # grpcio's default
 
+_INT_MAX = 2**31 - 1
+
+
+def _ms(value: Any) -> Optional[float]:
+    """grpcio milliseconds to seconds; INT_MAX (grpcio's "never") becomes None."""
+    if value is None or int(value) >= _INT_MAX:
+        return None
+    return int(value) / 1000.0
+
+
+Table = Mapping[str, tuple[str, Callable[[Any], Any]]]
+
+#: grpcio option keys understood by both Channel and Server.
+COMMON_GRPC_OPTIONS: Table = {
+    "grpc.max_receive_message_length": ("max_receive_message_length", int),
+    "grpc.max_send_message_length": ("max_send_message_length", int),
+    "grpc.max_metadata_size": ("max_metadata_size", int),
+    "grpc.keepalive_time_ms": ("keepalive_time", _ms),
+    "grpc.keepalive_timeout_ms": ("keepalive_timeout", _ms),
+    "grpc.keepalive_permit_without_calls": ("keepalive_permit_without_calls", bool),
+    "grpc.http2.max_frame_size": ("max_frame_size", int),
+}
+
+CHANNEL_GRPC_OPTIONS: Table = {
+    **COMMON_GRPC_OPTIONS,
+    "grpc.primary_user_agent": ("user_agent", str),
+    "grpc.default_authority": ("authority", str),
+    "grpc.ssl_target_name_override": ("server_hostname", str),
+    "grpc.initial_reconnect_backoff_ms": ("initial_reconnect_backoff", _ms),
+    "grpc.max_reconnect_backoff_ms": ("max_reconnect_backoff", _ms),
+    "grpc.min_reconnect_backoff_ms": ("min_connect_timeout", _ms),
+}
+
+SERVER_GRPC_OPTIONS: Table = {
+    **COMMON_GRPC_OPTIONS,
+    "grpc.max_concurrent_streams": ("max_concurrent_streams", int),
+    "grpc.http2.min_recv_ping_interval_without_data_ms": ("min_ping_interval", _ms),
+    "grpc.http2.min_ping_interval_without_data_ms": ("min_ping_interval", _ms),
+    "grpc.http2.max_ping_strikes": ("max_ping_strikes", int),
+}
+
 
 def merge_grpc_options(
-    settings: dict[str, Any],
-    options: Sequence[tuple[str, Any]],
-    names: Mapping[str, str],
-    owner: str,
+    settings: dict[str, Any], options: Sequence[tuple[str, Any]], table: Table, owner: str
 ) -> dict[str, Any]:
     """Apply grpcio-form ``options`` onto keyword ``settings``; unknown keys are an error."""
     for key, value in options:
-        name = names.get(key)
-        if name is None:
+        entry = table.get(key)
+        if entry is None:
             raise ValueError(f"unsupported {owner} option {key!r}")
-        settings[name] = value
+        name, convert = entry
+        settings[name] = convert(value)
     return settings
 
 
@@ -32,3 +75,28 @@ def size_limit(value: Optional[int]) -> Optional[int]:
     if value is None or value < 0:
         return None
     return int(value)
+
+
+_CONNECTION_FIELDS = {
+    "max_metadata_size": "max_header_list_size",
+    "max_concurrent_streams": "max_concurrent_streams",
+    "max_frame_size": "max_frame_size",
+    "keepalive_time": "keepalive_time",
+    "keepalive_timeout": "keepalive_timeout",
+    "keepalive_permit_without_calls": "keepalive_permit_without_calls",
+    "min_ping_interval": "min_ping_interval",
+    "max_ping_strikes": "max_ping_strikes",
+}
+
+
+def connection_options(
+    base: Optional[ConnectionOptions], settings: Mapping[str, Any]
+) -> ConnectionOptions:
+    """``base`` (or the defaults) with each HTTP/2 setting given (not None) in ``settings``."""
+    changes = {
+        field: settings[name]
+        for name, field in _CONNECTION_FIELDS.items()
+        if settings.get(name) is not None
+    }
+    base = base or ConnectionOptions()
+    return dataclasses.replace(base, **changes) if changes else base

@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Sequence
 from typing import Any, Optional
 
 from google.protobuf.descriptor import ServiceDescriptor
 
+from codec import is_supported_encoding
 from transport import ConnectionOptions, Listener, Stream, parse_address
 
 from ._handlers import GenericRpcHandler, MethodHandler
-from ._options import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, merge_grpc_options, size_limit
+from ._options import (
+    DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
+    SERVER_GRPC_OPTIONS,
+    merge_grpc_options,
+    size_limit,
+)
+from ._options import connection_options as connection_options_from
 from ._registry import Registry
 from ._server_call import ServicerContext
 from ._service import service_handlers
+from ._tls import require_alpn_h2
 
 log = logging.getLogger(__name__)
-
-_GRPC_OPTION_NAMES = {
-    "grpc.max_receive_message_length": "max_receive_message_length",
-    "grpc.max_send_message_length": "max_send_message_length",
-}
 
 
 class Server:
@@ -43,17 +47,38 @@ class Server:
         *,
         max_receive_message_length: Optional[int] = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
         max_send_message_length: Optional[int] = None,
+        max_concurrent_streams: Optional[int] = None,
+        max_metadata_size: Optional[int] = None,
+        compression: Optional[str] = None,
+        keepalive_time: Optional[float] = None,
+        keepalive_timeout: Optional[float] = None,
+        keepalive_permit_without_calls: Optional[bool] = None,
+        min_ping_interval: Optional[float] = None,
+        max_ping_strikes: Optional[int] = None,
         connection_options: Optional[ConnectionOptions] = None,
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         settings: dict[str, Any] = {
             "max_receive_message_length": max_receive_message_length,
             "max_send_message_length": max_send_message_length,
+            "max_concurrent_streams": max_concurrent_streams,
+            "max_metadata_size": max_metadata_size,
+            "keepalive_time": keepalive_time,
+            "keepalive_timeout": keepalive_timeout,
+            "keepalive_permit_without_calls": keepalive_permit_without_calls,
+            "min_ping_interval": min_ping_interval,
+            "max_ping_strikes": max_ping_strikes,
         }
-        merge_grpc_options(settings, options, _GRPC_OPTION_NAMES, "server")
+        merge_grpc_options(settings, options, SERVER_GRPC_OPTIONS, "server")
+        if compression == "identity":
+            compression = None
+        if not is_supported_encoding(compression):
+            raise ValueError(f"unsupported compression {compression!r}: use gzip or deflate")
+        #: The default compression of responses (used when the client accepts it).
+        self._compression = compression
         self._max_receive_message_length = size_limit(settings["max_receive_message_length"])
         self._max_send_message_length = size_limit(settings["max_send_message_length"])
-        self._connection_options = connection_options
+        self._connection_options = connection_options_from(connection_options, settings)
         self._registry = Registry()
         for handler in handlers:
             self._registry.add(handler)
@@ -81,10 +106,23 @@ class Server:
 
     def add_insecure_port(self, address: str) -> int:
         """Bind ``address`` now and return the port (the real one for port 0; 0 for Unix)."""
+        return self._add_port(address, None)
+
+    def add_secure_port(self, address: str, ssl_context: ssl.SSLContext) -> int:
+        """Like ``add_insecure_port``, serving TLS; see ``rpc.ssl_server_context()``.
+
+        ALPN ``h2`` is required: the context is made to offer it, and a client that does not
+        negotiate it is disconnected.
+        """
+        require_alpn_h2(ssl_context)
+        return self._add_port(address, ssl_context)
+
+    def _add_port(self, address: str, ssl_context: Optional[ssl.SSLContext]) -> int:
         listener = Listener(
             parse_address(address, default_port=None),
             self._on_request,
             options=self._connection_options,
+            ssl=ssl_context,
         )
         self._listeners.append(listener)
         return listener.port

@@ -15,13 +15,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, NoReturn, Optional
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional
 
 from codec import (
-    CodecError,
+    SUPPORTED_ENCODINGS,
     InvalidMetadataError,
     MessageDecoder,
-    MessageTooLargeError,
     Metadata,
     RequestHead,
     RequestRejected,
@@ -31,14 +30,16 @@ from codec import (
     build_response_headers,
     build_trailers,
     build_trailers_only,
-    encode_message,
+    is_supported_encoding,
     parse_request_headers,
 )
 from transport import Stream, TransportError
 
 from ._call import EOF
+from ._deadline import set_deadline
 from ._errors import AbortError, RpcError
 from ._handlers import Cardinality, MethodHandler
+from ._messages import decode_messages, frame_message
 
 if TYPE_CHECKING:
     from ._server import Server
@@ -72,6 +73,11 @@ class ServicerContext:
         self._deadline_exceeded = False
         self._done = False
         self._abort_status: Optional[Status] = None
+        self._status_details: Optional[bytes] = None
+        self._request_encoding: Optional[str] = None
+        self._response_encoding: Optional[str] = server._compression
+        self._compress_next = True
+        self._done_callbacks: list[Callable[[ServicerContext], Any]] = []
 
     # ------------------------------------------------------------------ handler API
 
@@ -131,6 +137,42 @@ class ServicerContext:
         self._abort_status = Status(StatusCode(code), details)
         raise AbortError(details)
 
+    async def abort_with_status(self, status: Any) -> NoReturn:
+        """grpcio's rich-error form: ``status`` has ``code``, ``details``, ``trailing_metadata``.
+
+        A ``grpc-status-details-bin`` entry in its trailing metadata (what grpcio-status's
+        ``rpc_status.to_status()`` puts there) is sent as the status details.
+        """
+        code = status.code
+        code = StatusCode(code.value[0] if isinstance(code.value, tuple) else code)
+        pairs = list(status.trailing_metadata or ())
+        details = [v for k, v in pairs if k == "grpc-status-details-bin"]
+        if details:
+            self._status_details = bytes(details[0])
+        self._trailing_metadata = [(k, v) for k, v in pairs if k != "grpc-status-details-bin"]
+        await self.abort(code, status.details)
+
+    def set_compression(self, compression: Optional[str]) -> None:
+        """Compress this call's responses with ``compression`` (if the client accepts it)."""
+        if compression == "identity":
+            compression = None
+        if not is_supported_encoding(compression):
+            raise ValueError(f"unsupported compression {compression!r}")
+        if self._headers_sent:
+            raise RuntimeError("set_compression() after the response headers were sent")
+        self._response_encoding = compression
+
+    def disable_next_message_compression(self) -> None:
+        """Send the next response message uncompressed, even in a compressed call."""
+        self._compress_next = False
+
+    def add_done_callback(self, callback: Callable[[ServicerContext], Any]) -> None:
+        """Call ``callback(context)`` when the call ends, however it ends (cancelled too)."""
+        if self._done:
+            callback(self)
+        else:
+            self._done_callbacks.append(callback)
+
     async def read(self) -> Any:
         """The next request message, or ``rpc.EOF`` once the client half-closed."""
         return await self._read_request()
@@ -160,6 +202,11 @@ class ServicerContext:
         self._done = True
         if status is not None:
             self._send_status(status)
+        for callback in self._done_callbacks:
+            try:
+                callback(self)
+            except Exception:
+                log.exception("done callback of %s raised", self.method())
 
     async def _serve(self) -> Optional[Status]:
         stream = self._stream
@@ -172,21 +219,30 @@ class ServicerContext:
         handler = self._server._registry.lookup(head.path, head.metadata)
         if handler is None:
             return Status(StatusCode.UNIMPLEMENTED, f"Method not found: {head.path}")
-        if head.encoding is not None and head.encoding != "identity":
+        if not is_supported_encoding(head.encoding):
             return Status(
                 StatusCode.UNIMPLEMENTED,
-                f"grpc-encoding {head.encoding!r} is not supported (supported: identity)",
+                f"grpc-encoding {head.encoding!r} is not supported "
+                f"(supported: {', '.join(SUPPORTED_ENCODINGS)})",
             )
+        self._request_encoding = head.encoding
+        if self._response_encoding is not None and (
+            self._response_encoding not in head.accept_encoding
+        ):
+            self._response_encoding = None  # the client cannot decode it: send identity
         self._handler = handler
         if head.timeout is not None:
             self._deadline = time.monotonic() + head.timeout
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(head.timeout, self._on_deadline)
+            set_deadline(self._deadline)  # calls the handler makes inherit it
         try:
             await self._invoke(handler)
         except RpcError as exc:
             if exc.trailing_metadata():
                 self._trailing_metadata = exc.trailing_metadata()
+            if exc.status_details() is not None:
+                self._status_details = exc.status_details()
             return Status(exc.code(), exc.details())
         except AbortError:
             assert self._abort_status is not None
@@ -285,24 +341,24 @@ class ServicerContext:
                         StatusCode.INTERNAL, "request stream ended inside a message"
                     ) from None
                 return
-            try:
-                for compressed, payload in decoder.feed(chunk):
-                    if compressed:
-                        raise RpcError(
-                            StatusCode.INTERNAL,
-                            "compressed request message without a grpc-encoding",
-                        )
-                    messages.append(payload)
-            except MessageTooLargeError as exc:
-                raise RpcError(StatusCode.RESOURCE_EXHAUSTED, str(exc)) from None
-            except CodecError as exc:
-                raise RpcError(StatusCode.INTERNAL, str(exc)) from None
+            messages.extend(
+                decode_messages(
+                    decoder,
+                    chunk,
+                    self._request_encoding,
+                    self._server._max_receive_message_length,
+                )
+            )
 
     # ------------------------------------------------------------------ responses
 
     def _send_headers(self, metadata: Any = None) -> None:
         try:
-            headers = build_response_headers(metadata=metadata)
+            headers = build_response_headers(
+                metadata=metadata,
+                encoding=self._response_encoding,
+                accept_encoding=SUPPORTED_ENCODINGS,
+            )
         except InvalidMetadataError as exc:
             raise RpcError(StatusCode.INTERNAL, f"invalid initial metadata: {exc}") from None
         try:
@@ -318,15 +374,15 @@ class ServicerContext:
             self._send_headers()
         handler = self._handler
         assert handler is not None
-        payload = handler.response_serializer(message)
-        limit = self._server._max_send_message_length
-        if limit is not None and len(payload) > limit:
-            raise RpcError(
-                StatusCode.RESOURCE_EXHAUSTED,
-                f"Sent message larger than max ({len(payload)} vs. {limit})",
-            )
+        compressed, self._compress_next = self._compress_next, True
+        data = frame_message(
+            handler.response_serializer(message),
+            self._response_encoding,
+            self._server._max_send_message_length,
+            compressed,
+        )
         try:
-            await self._stream.send_data(encode_message(payload))
+            await self._stream.send_data(data)
         except TransportError:
             raise _StreamGone from None
 
@@ -335,12 +391,24 @@ class ServicerContext:
         if stream.error is not None or stream.local_closed:
             return  # reset or already answered: nothing may be sent any more
         metadata = self._trailing_metadata
-        build = build_trailers if self._headers_sent else build_trailers_only
+        details = self._status_details
         try:
             try:
-                trailers = build(status.code, status.message, metadata=metadata)
+                if self._headers_sent:
+                    trailers = build_trailers(
+                        status.code, status.message, metadata=metadata, details=details
+                    )
+                else:  # Trailers-Only: also say which encodings we accept
+                    trailers = build_trailers_only(
+                        status.code,
+                        status.message,
+                        metadata=metadata,
+                        details=details,
+                        accept_encoding=SUPPORTED_ENCODINGS,
+                    )
             except InvalidMetadataError as exc:
                 log.error("invalid trailing metadata from handler of %s: %s", self.method(), exc)
+                build = build_trailers if self._headers_sent else build_trailers_only
                 trailers = build(StatusCode.INTERNAL, "invalid trailing metadata")
             stream.send_trailers(trailers)
         except TransportError:

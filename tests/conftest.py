@@ -2,7 +2,12 @@
 
 * Compiles tests/protos once per session; tests can import ``h2rpc_test_pb2``
   and ``h2rpc_test_pb2_grpc`` at module level, and subprocess peers find the
-  generated code through ``$H2RPC_TEST_PROTO_DIR``.
+  generated code through ``$H2RPC_TEST_PROTO_DIR``. If that variable is already
+  set, its directory is used as it is and nothing is compiled (PyPy has no
+  grpcio-tools; see tests/protos/compile.py). It may then hold only the
+  ``_pb2`` modules: ``_pb2_grpc`` is needed only by tests that use grpcio.
+* Tests that need grpcio are skipped on PyPy, where it is not available, and
+  only there (peers.GRPCIO_AVAILABLE).
 * Per-test time limit without plugins (SIGALRM): 60 s by default, override with
   ``@pytest.mark.time_limit(seconds)`` (0 disables it).
 * Interop peer fixtures: ``grpcio_server_target`` and ``h2rpc_server_target``
@@ -26,12 +31,20 @@ TESTS_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(TESTS_DIR / "interop"), str(TESTS_DIR / "protos")]
 pytest.register_assert_rewrite("grpcio_client_cases")
 
-from compile import PROTO_DIR_ENV, compile_protos  # noqa: E402
-from peers import INTEROP_DIR, PeerProcess, python_peer_argv, start_peer  # noqa: E402
+from compile import PROTO_DIR_ENV, PROTO_FILES, compile_protos  # noqa: E402
+from peers import (  # noqa: E402
+    GRPCIO_AVAILABLE,
+    GRPCIO_UNAVAILABLE_REASON,
+    INTEROP_DIR,
+    PeerProcess,
+    python_peer_argv,
+    start_peer,
+)
 
 DEFAULT_TIME_LIMIT_SECONDS = 60.0
 
 _proto_dir: Path | None = None
+_proto_dir_is_ours = False  # compiled by us into a temporary directory (removed at the end)
 _previous_proto_dir_env: str | None = None
 
 
@@ -45,7 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    global _proto_dir
+    global _proto_dir, _proto_dir_is_ours
     if _proto_dir is None:
         return
     if sys.path and sys.path[0] == str(_proto_dir):
@@ -54,18 +67,42 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         os.environ.pop(PROTO_DIR_ENV, None)
     else:
         os.environ[PROTO_DIR_ENV] = _previous_proto_dir_env
-    shutil.rmtree(_proto_dir, ignore_errors=True)
+    if _proto_dir_is_ours:
+        shutil.rmtree(_proto_dir, ignore_errors=True)
     _proto_dir = None
+    _proto_dir_is_ours = False
 
 
 def _compile_test_protos() -> None:
-    global _proto_dir, _previous_proto_dir_env
+    """Compile the protos into a temporary directory, or use ``$H2RPC_TEST_PROTO_DIR`` if set."""
+    global _proto_dir, _proto_dir_is_ours, _previous_proto_dir_env
     if _proto_dir is not None:
         return
-    _proto_dir = compile_protos(tempfile.mkdtemp(prefix="h2rpc-test-protos-"))
+    given = _previous_proto_dir_env = os.environ.get(PROTO_DIR_ENV)
+    if given:
+        given_dir = Path(given).resolve()
+        missing = [
+            name
+            for name in (Path(proto).stem + "_pb2.py" for proto in PROTO_FILES)
+            if not (given_dir / name).is_file()
+        ]
+        if missing:
+            raise pytest.UsageError(
+                f"${PROTO_DIR_ENV}={given}: no {', '.join(missing)} there; prepare it with "
+                f"'python tests/protos/compile.py --no-grpc {given}' or unset it"
+            )
+        _proto_dir, _proto_dir_is_ours = given_dir, False
+        os.environ[PROTO_DIR_ENV] = str(given_dir)  # absolute, for peers started elsewhere
+    else:
+        out_dir = tempfile.mkdtemp(prefix="h2rpc-test-protos-")
+        try:
+            _proto_dir = compile_protos(out_dir)
+        except RuntimeError as exc:  # e.g. no grpcio-tools: say how to run without it
+            shutil.rmtree(out_dir, ignore_errors=True)
+            raise pytest.UsageError(str(exc)) from exc
+        _proto_dir_is_ours = True
+        os.environ[PROTO_DIR_ENV] = str(_proto_dir)
     sys.path.insert(0, str(_proto_dir))
-    _previous_proto_dir_env = os.environ.get(PROTO_DIR_ENV)
-    os.environ[PROTO_DIR_ENV] = str(_proto_dir)
 
 
 # --- per-test time limit ---------------------------------------------------------------
@@ -159,7 +196,12 @@ def _peer_target(proc: PeerProcess, port: int) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def grpcio_peer() -> Iterator[tuple[PeerProcess, int]]:
-    """The grpcio reference server (tests/interop/grpcio_peer.py): (process, port)."""
+    """The grpcio reference server (tests/interop/grpcio_peer.py): (process, port).
+
+    Skips the test on PyPy (no grpcio there); on CPython a missing grpcio fails it.
+    """
+    if not GRPCIO_AVAILABLE:
+        pytest.skip(GRPCIO_UNAVAILABLE_REASON)
     yield from _run_peer(INTEROP_DIR / "grpcio_peer.py")
 
 

@@ -30,6 +30,8 @@ from .events import (
     DataReceived,
     Event,
     Headers,
+    PingAcknowledged,
+    PingReceived,
     RequestReceived,
     ResponseReceived,
     StreamEnded,
@@ -37,11 +39,13 @@ from .events import (
     StreamWritable,
     TrailersReceived,
 )
+from .keepalive import KeepaliveAction, KeepaliveTimer, PingPolicy
 from .options import ConnectionOptions
 
 log = logging.getLogger(__name__)
 
 CANCEL = int(h2.errors.ErrorCodes.CANCEL)
+ENHANCE_YOUR_CALM = int(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
 NO_ERROR = int(h2.errors.ErrorCodes.NO_ERROR)
 
 
@@ -170,6 +174,7 @@ class Stream:
         """Send a header block at once (headers never wait for flow control)."""
         self._check_writable()
         self._conn._core.send_headers(self.stream_id, headers, end_stream=end_stream)
+        self._conn._sent_data = True
         if end_stream:
             self._local_close()
         self._conn._schedule_flush()
@@ -179,6 +184,7 @@ class Stream:
         self._check_writable()
         conn = self._conn
         conn._core.send_data(self.stream_id, data, end_stream=end_stream)
+        conn._sent_data = True
         if end_stream:
             self._local_close()
         conn._schedule_flush()
@@ -300,6 +306,15 @@ class AsyncConnection(asyncio.Protocol):
         self.peer: str = ""
         #: Set when the peer sent GOAWAY: no new streams may be opened here.
         self.goaway_received = False
+        #: The GOAWAY's error code and debug data (e.g. b"too_many_pings"), once received.
+        self.goaway_error_code: Optional[int] = None
+        self.goaway_debug_data = b""
+        options = self._core.options
+        self._keepalive = KeepaliveTimer(options, self._loop.time())
+        self._keepalive_handle: Optional[asyncio.TimerHandle] = None
+        self._ping_policy = None if client_side else PingPolicy(options)
+        self._sent_data = False  # headers or data went out since the last PING we received
+        self._close_when_idle = False
 
     def __repr__(self) -> str:
         role = "client" if self._core.client_side else "server"
@@ -310,7 +325,12 @@ class AsyncConnection(asyncio.Protocol):
     @property
     def is_usable(self) -> bool:
         """True while new streams may be opened on this connection."""
-        return self._error is None and not self.goaway_received and not self._core.closed
+        return (
+            self._error is None
+            and not self.goaway_received
+            and not self._core.closed
+            and not self._close_when_idle
+        )
 
     @property
     def active_streams(self) -> int:
@@ -346,9 +366,15 @@ class AsyncConnection(asyncio.Protocol):
         self._flush()
         self._transport.close()
 
-    def goaway(self, error_code: int = NO_ERROR) -> None:
-        """Send GOAWAY but keep serving the streams already open (graceful shutdown)."""
-        self._core.close(error_code)
+    def close_when_idle(self) -> None:
+        """Close once the last open stream finishes (at once if there is none); no new ones."""
+        self._close_when_idle = True
+        if not self._streams:
+            self.close()
+
+    def goaway(self, error_code: int = NO_ERROR, message: str = "") -> None:
+        """Send a graceful GOAWAY: streams already open go on; new ones are refused."""
+        self._core.goaway(error_code, message.encode())
         self._schedule_flush()
 
     async def wait_closed(self) -> None:
@@ -359,6 +385,13 @@ class AsyncConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None and ssl_object.selected_alpn_protocol() != "h2":
+            # gRPC over TLS is HTTP/2 negotiated by ALPN (RFC 9113 §3.2); anything else is
+            # refused before a single frame is exchanged.
+            self._error = ConnectionClosedError("TLS peer did not negotiate ALPN protocol h2")
+            transport.abort()
+            return
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             host = peer[0]
@@ -367,8 +400,10 @@ class AsyncConnection(asyncio.Protocol):
             self.peer = f"unix:{peer or ''}"
         self._core.initiate()
         self._flush()
+        self._arm_keepalive()
 
     def data_received(self, data: bytes) -> None:
+        self._keepalive.heard_from_peer(self._loop.time())
         try:
             events = self._core.receive_data(data)
         except RemoteProtocolError as exc:
@@ -383,6 +418,9 @@ class AsyncConnection(asyncio.Protocol):
         self._schedule_flush()
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
+        if self._keepalive_handle is not None:
+            self._keepalive_handle.cancel()
+            self._keepalive_handle = None
         reason = f"connection lost: {exc}" if exc else "connection closed"
         self._fail(ConnectionClosedError(reason))
         if not self._closed_waiter.done():
@@ -450,14 +488,54 @@ class AsyncConnection(asyncio.Protocol):
                     self._release(stream)
             elif isinstance(ev, ConnectionTerminated):
                 self._on_goaway(ev)
+            elif isinstance(ev, PingReceived):
+                self._on_ping(ev)
+            elif isinstance(ev, PingAcknowledged):
+                self._keepalive.on_ping_ack(ev.data, self._loop.time())
+
+    def _on_ping(self, ev: PingReceived) -> None:
+        policy = self._ping_policy
+        if policy is None:
+            return
+        if self._sent_data:
+            self._sent_data = False
+            policy.data_sent()
+        if policy.ping_received(self._loop.time(), len(self._streams)):
+            log.info("%r pings too often: GOAWAY(ENHANCE_YOUR_CALM, too_many_pings)", self)
+            self.close(ENHANCE_YOUR_CALM, "too_many_pings")
+
+    def _arm_keepalive(self) -> None:
+        deadline = self._keepalive.deadline()
+        if deadline is not None and self._error is None:
+            self._keepalive_handle = self._loop.call_at(deadline, self._on_keepalive_timer)
+
+    def _on_keepalive_timer(self) -> None:
+        self._keepalive_handle = None
+        if self._error is not None:
+            return
+        now = self._loop.time()
+        action = self._keepalive.on_timer(now, len(self._streams))
+        if action is KeepaliveAction.SEND_PING:
+            self._core.send_ping(self._keepalive.ping_payload(now))
+            self._schedule_flush()
+        elif action is KeepaliveAction.CONNECTION_DEAD:
+            log.info("%r did not answer a keepalive PING in time: closing", self)
+            self._fail(ConnectionClosedError("keepalive watchdog timeout: peer not responding"))
+            if self._transport is not None:
+                self._transport.abort()
+            return
+        self._arm_keepalive()
 
     def _on_goaway(self, ev: ConnectionTerminated) -> None:
         self.goaway_received = True
+        self.goaway_error_code = ev.error_code
+        self.goaway_debug_data = ev.additional_data
         detail = ev.additional_data.decode("utf-8", "replace")
         refused = ConnectionClosedError(
             f"GOAWAY (error code {ev.error_code}{', ' + detail if detail else ''}): "
             "stream not processed by the peer",
             error_code=ev.error_code,
+            refused=True,
         )
         # Streams the peer never saw are safe to retry elsewhere; the rest may still finish.
         for stream in list(self._streams.values()):
@@ -486,6 +564,8 @@ class AsyncConnection(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_result(None)
                 break
+        if self._close_when_idle and not self._streams:
+            self.close()
 
     def _wake_slot_waiters(self) -> None:
         while self._slot_waiters:
@@ -552,11 +632,13 @@ class Listener:
         on_request: RequestHandler,
         *,
         options: Optional[ConnectionOptions] = None,
+        ssl: Optional[ssl_module.SSLContext] = None,
     ) -> None:
         self.address = address
         self._sock = bind_listening_socket(address)
         self._on_request = on_request
         self._options = options
+        self._ssl = ssl
         self._server: Optional[asyncio.AbstractServer] = None
         self.connections: set[AsyncConnection] = set()
 
@@ -570,9 +652,13 @@ class Listener:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         if self.address.path is not None:
-            self._server = await loop.create_unix_server(self._make_connection, sock=self._sock)
+            self._server = await loop.create_unix_server(
+                self._make_connection, sock=self._sock, ssl=self._ssl
+            )
         else:
-            self._server = await loop.create_server(self._make_connection, sock=self._sock)
+            self._server = await loop.create_server(
+                self._make_connection, sock=self._sock, ssl=self._ssl
+            )
 
     def _make_connection(self) -> AsyncConnection:
         conn = AsyncConnection(

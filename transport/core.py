@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import h2.config
 import h2.connection
@@ -27,12 +27,17 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
+# hyperframe is h2's own frame layer (a dependency of h2 itself), used here for GOAWAY only.
+from hyperframe.frame import GoAwayFrame
+
 from .errors import LocalProtocolError, RemoteProtocolError
 from .events import (
     ConnectionTerminated,
     DataReceived,
     Event,
     Headers,
+    PingAcknowledged,
+    PingReceived,
     RequestReceived,
     ResponseReceived,
     StreamEnded,
@@ -80,8 +85,16 @@ class ConnectionCore:
         conn.local_settings = h2.settings.Settings(client=client_side, initial_values=initial)
         conn.max_inbound_frame_size = options.max_frame_size
         conn.decoder.max_header_list_size = options.max_header_list_size
+        # h2 treats GOAWAY as the end of the connection, in both directions: after receiving one
+        # it refuses to send anything, so in-flight calls could not finish. gRPC needs the
+        # graceful form (RFC 9113 §6.8): streams up to last-stream-id go on. So GOAWAY is
+        # received here, as information, and sent by ``goaway()`` without closing h2's state.
+        conn._frame_dispatch_table[GoAwayFrame] = self._receive_goaway_frame
         self._h2 = conn
         self._outbound: dict[int, _Outbound] = {}
+        self._extra_out = b""
+        #: The last-stream-id of the graceful GOAWAY we sent, if any: later streams are refused.
+        self.goaway_sent_last_stream_id: Optional[int] = None
         self.goaway_received = False
         self.closed = False
 
@@ -89,14 +102,28 @@ class ConnectionCore:
 
     def initiate(self) -> None:
         """Queue the preface (client) and our SETTINGS, and open the connection window wide."""
-        self._h2.initiate_connection()
+        conn = self._h2
+        conn.initiate_connection()
+        if not self.client_side:
+            # We advertise max_concurrent_streams and refuse streams beyond it with REFUSED_STREAM
+            # (a retryable stream error, RFC 9113 §5.1.2); h2 itself would kill the whole
+            # connection, so its own limit is set above ours, as a last line against floods.
+            advertised = self.options.max_concurrent_streams
+            enforced = {_S(code): value for code, value in conn.local_settings.items()}
+            enforced[_S.MAX_CONCURRENT_STREAMS] = min(
+                2**31 - 1, max(2 * advertised, advertised + 100)
+            )
+            conn.local_settings = h2.settings.Settings(client=False, initial_values=enforced)
         extra = self.options.connection_window_size - HTTP2_DEFAULT_WINDOW
         if extra > 0:
             self._h2.increment_flow_control_window(extra)
 
     def data_to_send(self) -> bytes:
         """Everything queued for the wire since the last call (possibly ``b""``)."""
-        return self._h2.data_to_send()
+        data = self._h2.data_to_send()
+        if self._extra_out:
+            data, self._extra_out = data + self._extra_out, b""
+        return data
 
     def receive_data(self, data: Bytes) -> list[Event]:
         """Feed bytes read from the socket; return what they meant, in order.
@@ -111,8 +138,30 @@ class ConnectionCore:
             raise RemoteProtocolError(str(exc) or type(exc).__name__) from exc
         return self._translate(h2_events)
 
+    def goaway(self, error_code: int = 0, additional_data: bytes = b"") -> None:
+        """Queue a graceful GOAWAY: streams opened so far go on, later ones are refused.
+
+        The connection stays usable for the streams at or below the last-stream-id we announce;
+        the peer opens new ones elsewhere. Sending it again only repeats the same id.
+        """
+        if self.closed:
+            return
+        last = self._h2.highest_inbound_stream_id
+        if self.goaway_sent_last_stream_id is not None:
+            last = min(last, self.goaway_sent_last_stream_id)
+        self.goaway_sent_last_stream_id = last
+        frame = GoAwayFrame(0)
+        frame.last_stream_id = last
+        frame.error_code = error_code
+        frame.additional_data = additional_data
+        self._extra_out += frame.serialize()
+
+    def send_ping(self, data: bytes) -> None:
+        """Queue a PING with 8 bytes of opaque data; the peer's ACK becomes PingAcknowledged."""
+        self._h2.ping(data)
+
     def close(self, error_code: int = 0, additional_data: Optional[bytes] = None) -> None:
-        """Queue a GOAWAY; no new streams are accepted or opened afterwards."""
+        """Queue a final GOAWAY; nothing more is sent or accepted on this connection."""
         if self.closed:
             return
         self.closed = True
@@ -241,6 +290,25 @@ class ConnectionCore:
             raise LocalProtocolError(str(exc) or type(exc).__name__) from exc
         return sent
 
+    def _refuse(self, stream_id: int) -> bool:
+        """Refuse a new stream after our GOAWAY or beyond our concurrency limit (retryable)."""
+        last = self.goaway_sent_last_stream_id
+        if (last is not None and stream_id > last) or (
+            self._h2.open_inbound_streams > self.options.max_concurrent_streams
+        ):
+            self._outbound.pop(stream_id, None)
+            self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return True
+        return False
+
+    def _receive_goaway_frame(self, frame: Any) -> tuple[list[Any], list[h2.events.Event]]:
+        """GOAWAY as information: report it, but keep the connection's state open (see init)."""
+        event = h2.events.ConnectionTerminated()
+        event.error_code = h2.errors._error_code_from_int(frame.error_code)
+        event.last_stream_id = frame.last_stream_id
+        event.additional_data = frame.additional_data or None
+        return [], [event]
+
     def _flush_all(self, events: list[Event]) -> None:
         for stream_id in list(self._outbound):
             out = self._outbound.get(stream_id)
@@ -271,7 +339,10 @@ class ConnectionCore:
                     if out is not None and self._flush_stream(stream_id, out):
                         append(StreamWritable(stream_id=stream_id))
             elif isinstance(ev, h2.events.RequestReceived):
-                append(RequestReceived(stream_id=ev.stream_id or 0, headers=_headers(ev.headers)))
+                stream_id = ev.stream_id or 0
+                if self._refuse(stream_id):
+                    continue
+                append(RequestReceived(stream_id=stream_id, headers=_headers(ev.headers)))
             elif isinstance(ev, h2.events.ResponseReceived):
                 append(ResponseReceived(stream_id=ev.stream_id or 0, headers=_headers(ev.headers)))
             elif isinstance(ev, h2.events.TrailersReceived):
@@ -290,6 +361,10 @@ class ConnectionCore:
                         remote=ev.remote_reset,
                     )
                 )
+            elif isinstance(ev, h2.events.PingReceived):
+                append(PingReceived(data=ev.ping_data or b""))
+            elif isinstance(ev, h2.events.PingAckReceived):
+                append(PingAcknowledged(data=ev.ping_data or b""))
             elif isinstance(ev, h2.events.ConnectionTerminated):
                 self.goaway_received = True
                 append(

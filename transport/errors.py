@@ -17,9 +17,14 @@ class ConnectionClosedError(TransportError):
     that connection raises it, so one broken socket fails all calls at once instead of hanging them.
     """
 
-    def __init__(self, message: str, *, error_code: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, error_code: int | None = None, refused: bool = False
+    ) -> None:
         super().__init__(message)
         self.error_code = error_code
+        #: True for a stream the peer never processed (above its GOAWAY's last-stream-id):
+        #: safe to send again on another connection.
+        self.refused = refused
 
 
 class StreamResetError(TransportError):

@@ -140,6 +140,30 @@ class ConnectionTerminated(Event):
         )
 
 
+class PingReceived(Event):
+    """The peer sent a PING (already acknowledged by the core); keepalive policy may count it."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, *, data: bytes) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"PingReceived(data={self.data!r})"
+
+
+class PingAcknowledged(Event):
+    """The peer answered one of our PINGs: it is alive (keepalive)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, *, data: bytes) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"PingAcknowledged(data={self.data!r})"
+
+
 AnyEvent = Union[
     RequestReceived,
     ResponseReceived,
@@ -149,4 +173,6 @@ AnyEvent = Union[
     StreamReset,
     StreamWritable,
     ConnectionTerminated,
+    PingReceived,
+    PingAcknowledged,
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 #: HTTP/2's own default window (RFC 9113 §6.9.2): far too small for bulk gRPC transfers, where
 #: the sender stalls every 64 KiB waiting for a WINDOW_UPDATE round trip.
@@ -29,6 +30,17 @@ class ConnectionOptions:
     max_header_list_size: int = 16 * 1024
     #: Outbound bytes queued per stream before a sender is made to wait (backpressure).
     send_buffer_high_water: int = 256 * 1024
+    #: Send a PING after this many seconds without hearing from the peer (None: never).
+    keepalive_time: Optional[float] = None
+    #: Declare the connection dead when a keepalive PING is not answered within this many seconds.
+    keepalive_timeout: float = 20.0
+    #: Keepalive pings also when no call is active (and, for servers, allow clients to do so).
+    keepalive_permit_without_calls: bool = False
+    #: Servers: a client PING sooner than this after the previous one (with no data sent in
+    #: between) is a strike.
+    min_ping_interval: float = 300.0
+    #: Servers: strikes allowed before GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings"); 0 = no limit.
+    max_ping_strikes: int = 2
 
     def __post_init__(self) -> None:
         if not HTTP2_DEFAULT_WINDOW <= self.initial_window_size <= 2**31 - 1:
@@ -43,3 +55,9 @@ class ConnectionOptions:
             raise ValueError("max_header_list_size must be at least 1024")
         if self.send_buffer_high_water < 1:
             raise ValueError("send_buffer_high_water must be positive")
+        if self.keepalive_time is not None and self.keepalive_time <= 0:
+            raise ValueError("keepalive_time must be positive (or None for no keepalive)")
+        if self.keepalive_timeout <= 0:
+            raise ValueError("keepalive_timeout must be positive")
+        if self.min_ping_interval < 0 or self.max_ping_strikes < 0:
+            raise ValueError("min_ping_interval and max_ping_strikes must not be negative")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,35 +21,23 @@ from compile import ensure_proto_path
 ensure_proto_path()
 import h2rpc_test_pb2 as pb  # noqa: E402
 import h2rpc_test_pb2_grpc as pb_grpc  # noqa: E402
+from echo_cases_common import (  # noqa: E402
+    CALL_TIMEOUT_SECONDS,
+    ECHO_METADATA,
+    EXPECTED_ECHO,
+    MAX_MESSAGE_LENGTH,
+    MiB,
+    assert_bytes_equal,
+    echoed,
+    patterned_bytes,
+    status_details,
+)
 
-MiB = 1024 * 1024
-MAX_MESSAGE_LENGTH = 64 * MiB
-CALL_TIMEOUT_SECONDS = 30.0
 CHANNEL_OPTIONS = (
     ("grpc.max_send_message_length", MAX_MESSAGE_LENGTH),
     ("grpc.max_receive_message_length", MAX_MESSAGE_LENGTH),
 )
-ECHO_PREFIX = "x-echo-"
-
-# Sent with every metadata case: an ASCII value, a binary value that is not
-# UTF-8, a key repeated three times (order must be kept) and one key that must
-# not be echoed.
-ECHO_METADATA: tuple[tuple[str, str | bytes], ...] = (
-    ("x-echo-ascii", "hello, world ~!"),
-    ("x-echo-blob-bin", b"\x00\xff\xfe"),
-    ("x-echo-repeated", "first"),
-    ("x-echo-repeated", "second"),
-    ("x-echo-repeated", "third"),
-    ("x-not-echoed", "must not come back"),
-)
-EXPECTED_ECHO = [(key, value) for key, value in ECHO_METADATA if key.startswith(ECHO_PREFIX)]
-
 NON_OK_STATUS_CODES = tuple(code for code in grpc.StatusCode if code is not grpc.StatusCode.OK)
-
-
-def status_details(code: grpc.StatusCode) -> str:
-    """A details string that needs percent-encoding: non-ASCII, emoji, control chars."""
-    return f"détails ☺ 😈 {code.value[0]}\t\n"
 
 
 @contextmanager
@@ -62,30 +50,6 @@ def open_channel(target: str) -> Iterator[grpc.Channel]:
 def echo_stub(target: str) -> Iterator[pb_grpc.EchoTestStub]:
     with open_channel(target) as channel:
         yield pb_grpc.EchoTestStub(channel)
-
-
-def echoed(metadata: Sequence[tuple[str, str | bytes]] | None) -> list[tuple[str, str | bytes]]:
-    """The ``x-echo-*`` entries of received metadata, as plain (key, value) pairs."""
-    return [(key, value) for key, value in metadata or () if key.startswith(ECHO_PREFIX)]
-
-
-def assert_bytes_equal(actual: bytes, expected: bytes, what: str = "payload") -> None:
-    """Compare possibly huge byte strings without dumping megabytes into the report."""
-    if actual == expected:
-        return
-    if len(actual) != len(expected):
-        raise AssertionError(f"{what}: got {len(actual)} bytes, expected {len(expected)}")
-    offset = next(i for i, (a, b) in enumerate(zip(actual, expected)) if a != b)
-    raise AssertionError(
-        f"{what}: first difference at byte {offset}: "
-        f"got {actual[offset : offset + 16]!r}, expected {expected[offset : offset + 16]!r}"
-    )
-
-
-def patterned_bytes(size: int, seed: int = 0) -> bytes:
-    """Deterministic non-zero-heavy bytes, so a truncated or shifted echo is detected."""
-    block = bytes((seed + i * 7) % 251 for i in range(251))
-    return (block * (size // len(block) + 1))[:size]
 
 
 # --- happy paths ------------------------------------------------------------------------
@@ -174,7 +138,7 @@ def bidi_metadata_echo(target: str) -> None:
 
 def unary_status(target: str, code: grpc.StatusCode) -> None:
     """The server ends a unary call with ``code``; details and echoed trailers arrive intact."""
-    details = status_details(code)
+    details = status_details(code.value[0])
     request = pb.EchoRequest(payload=b"x", status_code=code.value[0], status_message=details)
     with echo_stub(target) as stub:
         try:
@@ -189,7 +153,7 @@ def unary_status(target: str, code: grpc.StatusCode) -> None:
 
 def server_stream_status(target: str, code: grpc.StatusCode) -> None:
     """The server sends 3 responses, then ends the stream with ``code``."""
-    details = status_details(code)
+    details = status_details(code.value[0])
     request = pb.EchoRequest(
         payload=b"y", response_count=3, status_code=code.value[0], status_message=details
     )

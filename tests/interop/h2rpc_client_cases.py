@@ -18,7 +18,8 @@ from compile import ensure_proto_path
 
 ensure_proto_path()
 import h2rpc_test_pb2 as pb  # noqa: E402
-from grpcio_client_cases import (  # noqa: E402
+from echo_cases_common import (  # noqa: E402
+    CALL_TIMEOUT_SECONDS,
     ECHO_METADATA,
     EXPECTED_ECHO,
     MAX_MESSAGE_LENGTH,
@@ -26,12 +27,12 @@ from grpcio_client_cases import (  # noqa: E402
     assert_bytes_equal,
     echoed,
     patterned_bytes,
+    status_details,
 )
 
 import rpc  # noqa: E402
 
 SERVICE = pb.DESCRIPTOR.services_by_name["EchoTest"]
-CALL_TIMEOUT_SECONDS = 30.0
 NON_OK_STATUS_CODES = tuple(code for code in rpc.StatusCode if code != rpc.StatusCode.OK)
 
 
@@ -40,10 +41,6 @@ def run(coro: Coroutine[Any, Any, Any], timeout: float = 50.0) -> Any:
         return await asyncio.wait_for(coro, timeout)
 
     return asyncio.run(bounded())
-
-
-def status_details(code: rpc.StatusCode) -> str:
-    return f"détails ☺ 😈 {int(code)}\t\n"
 
 
 def channel(target: str) -> rpc.Channel:
@@ -149,7 +146,7 @@ async def bidi_metadata_echo(target: str) -> None:
 
 
 async def unary_status(target: str, code: rpc.StatusCode) -> None:
-    details = status_details(code)
+    details = status_details(int(code))
     request = pb.EchoRequest(payload=b"x", status_code=int(code), status_message=details)
     async with channel(target) as ch:
         stub = rpc.Stub(ch, SERVICE)
@@ -164,7 +161,7 @@ async def unary_status(target: str, code: rpc.StatusCode) -> None:
 
 
 async def server_stream_status(target: str, code: rpc.StatusCode) -> None:
-    details = status_details(code)
+    details = status_details(int(code))
     request = pb.EchoRequest(
         payload=b"y", response_count=3, status_code=int(code), status_message=details
     )

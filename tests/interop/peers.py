@@ -27,6 +27,10 @@ INTEROP_DIR = Path(__file__).resolve().parent
 DEFAULT_START_TIMEOUT = 20.0
 DEFAULT_STOP_TIMEOUT = 5.0
 
+#: grpcio and grpcio-tools do not build on PyPy: there (and only there) tests that need them skip.
+GRPCIO_AVAILABLE = sys.implementation.name != "pypy"
+GRPCIO_UNAVAILABLE_REASON = "grpcio is not available on PyPy"
+
 _PORT_LINE = re.compile(r"PORT (\d+)")
 _STDERR_TAIL_CHARS = 20_000
 _live_peers: weakref.WeakSet[PeerProcess] = weakref.WeakSet()

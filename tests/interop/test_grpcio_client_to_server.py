@@ -5,9 +5,14 @@ proves the cases and the reference peer; the ``h2rpc`` parameter is the
 interop test of h2rpc's server.
 """
 
+import pytest
+from peers import GRPCIO_AVAILABLE, GRPCIO_UNAVAILABLE_REASON
+
+if not GRPCIO_AVAILABLE:  # PyPy only: on CPython a missing grpcio is an error, not a skip
+    pytest.skip(GRPCIO_UNAVAILABLE_REASON, allow_module_level=True)
+
 import grpc
 import grpcio_client_cases as cases
-import pytest
 
 
 @pytest.fixture(params=["grpcio", "h2rpc"])

@@ -6,11 +6,20 @@ parameter runs the same cases h2rpc to h2rpc.
 
 import h2rpc_client_cases as cases
 import pytest
+from peers import GRPCIO_AVAILABLE, GRPCIO_UNAVAILABLE_REASON
 
 import rpc
 
+SERVERS = [
+    pytest.param(
+        "grpcio",
+        marks=pytest.mark.skipif(not GRPCIO_AVAILABLE, reason=GRPCIO_UNAVAILABLE_REASON),
+    ),
+    "h2rpc",
+]
 
-@pytest.fixture(params=["grpcio", "h2rpc"])
+
+@pytest.fixture(params=SERVERS)
 def server_target(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue(f"{request.param}_server_target")
 
