@@ -69,7 +69,7 @@ class RpcError(Exception):
         if self._status_details is None:
             return None
         try:
-            from google.rpc import status_pb2  # type: ignore[import-not-found,unused-ignore]
+            from google.rpc import status_pb2  # type: ignore[import-untyped,import-not-found,unused-ignore]
         except ImportError:
             return None
         return status_pb2.Status.FromString(self._status_details)

@@ -290,16 +290,24 @@ class ConnectionCore:
             raise LocalProtocolError(str(exc) or type(exc).__name__) from exc
         return sent
 
-    def _refuse(self, stream_id: int) -> bool:
-        """Refuse a new stream after our GOAWAY or beyond our concurrency limit (retryable)."""
+    def _streams_to_refuse(self, h2_events: list[h2.events.Event]) -> set[int]:
+        """New streams of this batch to refuse: after our GOAWAY, or beyond our stream limit.
+
+        h2 has already counted every stream of the batch as open, so the excess is taken from
+        the newest ones: the streams a well-behaved peer would have opened last.
+        """
+        new = [
+            ev.stream_id or 0 for ev in h2_events if isinstance(ev, h2.events.RequestReceived)
+        ]
+        refused: set[int] = set()
         last = self.goaway_sent_last_stream_id
-        if (last is not None and stream_id > last) or (
-            self._h2.open_inbound_streams > self.options.max_concurrent_streams
-        ):
-            self._outbound.pop(stream_id, None)
-            self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
-            return True
-        return False
+        if last is not None:
+            refused.update(sid for sid in new if sid > last)
+        excess = self._h2.open_inbound_streams - self.options.max_concurrent_streams
+        if excess > 0:
+            still_open = [sid for sid in new if not self.stream_is_closed(sid)]
+            refused.update(still_open[-excess:])
+        return refused
 
     def _receive_goaway_frame(self, frame: Any) -> tuple[list[Any], list[h2.events.Event]]:
         """GOAWAY as information: report it, but keep the connection's state open (see init)."""
@@ -318,6 +326,7 @@ class ConnectionCore:
     def _translate(self, h2_events: list[h2.events.Event]) -> list[Event]:
         events: list[Event] = []
         append = events.append
+        refused: Optional[set[int]] = None
         for ev in h2_events:
             # Ordered by frequency: DATA dominates, then END_STREAM and WINDOW_UPDATE.
             if isinstance(ev, h2.events.DataReceived):
@@ -340,7 +349,11 @@ class ConnectionCore:
                         append(StreamWritable(stream_id=stream_id))
             elif isinstance(ev, h2.events.RequestReceived):
                 stream_id = ev.stream_id or 0
-                if self._refuse(stream_id):
+                if refused is None:
+                    refused = self._streams_to_refuse(h2_events)
+                if stream_id in refused:
+                    self._outbound.pop(stream_id, None)
+                    self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
                     continue
                 append(RequestReceived(stream_id=stream_id, headers=_headers(ev.headers)))
             elif isinstance(ev, h2.events.ResponseReceived):

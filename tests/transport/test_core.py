@@ -7,8 +7,12 @@ import pytest
 
 from tests.transport.pair import REQUEST, RESPONSE, TRAILERS, CorePair
 from transport import (
+    ConnectionCore,
     ConnectionOptions,
+    ConnectionTerminated,
     DataReceived,
+    PingAcknowledged,
+    PingReceived,
     RemoteProtocolError,
     RequestReceived,
     ResponseReceived,
@@ -154,3 +158,65 @@ def test_many_streams_are_independent():
     events = pair.take_server_events()
     for i, sid in enumerate(sids):
         assert received_bytes(events, sid) == bytes([i]) * 10
+
+
+def test_graceful_goaway_lets_open_streams_finish_and_refuses_new_ones():
+    pair = CorePair()
+    sid = pair.client.next_stream_id()
+    pair.client.send_headers(sid, REQUEST)
+    pair.pump()
+    pair.take_server_events()
+    pair.server.goaway()
+    # The client has not seen the GOAWAY yet and starts another stream.
+    late = pair.client.next_stream_id()
+    pair.client.send_headers(late, REQUEST, end_stream=True)
+    pair.pump()
+    events = pair.take_client_events()
+    goaways = [e for e in events if isinstance(e, ConnectionTerminated)]
+    assert goaways and goaways[0].last_stream_id == sid and goaways[0].error_code == 0
+    refused = [e for e in events if isinstance(e, StreamReset) and e.stream_id == late]
+    assert refused and refused[0].error_code == h2.errors.ErrorCodes.REFUSED_STREAM
+    # The stream opened before the GOAWAY still works both ways.
+    pair.client.send_data(sid, b"request", end_stream=True)
+    pair.pump()
+    assert received_bytes(pair.take_server_events(), sid) == b"request"
+    pair.server.send_headers(sid, RESPONSE)
+    pair.server.send_data(sid, b"response")
+    pair.server.send_trailers(sid, TRAILERS)
+    pair.pump()
+    events = pair.take_client_events()
+    assert received_bytes(events, sid) == b"response"
+    assert any(isinstance(e, TrailersReceived) for e in events)
+
+
+def test_streams_beyond_max_concurrent_are_refused_not_fatal():
+    client = ConnectionCore(client_side=True)
+    server = ConnectionCore(client_side=False, options=ConnectionOptions(max_concurrent_streams=2))
+    client.initiate()
+    server.initiate()
+    # The client opens 3 streams before it has seen the server's SETTINGS.
+    sids = []
+    for _ in range(3):
+        sid = client.next_stream_id()
+        client.send_headers(sid, REQUEST)
+        sids.append(sid)
+    server_events = server.receive_data(client.data_to_send())
+    assert [e.stream_id for e in server_events if isinstance(e, RequestReceived)] == sids[:2]
+    client_events = client.receive_data(server.data_to_send())
+    resets = [e for e in client_events if isinstance(e, StreamReset)]
+    assert [(e.stream_id, e.error_code) for e in resets] == [
+        (sids[2], h2.errors.ErrorCodes.REFUSED_STREAM)
+    ]
+    assert not server.closed
+
+
+def test_ping_ack_is_reported_to_the_sender_and_the_ping_to_the_receiver():
+    pair = CorePair()
+    pair.client.send_ping(b"12345678")
+    pair.pump()
+    assert [e.data for e in pair.take_server_events() if isinstance(e, PingReceived)] == [
+        b"12345678"
+    ]
+    assert [e.data for e in pair.take_client_events() if isinstance(e, PingAcknowledged)] == [
+        b"12345678"
+    ]
