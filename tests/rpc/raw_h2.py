@@ -29,9 +29,9 @@ class RawClient:
             h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
         )
         self.conn.initiate_connection()
-        self.flush()
         self.events: list[h2.events.Event] = []
         self.deadline = time.monotonic() + timeout
+        self.flush()
 
     def flush(self) -> None:
         data = self.conn.data_to_send()
@@ -43,10 +43,34 @@ class RawClient:
     ) -> int:
         stream_id = self.conn.get_next_available_stream_id()
         self.conn.send_headers(stream_id, headers or GRPC_REQUEST, end_stream=not body and end)
-        if body:
-            self.conn.send_data(stream_id, body, end_stream=end)
         self.flush()
+        if body:
+            self.send_body(stream_id, body, end)
         return stream_id
+
+    def send_body(self, stream_id: int, body: bytes, end: bool = True) -> None:
+        """Send ``body`` in frames, within the peer's frame size and flow-control windows."""
+        while body:
+            room = min(self.conn.local_flow_control_window(stream_id), len(body))
+            room = min(room, self.conn.max_outbound_frame_size)
+            if room <= 0:
+                self.receive_once()  # wait for WINDOW_UPDATE / SETTINGS
+                continue
+            chunk, body = body[:room], body[room:]
+            self.conn.send_data(stream_id, chunk, end_stream=end and not body)
+            self.flush()
+
+    def receive_once(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise TimeoutError("peer never opened the flow-control window")
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("server closed the connection")
+        for event in self.conn.receive_data(data):
+            self.events.append(event)
+            if isinstance(event, h2.events.DataReceived):
+                self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        self.flush()
 
     def wait_stream_done(self, stream_id: int) -> list[h2.events.Event]:
         """Events of ``stream_id`` until it ends or is reset; TimeoutError if it never does."""
@@ -56,16 +80,7 @@ class RawClient:
                 return mine
             if time.monotonic() > self.deadline:
                 raise TimeoutError(f"stream {stream_id} got no answer: {mine}")
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError(f"server closed the connection; stream {stream_id}: {mine}")
-            for event in self.conn.receive_data(data):
-                self.events.append(event)
-                if isinstance(event, h2.events.DataReceived):
-                    self.conn.acknowledge_received_data(
-                        event.flow_controlled_length, event.stream_id
-                    )
-            self.flush()
+            self.receive_once()
 
     def close(self) -> None:
         self.sock.close()

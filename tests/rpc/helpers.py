@@ -1,0 +1,46 @@
+"""Shared helpers for in-process rpc tests: bounded asyncio runs and servers for one test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import rpc
+
+
+def run(coro: Awaitable[Any], timeout: float = 30) -> Any:
+    """Run a coroutine on a fresh loop, failing fast if it hangs."""
+
+    async def bounded() -> Any:
+        return await asyncio.wait_for(coro, timeout)
+
+    return asyncio.run(bounded())
+
+
+def generic_server(
+    handlers: Mapping[str, rpc.MethodHandler], service: str = "t.T", **options: Any
+) -> rpc.Server:
+    return rpc.Server([rpc.method_handlers_generic_handler(service, handlers)], **options)
+
+
+@contextlib.asynccontextmanager
+async def serving(server: rpc.Server, address: str = "127.0.0.1:0") -> AsyncIterator[str]:
+    """Start ``server`` on ``address`` and yield its target; stop it afterwards."""
+    port = server.add_insecure_port(address)
+    await server.start()
+    try:
+        yield address if address.startswith("unix") else f"127.0.0.1:{port}"
+    finally:
+        await server.stop(0.5)
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until ``predicate()`` holds, polling; AssertionError after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate():
+        if loop.time() > end:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
