@@ -492,6 +492,7 @@ class AsyncConnection(asyncio.Protocol):
                 self._on_ping(ev)
             elif isinstance(ev, PingAcknowledged):
                 self._keepalive.on_ping_ack(ev.data, self._loop.time())
+                self._arm_keepalive()  # the watchdog is off: back to the idle interval
 
     def _on_ping(self, ev: PingReceived) -> None:
         policy = self._ping_policy
@@ -505,6 +506,9 @@ class AsyncConnection(asyncio.Protocol):
             self.close(ENHANCE_YOUR_CALM, "too_many_pings")
 
     def _arm_keepalive(self) -> None:
+        if self._keepalive_handle is not None:
+            self._keepalive_handle.cancel()
+            self._keepalive_handle = None
         deadline = self._keepalive.deadline()
         if deadline is not None and self._error is None:
             self._keepalive_handle = self._loop.call_at(deadline, self._on_keepalive_timer)
