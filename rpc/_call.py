@@ -50,7 +50,10 @@ NO_ERROR = 0x0
 REFUSED_STREAM = 0x7
 CANCEL = 0x8
 #: How often a call the server never saw is sent again on another stream (transparent retry).
-_MAX_TRANSPARENT_RETRIES = 3
+_MAX_TRANSPARENT_RETRIES = 6
+#: Pause before the first transparent retry, doubled each time: a server that refused a stream
+#: at its concurrency limit may count streams a little longer than we do.
+_RETRY_PAUSE = 0.01
 
 
 class _EOFType:
@@ -304,6 +307,7 @@ class _ClientCall:
                 if retries < _MAX_TRANSPARENT_RETRIES and self._may_retry(exc):
                     # The server never saw this stream (REFUSED_STREAM, or above a GOAWAY's
                     # last-stream-id): gRPC's transparent retry sends it again.
+                    await asyncio.sleep(_RETRY_PAUSE * 2**retries)
                     retries += 1
                     stream = await self._resend()
                     continue

@@ -315,6 +315,7 @@ class AsyncConnection(asyncio.Protocol):
         self._ping_policy = None if client_side else PingPolicy(options)
         self._sent_data = False  # headers or data went out since the last PING we received
         self._close_when_idle = False
+        self._ready_waiter: Optional[asyncio.Future[None]] = None
 
     def __repr__(self) -> str:
         role = "client" if self._core.client_side else "server"
@@ -377,6 +378,19 @@ class AsyncConnection(asyncio.Protocol):
         self._core.goaway(error_code, message.encode())
         self._schedule_flush()
 
+    async def wait_ready(self) -> None:
+        """Wait for the peer's first SETTINGS frame: it speaks HTTP/2, and its limits are known.
+
+        gRPC clients open no call before that, so that a server's SETTINGS_MAX_CONCURRENT_STREAMS
+        is honoured from the first call on.
+        """
+        while not self._core.settings_received:
+            if self._error is not None:
+                raise self._error
+            if self._ready_waiter is None:
+                self._ready_waiter = self._loop.create_future()
+            await asyncio.shield(self._ready_waiter)
+
     async def wait_closed(self) -> None:
         await asyncio.shield(self._closed_waiter)
 
@@ -415,6 +429,11 @@ class AsyncConnection(asyncio.Protocol):
             return
         if events:
             self._dispatch(events)
+        ready = self._ready_waiter
+        if ready is not None and self._core.settings_received:
+            self._ready_waiter = None
+            if not ready.done():
+                ready.set_result(None)
         self._schedule_flush()
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
@@ -587,6 +606,9 @@ class AsyncConnection(asyncio.Protocol):
         """Make ``error`` the connection's sticky error and raise it in every pending stream."""
         if self._error is None:
             self._error = error
+        ready = self._ready_waiter
+        if ready is not None and not ready.done():
+            ready.set_result(None)  # wait_ready() raises the sticky error
         streams = list(self._streams.values())
         self._streams.clear()
         for stream in streams:
@@ -624,6 +646,11 @@ async def connect(
         _, proto = await loop.create_connection(
             factory, address.host, address.port, ssl=ssl, server_hostname=server_hostname
         )
+    try:
+        await proto.wait_ready()
+    except BaseException:
+        proto.close()
+        raise
     return proto
 
 

@@ -97,6 +97,8 @@ class ConnectionCore:
         self.goaway_sent_last_stream_id: Optional[int] = None
         self.goaway_received = False
         self.closed = False
+        #: The peer's first SETTINGS frame has arrived: its limits are known.
+        self.settings_received = False
 
     # ------------------------------------------------------------------ connection level
 
@@ -361,6 +363,7 @@ class ConnectionCore:
             elif isinstance(ev, h2.events.TrailersReceived):
                 append(TrailersReceived(stream_id=ev.stream_id or 0, headers=_headers(ev.headers)))
             elif isinstance(ev, h2.events.RemoteSettingsChanged):
+                self.settings_received = True
                 # A new SETTINGS_INITIAL_WINDOW_SIZE resizes every stream window at once.
                 if _S.INITIAL_WINDOW_SIZE in ev.changed_settings:
                     self._flush_all(events)

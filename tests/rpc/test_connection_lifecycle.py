@@ -125,9 +125,12 @@ def test_wait_for_ready_still_honours_the_deadline():
     run(body())
 
 
+EMPTY_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
 @pytest.fixture
 def silent_server() -> Iterator[int]:
-    """A TCP server that accepts and reads everything but never answers (a hung peer)."""
+    """A server that sends its SETTINGS, then hangs: reads nothing, answers nothing."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -141,7 +144,7 @@ def silent_server() -> Iterator[int]:
                 conn, _ = listener.accept()
             except OSError:
                 continue
-            conn.settimeout(0.2)
+            conn.sendall(EMPTY_SETTINGS)  # completes the HTTP/2 handshake, then never again
             conns.append(conn)
         for conn in conns:
             conn.close()
@@ -190,3 +193,24 @@ def test_server_answers_a_ping_flood_with_goaway_too_many_pings():
                 assert channel._connection_options.keepalive_time == pytest.approx(0.1)
 
     run(body())
+
+
+def test_a_peer_that_never_speaks_http2_fails_the_connection_attempt():
+    """Accepted TCP, but no SETTINGS: the attempt times out (UNAVAILABLE), no call hangs."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    try:
+
+        async def body() -> None:
+            target = f"127.0.0.1:{listener.getsockname()[1]}"
+            async with rpc.Channel(target, min_connect_timeout=0.3) as channel:
+                started = time.monotonic()
+                with pytest.raises(rpc.RpcError) as info:
+                    await channel.unary_unary("/t.T/X")(b"")
+                assert info.value.code() == rpc.StatusCode.UNAVAILABLE
+                assert time.monotonic() - started < 3
+
+        run(body())
+    finally:
+        listener.close()
