@@ -298,9 +298,7 @@ class ConnectionCore:
         h2 has already counted every stream of the batch as open, so the excess is taken from
         the newest ones: the streams a well-behaved peer would have opened last.
         """
-        new = [
-            ev.stream_id or 0 for ev in h2_events if isinstance(ev, h2.events.RequestReceived)
-        ]
+        new = [ev.stream_id or 0 for ev in h2_events if isinstance(ev, h2.events.RequestReceived)]
         refused: set[int] = set()
         last = self.goaway_sent_last_stream_id
         if last is not None:

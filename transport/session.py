@@ -1,0 +1,536 @@
+"""Streams over one connection, for both drivers: the part of the transport above the core.
+
+``ConnectionCore`` turns bytes into HTTP/2 events; a ``Session`` turns those events into stream
+state (the inbox of each stream, its headers and trailers, whether it ended or failed), decides
+when a stream is finished and forgotten, hands flow-control credit back as data is consumed,
+applies GOAWAY and sticky connection errors, and runs the keepalive policies. It never waits and
+never touches a socket: the asyncio driver (``aio.py``) and the blocking driver (``blocking.py``)
+implement ``Driver`` to wake whoever waits and to move bytes. So a protocol decision lives here
+once, for both.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Callable, Optional, Protocol
+
+import h2.errors
+
+from .core import Bytes, ConnectionCore
+from .errors import ConnectionClosedError, LocalProtocolError, RemoteProtocolError
+from .errors import StreamResetError as StreamResetError
+from .events import (
+    ConnectionTerminated,
+    DataReceived,
+    Event,
+    Headers,
+    PingAcknowledged,
+    PingReceived,
+    RequestReceived,
+    ResponseReceived,
+    StreamEnded,
+    StreamReset,
+    StreamWritable,
+    TrailersReceived,
+)
+from .keepalive import KeepaliveAction, KeepaliveTimer, PingPolicy
+from .options import ConnectionOptions
+
+log = logging.getLogger(__name__)
+
+CANCEL = int(h2.errors.ErrorCodes.CANCEL)
+ENHANCE_YOUR_CALM = int(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+NO_ERROR = int(h2.errors.ErrorCodes.NO_ERROR)
+REFUSED_STREAM = int(h2.errors.ErrorCodes.REFUSED_STREAM)
+
+
+class Driver(Protocol):
+    """What a session asks of the driver that owns the socket and the waiting."""
+
+    def new_stream(self, stream_id: int, request_headers: Optional[Headers]) -> StreamState: ...
+
+    def wake_read(self, stream: StreamState) -> None: ...
+
+    def wake_write(self, stream: StreamState) -> None: ...
+
+    def wake_connection(self) -> None:
+        """Connection-level waiters: SETTINGS arrived, GOAWAY, or a failure: everyone looks."""
+
+    def slot_freed(self) -> None:
+        """A stream finished: one caller waiting for a stream slot may go ahead."""
+
+    def request_received(self, stream: StreamState) -> None: ...
+
+    def schedule_flush(self) -> None:
+        """Send ``core.data_to_send()`` soon (coalescing is the driver's business)."""
+
+    def close_transport(self) -> None:
+        """Flush what is queued, then close the socket."""
+
+    def abort_transport(self) -> None:
+        """Close the socket now, dropping anything unsent."""
+
+    def rearm_keepalive(self) -> None:
+        """``session.keepalive_deadline()`` changed: reschedule the keepalive timer."""
+
+    def now(self) -> float: ...
+
+
+class StreamState:
+    """One HTTP/2 stream's state; the drivers subclass it with waiting ``read``/``send_data``."""
+
+    __slots__ = (
+        "_ended",
+        "_error",
+        "_inbox",
+        "_session",
+        "local_closed",
+        "on_failed",
+        "read_waiter",
+        "request_headers",
+        "response_headers",
+        "stream_id",
+        "trailers",
+        "write_waiter",
+    )
+
+    def __init__(
+        self, session: Session, stream_id: int, request_headers: Optional[Headers] = None
+    ) -> None:
+        self._session = session
+        self.stream_id = stream_id
+        #: Server role: the request header block that opened the stream.
+        self.request_headers = request_headers
+        #: Client role: the response header block (may be a Trailers-Only block).
+        self.response_headers: Optional[Headers] = None
+        #: The trailing header block, if one came.
+        self.trailers: Optional[Headers] = None
+        #: True once we have ended our side (END_STREAM or trailers queued) or reset the stream.
+        self.local_closed = False
+        #: Called once if the stream fails from outside (peer reset, GOAWAY, lost connection), so
+        #: an owner that is not reading (a server handler busy elsewhere) still learns of it.
+        self.on_failed: Optional[Callable[[], None]] = None
+        #: Opaque slots for the driver's waiting primitives.
+        self.read_waiter: object = None
+        self.write_waiter: object = None
+        self._inbox: deque[tuple[bytes, int]] = deque()
+        self._ended = False
+        self._error: Optional[Exception] = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.stream_id}>"
+
+    @property
+    def remote_ended(self) -> bool:
+        """The peer has half-closed: everything it will send is in the inbox."""
+        return self._ended
+
+    @property
+    def error(self) -> Optional[Exception]:
+        """Why the stream failed (a reset or the connection's sticky error), if it did."""
+        return None if self._ended else self._error
+
+    # ---------------------------------------------------------------- non-waiting steps
+
+    def _take(self) -> Optional[bytes]:
+        """The next body chunk (handing its window credit back), ``b""`` at the end of the
+        stream, or None when the caller must wait; raises the stream's error."""
+        inbox = self._inbox
+        if inbox:
+            if self._error is not None and not self._ended:
+                raise self._error
+            data, flow = inbox.popleft()
+            self._session._consumed(self.stream_id, flow)
+            return data
+        if self._ended:
+            return b""
+        if self._error is not None:
+            raise self._error
+        return None
+
+    def _take_response_headers(self) -> Optional[Headers]:
+        """Client role: the response head, or None when the caller must wait."""
+        if self.response_headers is not None:
+            return self.response_headers
+        if self._error is not None:
+            raise self._error
+        if self._ended:
+            raise LocalProtocolError("stream ended without response headers")
+        return None
+
+    def _queue_data(self, data: Bytes, end_stream: bool) -> None:
+        self._check_writable()
+        session = self._session
+        session.core.send_data(self.stream_id, data, end_stream=end_stream)
+        session.sent_data = True
+        if end_stream:
+            self._local_close()
+        session.driver.schedule_flush()
+
+    def _write_blocked(self) -> bool:
+        """True while the sender must wait: too much queued, or the socket buffer is full."""
+        if self._error is not None and not self._ended:
+            raise self._error
+        session = self._session
+        return session.paused or session.core.pending_bytes(self.stream_id) > session.high_water
+
+    def _drained(self) -> bool:
+        if self._error is not None and not self._ended:
+            raise self._error
+        session = self._session
+        return not session.paused and not session.core.pending_bytes(self.stream_id)
+
+    # ---------------------------------------------------------------- commands (no waiting)
+
+    def send_headers(self, headers: Headers, *, end_stream: bool = False) -> None:
+        """Send a header block at once (headers never wait for flow control)."""
+        self._check_writable()
+        session = self._session
+        session.core.send_headers(self.stream_id, headers, end_stream=end_stream)
+        session.sent_data = True
+        if end_stream:
+            self._local_close()
+        session.driver.schedule_flush()
+
+    def end(self) -> None:
+        """Half-close our side after the queued data (an empty DATA frame with END_STREAM)."""
+        if self.local_closed:
+            return
+        self._check_writable()
+        self._session.core.end_stream(self.stream_id)
+        self._local_close()
+        self._session.driver.schedule_flush()
+
+    def send_trailers(self, headers: Headers) -> None:
+        """Queue trailers: they end the stream after the queued data."""
+        self._check_writable()
+        self._session.core.send_trailers(self.stream_id, headers)
+        self._local_close()
+        self._session.driver.schedule_flush()
+
+    def reset(self, error_code: int = CANCEL) -> None:
+        """Send RST_STREAM (unless the stream is already finished) and fail local waiters."""
+        session = self._session
+        if self._error is None and not (self._ended and self.local_closed):
+            session.core.reset_stream(self.stream_id, error_code)
+            session.driver.schedule_flush()
+        if self._error is None:
+            self._error = StreamResetError(error_code, remote=False)
+        self.local_closed = True
+        self._wake_all()
+        session._release(self)
+
+    # ---------------------------------------------------------------- internals
+
+    def _check_writable(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self.local_closed:
+            raise LocalProtocolError(f"stream {self.stream_id} is closed for sending")
+
+    def _local_close(self) -> None:
+        self.local_closed = True
+        if self._ended or not self._session.core.client_side:
+            # Server role: once our trailers are queued the call is over for us; the core resets
+            # a request side the client left open, as gRPC servers do.
+            self._session._release(self)
+
+    def _wake_all(self) -> None:
+        driver = self._session.driver
+        driver.wake_read(self)
+        driver.wake_write(self)
+
+    def _fail(self, error: Exception) -> None:
+        """The stream broke from outside: record why, wake waiters, tell the owner."""
+        if self._error is None:
+            self._error = error
+        self._wake_all()
+        callback = self.on_failed
+        if callback is not None:
+            self.on_failed = None
+            callback()
+
+
+class Session:
+    """The streams of one connection and everything that happens to them."""
+
+    def __init__(
+        self,
+        driver: Driver,
+        *,
+        client_side: bool,
+        options: Optional[ConnectionOptions] = None,
+        accept_requests: bool = True,
+    ) -> None:
+        self.driver = driver
+        self.core = core = ConnectionCore(client_side=client_side, options=options)
+        self.high_water = core.options.send_buffer_high_water
+        self.streams: dict[int, StreamState] = {}
+        #: The sticky error: once set, every stream operation on this connection raises it.
+        self.error: Optional[ConnectionClosedError] = None
+        #: The socket's send buffer is full (the driver says so): senders wait.
+        self.paused = False
+        #: Headers or data went out since the last PING we received (ping-strike policy).
+        self.sent_data = False
+        #: The peer sent GOAWAY: no new streams may be opened here.
+        self.goaway_received = False
+        #: The GOAWAY's error code and debug data (e.g. b"too_many_pings"), once received.
+        self.goaway_error_code: Optional[int] = None
+        self.goaway_debug_data = b""
+        self.closing_when_idle = False
+        self.peer = ""
+        self._accept_requests = accept_requests
+        self.keepalive = KeepaliveTimer(core.options, driver.now())
+        self._ping_policy = None if client_side else PingPolicy(core.options)
+
+    def __repr__(self) -> str:
+        role = "client" if self.core.client_side else "server"
+        return f"<Session {role} peer={self.peer!r} streams={len(self.streams)}>"
+
+    # ---------------------------------------------------------------- state
+
+    @property
+    def is_usable(self) -> bool:
+        """True while new streams may be opened on this connection."""
+        return (
+            self.error is None
+            and not self.goaway_received
+            and not self.core.closed
+            and not self.closing_when_idle
+        )
+
+    @property
+    def has_free_slot(self) -> bool:
+        """Client role: a new stream stays within the peer's SETTINGS_MAX_CONCURRENT_STREAMS."""
+        return len(self.streams) < self.core.max_outbound_streams
+
+    @property
+    def ready(self) -> bool:
+        """The peer's first SETTINGS arrived: it speaks HTTP/2 and its limits are known."""
+        return self.core.settings_received
+
+    def raise_if_unusable(self) -> None:
+        if self.error is not None:
+            raise self.error
+        if self.goaway_received or self.core.closed or self.closing_when_idle:
+            raise ConnectionClosedError("connection is draining (GOAWAY): open a new one")
+
+    # ---------------------------------------------------------------- socket events
+
+    def connection_made(self, peer: object, alpn: Optional[str], tls: bool) -> bool:
+        """The socket is up; False (and the connection fails) if TLS did not agree on h2."""
+        if isinstance(peer, tuple):
+            host = peer[0]
+            self.peer = f"ipv6:[{host}]:{peer[1]}" if ":" in host else f"ipv4:{host}:{peer[1]}"
+        else:
+            self.peer = f"unix:{peer or ''}"
+        if tls and alpn != "h2":
+            # gRPC over TLS is HTTP/2 negotiated by ALPN (RFC 9113 §3.2); anything else is
+            # refused before a single frame is exchanged.
+            self.fail(ConnectionClosedError("TLS peer did not negotiate ALPN protocol h2"))
+            return False
+        self.core.initiate()
+        self.driver.schedule_flush()
+        return True
+
+    def data_received(self, data: bytes) -> None:
+        """Bytes from the socket: update every stream they concern and wake its waiters."""
+        driver = self.driver
+        self.keepalive.heard_from_peer(driver.now())
+        was_ready = self.core.settings_received
+        try:
+            events = self.core.receive_data(data)
+        except RemoteProtocolError as exc:
+            log.debug("closing %r: %s", self, exc)
+            self.fail(ConnectionClosedError(f"protocol error from peer: {exc}"))
+            driver.close_transport()  # flushes the GOAWAY h2 queued first
+            return
+        if events:
+            self._dispatch(events)
+        if not was_ready and self.core.settings_received:
+            driver.wake_connection()
+        driver.schedule_flush()
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        reason = f"connection lost: {exc}" if exc else "connection closed"
+        self.fail(ConnectionClosedError(reason))
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        driver = self.driver
+        for stream in list(self.streams.values()):
+            driver.wake_write(stream)
+
+    # ---------------------------------------------------------------- commands
+
+    def open_stream(self, headers: Headers, *, end_stream: bool = False) -> StreamState:
+        """Client role: start a request now (the caller waited for ``has_free_slot``)."""
+        self.raise_if_unusable()
+        core = self.core
+        stream_id = core.next_stream_id()
+        stream = self.driver.new_stream(stream_id, None)
+        self.streams[stream_id] = stream
+        core.send_headers(stream_id, headers, end_stream=end_stream)
+        if end_stream:
+            stream.local_closed = True
+        self.driver.schedule_flush()
+        return stream
+
+    def close(self, error_code: int = NO_ERROR, message: str = "") -> None:
+        """Send a final GOAWAY and close the socket once it is flushed."""
+        self.core.close(error_code, message.encode() if message else None)
+        self.driver.close_transport()
+
+    def close_when_idle(self) -> None:
+        """Close once the last open stream finishes (at once if there is none); no new ones."""
+        self.closing_when_idle = True
+        if not self.streams:
+            self.close()
+
+    def goaway(self, error_code: int = NO_ERROR, message: str = "") -> None:
+        """Send a graceful GOAWAY: streams already open go on; new ones are refused."""
+        self.core.goaway(error_code, message.encode())
+        self.driver.schedule_flush()
+
+    def fail(self, error: ConnectionClosedError) -> None:
+        """Make ``error`` the connection's sticky error and raise it in every pending stream."""
+        if self.error is None:
+            self.error = error
+        streams = list(self.streams.values())
+        self.streams.clear()
+        for stream in streams:
+            stream._fail(self.error)
+        self.driver.wake_connection()
+
+    # ---------------------------------------------------------------- keepalive
+
+    def keepalive_deadline(self) -> Optional[float]:
+        return None if self.error is not None else self.keepalive.deadline()
+
+    def on_keepalive_timer(self) -> None:
+        """The driver's keepalive timer fired: PING, or give up on a silent peer."""
+        if self.error is not None:
+            return
+        driver = self.driver
+        now = driver.now()
+        action = self.keepalive.on_timer(now, len(self.streams))
+        if action is KeepaliveAction.SEND_PING:
+            self.core.send_ping(self.keepalive.ping_payload(now))
+            driver.schedule_flush()
+        elif action is KeepaliveAction.CONNECTION_DEAD:
+            log.info("%r did not answer a keepalive PING in time: closing", self)
+            self.fail(ConnectionClosedError("keepalive watchdog timeout: peer not responding"))
+            driver.abort_transport()
+            return
+        driver.rearm_keepalive()
+
+    # ---------------------------------------------------------------- internals
+
+    def _dispatch(self, events: list[Event]) -> None:
+        streams = self.streams
+        driver = self.driver
+        for ev in events:
+            if isinstance(ev, DataReceived):
+                stream = streams.get(ev.stream_id)
+                if stream is None or stream._error is not None:
+                    # Nobody will read it: hand the window back so other streams don't starve.
+                    self.core.acknowledge_received_data(ev.stream_id, ev.flow_controlled_length)
+                    continue
+                stream._inbox.append((ev.data, ev.flow_controlled_length))
+                driver.wake_read(stream)
+            elif isinstance(ev, StreamEnded):
+                stream = streams.get(ev.stream_id)
+                if stream is not None:
+                    stream._ended = True
+                    stream._wake_all()
+                    if stream.local_closed:
+                        self._release(stream)
+            elif isinstance(ev, RequestReceived):
+                stream = driver.new_stream(ev.stream_id, ev.headers)
+                streams[ev.stream_id] = stream
+                if not self._accept_requests:
+                    stream.reset(REFUSED_STREAM)
+                else:
+                    driver.request_received(stream)
+            elif isinstance(ev, ResponseReceived):
+                stream = streams.get(ev.stream_id)
+                if stream is not None:
+                    stream.response_headers = ev.headers
+                    driver.wake_read(stream)
+            elif isinstance(ev, TrailersReceived):
+                stream = streams.get(ev.stream_id)
+                if stream is not None:
+                    stream.trailers = ev.headers
+                    driver.wake_read(stream)
+            elif isinstance(ev, StreamWritable):
+                stream = streams.get(ev.stream_id)
+                if (
+                    stream is not None
+                    and not self.paused
+                    and self.core.pending_bytes(ev.stream_id) <= self.high_water
+                ):
+                    driver.wake_write(stream)
+            elif isinstance(ev, StreamReset):
+                stream = streams.get(ev.stream_id)
+                if stream is not None:
+                    stream._fail(StreamResetError(ev.error_code, remote=ev.remote))
+                    self._release(stream)
+            elif isinstance(ev, ConnectionTerminated):
+                self._on_goaway(ev)
+            elif isinstance(ev, PingReceived):
+                self._on_ping()
+            elif isinstance(ev, PingAcknowledged):
+                self.keepalive.on_ping_ack(ev.data, driver.now())
+                driver.rearm_keepalive()  # the watchdog is off: back to the idle interval
+
+    def _on_ping(self) -> None:
+        policy = self._ping_policy
+        if policy is None:
+            return
+        if self.sent_data:
+            self.sent_data = False
+            policy.data_sent()
+        if policy.ping_received(self.driver.now(), len(self.streams)):
+            log.info("%r pings too often: GOAWAY(ENHANCE_YOUR_CALM, too_many_pings)", self)
+            self.close(ENHANCE_YOUR_CALM, "too_many_pings")
+
+    def _on_goaway(self, ev: ConnectionTerminated) -> None:
+        self.goaway_received = True
+        self.goaway_error_code = ev.error_code
+        self.goaway_debug_data = ev.additional_data
+        detail = ev.additional_data.decode("utf-8", "replace")
+        refused = ConnectionClosedError(
+            f"GOAWAY (error code {ev.error_code}{', ' + detail if detail else ''}): "
+            "stream not processed by the peer",
+            error_code=ev.error_code,
+            refused=True,
+        )
+        # Streams the peer never saw are safe to retry elsewhere; the rest may still finish.
+        ours = 1 if self.core.client_side else 0
+        for stream in list(self.streams.values()):
+            if stream.stream_id > ev.last_stream_id and stream.stream_id % 2 == ours:
+                stream._fail(refused)
+                self._release(stream)
+        self.driver.wake_connection()
+
+    def _consumed(self, stream_id: int, flow: int) -> None:
+        self.core.acknowledge_received_data(stream_id, flow)
+        self.driver.schedule_flush()
+
+    def _release(self, stream: StreamState) -> None:
+        """Forget a finished stream; give back window for bytes nobody will read."""
+        if self.streams.pop(stream.stream_id, None) is None:
+            return
+        inbox = stream._inbox
+        if inbox and not stream._ended:
+            unread = sum(flow for _, flow in inbox)
+            inbox.clear()
+            self.core.acknowledge_received_data(stream.stream_id, unread)
+            self.driver.schedule_flush()
+        self.driver.slot_freed()
+        if self.closing_when_idle and not self.streams:
+            self.close()
