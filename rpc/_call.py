@@ -1,9 +1,9 @@
-"""Client-side calls: one HTTP/2 stream each, with grpcio-aio-like call objects.
+"""Client calls for asyncio: grpcio-aio-like call objects over ``ClientCallCore``.
 
-``_ClientCall`` holds the protocol logic every call kind shares (open the stream, frame and send
-requests, parse the response head, decode messages, map trailers and transport failures to a
-status, enforce the deadline); the four public classes only shape the surface: awaitable for a
-single response, async-iterable for a stream, ``write``/``done_writing`` for streamed requests.
+Every protocol decision is the core's (``_client_core.py``, shared with the blocking API); this
+module only waits: for a stream, for the response head, for data, for the deadline timer. The four
+public classes shape the surface: awaitable for a single response, async-iterable for a stream,
+``write``/``done_writing`` for streamed requests.
 """
 
 from __future__ import annotations
@@ -11,69 +11,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Generator, Iterable
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    Optional,
-    Union,
-)
+from typing import TYPE_CHECKING, Any, Optional, Union
 
-from codec import (
-    SUPPORTED_ENCODINGS,
-    CodecError,
-    InvalidMetadataError,
-    InvalidResponseError,
-    MessageDecoder,
-    MessageTooLargeError,
-    Metadata,
-    Status,
-    StatusCode,
-    build_request_headers,
-    is_supported_encoding,
-    parse_response_headers,
-    parse_trailers,
-    status_from_reset,
-)
-from transport import ConnectionClosedError, Stream, StreamResetError, TransportError
+from codec import Metadata, Status, StatusCode
+from transport import ConnectionClosedError, Stream, TransportError
 
-from ._deadline import effective_deadline
-from ._errors import RpcError, UsageError
-from ._handlers import Deserializer, Serializer
-from ._messages import decode_messages, frame_message
+from ._client_core import CANCEL, EOF, MAX_TRANSPARENT_RETRIES, ClientCallCore
+from ._errors import RpcError
 
 if TYPE_CHECKING:
     from ._channel import Channel
 
-NO_ERROR = 0x0
-REFUSED_STREAM = 0x7
-CANCEL = 0x8
-#: How often a call the server never saw is sent again on another stream (transparent retry).
-_MAX_TRANSPARENT_RETRIES = 6
-#: Pause before the first transparent retry, doubled each time: a server that refused a stream
-#: at its concurrency limit may count streams a little longer than we do.
-_RETRY_PAUSE = 0.01
-
-
-class _EOFType:
-    """The value ``read()`` returns once a response stream has ended (grpcio's ``aio.EOF``)."""
-
-    _instance: Optional[_EOFType] = None
-
-    def __new__(cls) -> _EOFType:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "EOF"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-EOF = _EOFType()
+__all__ = [
+    "EOF",
+    "RequestIterable",
+    "StreamStreamCall",
+    "StreamUnaryCall",
+    "UnaryStreamCall",
+    "UnaryUnaryCall",
+]
 
 
 class _RequestsAborted(Exception):
@@ -83,85 +40,26 @@ class _RequestsAborted(Exception):
 RequestIterable = Union[Iterable[Any], AsyncIterable[Any]]
 
 
-class _ClientCall:
-    """The shared state machine of every client call."""
+class _ClientCall(ClientCallCore):
+    """The asyncio shell of a client call."""
 
-    def __init__(
-        self,
-        channel: Channel,
-        path: str,
-        serializer: Serializer,
-        deserializer: Deserializer,
-        *,
-        timeout: Optional[float],
-        metadata: Any,
-        compression: Optional[str] = None,
-        wait_for_ready: Optional[bool] = None,
-    ) -> None:
-        self._channel = channel
-        self._path = path
-        self._serializer = serializer
-        self._deserializer = deserializer
-        self._wait_for_ready = bool(wait_for_ready)
-        encoding = channel._compression if compression is None else compression
-        if encoding == "identity":
-            encoding = None
-        if not is_supported_encoding(encoding):
-            raise UsageError(f"unsupported compression {encoding!r}: use gzip or deflate")
-        self._encoding = encoding
-        self._response_encoding: Optional[str] = None
-        # The deadline is the tighter of our timeout and the one inherited from a handler.
-        self._deadline = deadline = effective_deadline(timeout)
-        now = time.monotonic()
-        try:
-            self._headers = build_request_headers(
-                path,
-                channel._authority,
-                scheme=channel._scheme,
-                timeout=None if deadline is None else deadline - now,
-                metadata=metadata,
-                encoding=encoding,
-                accept_encoding=SUPPORTED_ENCODINGS,
-                user_agent=channel._user_agent,
-            )
-        except InvalidMetadataError as exc:
-            raise UsageError(f"invalid metadata: {exc}") from None
+    _channel: Channel
+
+    def __init__(self, channel: Channel, *args: Any, **kwargs: Any) -> None:
+        super().__init__(channel, *args, **kwargs)
         self._loop = asyncio.get_running_loop()
         self._timer: Optional[asyncio.TimerHandle] = None
-        if deadline is not None:
-            self._timer = self._loop.call_later(max(deadline - now, 0.0), self._on_deadline)
-        self._stream: Optional[Stream] = None
+        if self._deadline is not None:
+            delay = max(self._deadline - time.monotonic(), 0.0)
+            self._timer = self._loop.call_later(delay, self._deadline_exceeded)
         self._opening: Optional[asyncio.Future[None]] = None
-        self._decoder = MessageDecoder(channel._max_receive_message_length)
-        self._messages: deque[bytes] = deque()
-        self._initial_metadata: Optional[Metadata] = None
-        self._status: Optional[Status] = None
-        self._status_waiter: Optional[asyncio.Future[None]] = None
         self._writer: Optional[asyncio.Task[None]] = None
-        self._done_writing = False
 
     # ------------------------------------------------------------------ public, all kinds
 
-    def cancel(self) -> bool:
-        """Cancel the call: RST_STREAM(CANCEL) goes out and the call ends CANCELLED."""
-        if self._status is not None:
-            return False
-        self._finish(Status(StatusCode.CANCELLED, "Locally cancelled by application!"), CANCEL)
-        return True
-
-    def cancelled(self) -> bool:
-        return self._status is not None and self._status.code == StatusCode.CANCELLED
-
-    def done(self) -> bool:
-        return self._status is not None
-
-    def time_remaining(self) -> Optional[float]:
-        if self._deadline is None:
-            return None
-        return max(0.0, self._deadline - time.monotonic())
-
     async def initial_metadata(self) -> Metadata:
-        await self._receive_head_quietly()
+        with contextlib.suppress(RpcError):
+            await self._receive_head()
         return self._initial_metadata if self._initial_metadata is not None else Metadata()
 
     async def trailing_metadata(self) -> Metadata:
@@ -177,6 +75,7 @@ class _ClientCall:
 
     async def _get_stream(self) -> Stream:
         if self._stream is not None:
+            assert isinstance(self._stream, Stream)
             return self._stream
         if self._status is not None:
             raise self._rpc_error()
@@ -184,6 +83,7 @@ class _ClientCall:
             await asyncio.shield(self._opening)
             if self._stream is None:
                 raise self._rpc_error()
+            assert isinstance(self._stream, Stream)
             return self._stream
         self._opening = opening = self._loop.create_future()
         try:
@@ -192,12 +92,9 @@ class _ClientCall:
             else:
                 stream = await asyncio.wait_for(self._open(), self._deadline - time.monotonic())
         except asyncio.TimeoutError:
-            self._finish(Status(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"))
+            self._deadline_exceeded()
             raise self._rpc_error() from None
-        except RpcError as exc:
-            self._finish(Status(exc.code(), exc.details()))
-            raise
-        except TransportError as exc:
+        except (RpcError, TransportError) as exc:
             self._finish(self._status_from(exc))
             raise self._rpc_error() from None
         except asyncio.CancelledError:
@@ -205,6 +102,7 @@ class _ClientCall:
             raise
         finally:
             opening.set_result(None)
+            self._opening = None
         if self._status is not None:  # cancelled or expired while opening
             stream.reset(CANCEL)
             raise self._rpc_error()
@@ -212,14 +110,14 @@ class _ClientCall:
         return stream
 
     async def _open(self) -> Stream:
-        for attempt in range(_MAX_TRANSPARENT_RETRIES + 1):
+        for attempt in range(MAX_TRANSPARENT_RETRIES + 1):
             conn = await self._channel._get_connection(self._wait_for_ready)
             try:
                 return await conn.open_stream(self._headers)
             except ConnectionClosedError:
                 # The connection went away (GOAWAY) between picking it and opening the stream:
                 # nothing was sent, so another connection may take the call.
-                if attempt == _MAX_TRANSPARENT_RETRIES:
+                if attempt == MAX_TRANSPARENT_RETRIES:
                     raise
         raise AssertionError("unreachable")
 
@@ -228,26 +126,13 @@ class _ClientCall:
         stream = await self._get_stream()
         if self._status is not None:
             raise self._rpc_error()
-        try:
-            data = frame_message(
-                self._serializer(message),
-                self._encoding,
-                self._channel._max_send_message_length,
-                compress,
-            )
-        except RpcError as exc:
-            self._finish(Status(exc.code(), exc.details()), CANCEL)
-            raise
+        data = self._frame(message, compress)
         try:
             await stream.send_data(data, end_stream=end)
         except TransportError as exc:
-            # The call is over (reset, lost connection, or the server already answered). The
-            # response side reports the real status; a direct write() gets the best we know now.
             if self._writer is not None and self._writer is asyncio.current_task():
                 raise _RequestsAborted from None
-            if self._status is None and stream.remote_ended and stream.trailers is not None:
-                raise self._rpc_error_from(parse_trailers(stream.trailers)) from None
-            raise self._rpc_error_from(self._status or self._status_from(exc)) from None
+            raise self._write_failed(stream, exc) from None
         if end:
             self._done_writing = True
 
@@ -259,10 +144,6 @@ class _ClientCall:
         if self._status is None and not stream.local_closed:
             with contextlib.suppress(TransportError):
                 stream.end()
-
-    def _start_writer(self, requests: Optional[RequestIterable]) -> None:
-        if requests is not None and self._writer is None:
-            self._writer = self._loop.create_task(self._consume_requests(requests))
 
     async def _consume_requests(self, requests: RequestIterable) -> None:
         try:
@@ -282,179 +163,64 @@ class _ClientCall:
                 Status(StatusCode.UNKNOWN, f"Exception iterating requests: {exc!r}"), CANCEL
             )
 
-    # ------------------------------------------------------------------ receiving
-
     async def _send_requests(self) -> None:
         """Start sending the request(s); each request kind says how (idempotent)."""
         raise NotImplementedError
+
+    async def _resend(self) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ receiving
 
     async def _receive_head(self) -> None:
         """Wait for the response headers (or a Trailers-Only response, which ends the call)."""
         if self._initial_metadata is not None or self._status is not None:
             return
         await self._send_requests()
-        stream = await self._get_stream()
-        retries = 0
         while True:
+            stream = await self._get_stream()
             try:
                 headers = await stream.receive_response_headers()
-                # The head ended the stream (Trailers-Only) if the stream is over with no trailers.
-                head = parse_response_headers(
-                    headers, end_stream=stream.remote_ended and stream.trailers is None
-                )
-                break
             except TransportError as exc:
-                if retries < _MAX_TRANSPARENT_RETRIES and self._may_retry(exc):
-                    # The server never saw this stream (REFUSED_STREAM, or above a GOAWAY's
-                    # last-stream-id): gRPC's transparent retry sends it again.
-                    await asyncio.sleep(_RETRY_PAUSE * 2**retries)
-                    retries += 1
-                    stream = await self._resend()
-                    continue
-                self._finish(self._status_from(exc), CANCEL)
-                return
-            except CodecError as exc:
-                self._finish(self._status_from(exc), CANCEL)
-                return
-        self._response_encoding = head.encoding
-        if head.trailers_only is not None:
-            self._initial_metadata = Metadata()
-            self._finish(head.trailers_only)
-        else:
-            self._initial_metadata = head.metadata
-
-    async def _receive_head_quietly(self) -> None:
-        with contextlib.suppress(RpcError):
-            await self._receive_head()
+                pause = self._retry_pause(exc)
+                if pause is None:
+                    return
+                await asyncio.sleep(pause)
+                await self._resend()
+                continue
+            self._on_response_head(stream, headers)
+            return
 
     async def _read(self) -> Any:
         """The next response message, or EOF once the call ended OK; raises RpcError otherwise."""
-        messages = self._messages
-        if not messages:
-            if self._status is None:
-                await self._receive_head()
-                await self._fill()
-            if not messages:
-                status = self._status
-                assert status is not None
-                if status.code != StatusCode.OK:
-                    raise self._rpc_error()
-                return EOF
-        data = messages.popleft()
-        try:
-            return self._deserializer(data)
-        except Exception as exc:
-            self._finish(
-                Status(StatusCode.INTERNAL, f"Failed to deserialize response message: {exc}"),
-                CANCEL,
-            )
-            raise self._rpc_error() from None
-
-    async def _fill(self) -> None:
-        """Read body bytes until a whole message is decoded or the call has ended."""
-        stream = self._stream
-        if stream is None or self._status is not None:
-            return
-        decoder = self._decoder
-        messages = self._messages
-        limit = self._channel._max_receive_message_length
-        while not messages and self._status is None:
-            try:
-                chunk = await stream.read()
-            except TransportError as exc:
-                self._finish(self._status_from(exc), CANCEL)
-                return
-            if not chunk:
-                self._on_stream_end(stream)
-                return
-            try:
-                messages.extend(decode_messages(decoder, chunk, self._response_encoding, limit))
-            except RpcError as exc:
-                self._finish(Status(exc.code(), exc.details()), CANCEL)
-
-    def _on_stream_end(self, stream: Stream) -> None:
-        try:
-            self._decoder.finish()
-        except CodecError as exc:
-            self._finish(Status(StatusCode.INTERNAL, f"response stream truncated: {exc}"))
-            return
-        if stream.trailers is None:
-            self._finish(Status(StatusCode.INTERNAL, "server closed the stream without trailers"))
-        else:
-            self._finish(parse_trailers(stream.trailers))
+        if not self._messages and self._status is None:
+            await self._receive_head()
+            while self._needs_data():
+                stream = self._stream
+                assert isinstance(stream, Stream)
+                try:
+                    chunk = await stream.read()
+                except TransportError as exc:
+                    self._on_read_error(exc)
+                    break
+                self._on_chunk(chunk)
+        return self._next_message()
 
     async def _wait_status(self) -> Status:
         """Drive the call to its end (discarding unread responses) and return its status."""
         while self._status is None:
-            try:
-                await self._receive_head()
-                if self._status is None:
-                    self._messages.clear()
-                    await self._fill()
-            except RpcError:
-                pass
+            self._messages.clear()
+            with contextlib.suppress(RpcError):
+                await self._read()
         return self._status
 
-    # ------------------------------------------------------------------ ending
-
-    def _finish(self, status: Status, reset_code: Optional[int] = None) -> None:
-        """Record the final status once; stop the timer, the writer and the stream."""
-        if self._status is not None:
-            return
-        self._status = status
+    def _on_finished(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         writer = self._writer
         if writer is not None and not writer.done() and writer is not asyncio.current_task():
             writer.cancel()
-        stream = self._stream
-        if stream is not None:
-            if reset_code is not None:
-                stream.reset(reset_code)
-            elif not stream.local_closed:
-                # The server has answered while we were still sending: stop, without error.
-                stream.reset(NO_ERROR)
-
-    def _may_retry(self, exc: Exception) -> bool:
-        """A refused stream of a call whose requests can be sent again."""
-        refused = (
-            isinstance(exc, StreamResetError) and exc.remote and exc.error_code == REFUSED_STREAM
-        ) or (isinstance(exc, ConnectionClosedError) and exc.refused)
-        return refused and self._status is None and self._replayable()
-
-    def _replayable(self) -> bool:
-        return False
-
-    async def _resend(self) -> Stream:
-        raise NotImplementedError
-
-    def _on_deadline(self) -> None:
-        self._timer = None
-        self._finish(Status(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"), CANCEL)
-
-    def _status_from(self, exc: Exception) -> Status:
-        if self._status is not None:  # we reset the stream ourselves (cancel, deadline)
-            return self._status
-        if isinstance(exc, StreamResetError):
-            return Status(
-                status_from_reset(exc.error_code),
-                f"Stream reset by peer (HTTP/2 error code {exc.error_code})",
-            )
-        if isinstance(exc, ConnectionClosedError):
-            return Status(StatusCode.UNAVAILABLE, str(exc))
-        if isinstance(exc, InvalidResponseError):
-            return Status(exc.code, exc.message)
-        if isinstance(exc, MessageTooLargeError):
-            return Status(StatusCode.RESOURCE_EXHAUSTED, str(exc))
-        return Status(StatusCode.INTERNAL, str(exc))
-
-    def _rpc_error(self) -> RpcError:
-        assert self._status is not None
-        return self._rpc_error_from(self._status)
-
-    def _rpc_error_from(self, status: Status) -> RpcError:
-        return RpcError.from_status(status, self._initial_metadata)
 
 
 class _UnaryResponseMixin(_ClientCall):
@@ -471,17 +237,8 @@ class _UnaryResponseMixin(_ClientCall):
             return self._response
         try:
             await self._send_requests()
-            response = await self._read()
-            if response is EOF:
-                raise self._rpc_error_from(
-                    Status(StatusCode.UNIMPLEMENTED, "server sent no response message")
-                )
-            extra = await self._read()
-            if extra is not EOF:
-                self._finish(
-                    Status(StatusCode.INTERNAL, "server sent more than one response"), CANCEL
-                )
-                raise self._rpc_error()
+            first = await self._read()
+            response = self._single_from(first, await self._read() if first is not EOF else EOF)
         except asyncio.CancelledError:
             self.cancel()
             raise
@@ -534,12 +291,9 @@ class _UnaryRequestMixin(_ClientCall):
     def _replayable(self) -> bool:
         return True
 
-    async def _resend(self) -> Stream:
-        self._stream = None
-        self._opening = None
+    async def _resend(self) -> None:
         self._sent = False
         await self._send_requests()
-        return await self._get_stream()
 
 
 class _StreamRequestMixin(_ClientCall):
@@ -568,10 +322,10 @@ class _StreamRequestMixin(_ClientCall):
         await self._end_requests()
 
     async def _send_requests(self) -> None:
-        if self._requests is not None:
-            self._start_writer(self._requests)
-        else:
+        if self._requests is None:
             await self._get_stream()
+        elif self._writer is None:
+            self._writer = self._loop.create_task(self._consume_requests(self._requests))
 
 
 class UnaryUnaryCall(_UnaryRequestMixin, _UnaryResponseMixin):

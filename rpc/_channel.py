@@ -8,23 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import logging
-import ssl
-import time
-from collections.abc import Sequence
 from typing import Any, Callable, Optional
 
-from codec import StatusCode, is_supported_encoding
-from transport import (
-    AsyncConnection,
-    ConnectionClosedError,
-    ConnectionOptions,
-    connect,
-    parse_address,
-)
+from codec import StatusCode
+from transport import AsyncConnection, ConnectionClosedError, connect
 
-from ._backoff import Backoff, BackoffOptions
 from ._call import (
     StreamStreamCall,
     StreamUnaryCall,
@@ -32,24 +20,12 @@ from ._call import (
     UnaryUnaryCall,
     _ClientCall,
 )
+from ._client_core import ChannelCore
 from ._errors import RpcError
 from ._handlers import Cardinality, Deserializer, Serializer, _identity
-from ._options import (
-    CHANNEL_GRPC_OPTIONS,
-    DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
-    merge_grpc_options,
-    size_limit,
-)
-from ._options import connection_options as connection_options_from
-from ._tls import require_alpn_h2
-from ._version import USER_AGENT
-
-log = logging.getLogger(__name__)
-
-ENHANCE_YOUR_CALM = 0xB
 
 
-class Channel:
+class Channel(ChannelCore):
     """An async channel to one target: ``host:port``, ``[v6]:port`` or ``unix:path``.
 
     Options use grpcio's names and units (seconds, bytes); grpcio's ``options=[("grpc.xxx", v)]``
@@ -57,73 +33,9 @@ class Channel:
     the table of options.
     """
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        max_receive_message_length: Optional[int] = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
-        max_send_message_length: Optional[int] = None,
-        max_metadata_size: Optional[int] = None,
-        compression: Optional[str] = None,
-        keepalive_time: Optional[float] = None,
-        keepalive_timeout: Optional[float] = None,
-        keepalive_permit_without_calls: Optional[bool] = None,
-        initial_reconnect_backoff: Optional[float] = None,
-        max_reconnect_backoff: Optional[float] = None,
-        min_connect_timeout: Optional[float] = None,
-        user_agent: Optional[str] = None,
-        authority: Optional[str] = None,
-        ssl_context: Optional[ssl.SSLContext] = None,
-        server_hostname: Optional[str] = None,
-        connection_options: Optional[ConnectionOptions] = None,
-        options: Sequence[tuple[str, Any]] = (),
-    ) -> None:
-        settings: dict[str, Any] = {
-            "max_receive_message_length": max_receive_message_length,
-            "max_send_message_length": max_send_message_length,
-            "max_metadata_size": max_metadata_size,
-            "keepalive_time": keepalive_time,
-            "keepalive_timeout": keepalive_timeout,
-            "keepalive_permit_without_calls": keepalive_permit_without_calls,
-            "initial_reconnect_backoff": initial_reconnect_backoff,
-            "max_reconnect_backoff": max_reconnect_backoff,
-            "min_connect_timeout": min_connect_timeout,
-            "user_agent": user_agent,
-            "authority": authority,
-            "server_hostname": server_hostname,
-        }
-        merge_grpc_options(settings, options, CHANNEL_GRPC_OPTIONS, "channel")
-        if compression == "identity":
-            compression = None
-        if not is_supported_encoding(compression):
-            raise ValueError(f"unsupported compression {compression!r}: use gzip or deflate")
-        self.target = target
-        self._address = parse_address(target)
-        self._authority: str = settings["authority"] or self._address.authority
-        self._scheme = "https" if ssl_context is not None else "http"
-        self._ssl = None if ssl_context is None else require_alpn_h2(ssl_context)
-        self._server_hostname = settings["server_hostname"]
-        self._compression = compression
-        self._max_receive_message_length = size_limit(settings["max_receive_message_length"])
-        self._max_send_message_length = size_limit(settings["max_send_message_length"])
-        agent = settings["user_agent"]
-        self._user_agent = f"{agent} {USER_AGENT}" if agent else USER_AGENT
-        self._connection_options = connection_options_from(connection_options, settings)
-        backoff = {
-            name: settings[key]
-            for key, name in (
-                ("initial_reconnect_backoff", "initial_backoff"),
-                ("max_reconnect_backoff", "max_backoff"),
-                ("min_connect_timeout", "min_connect_timeout"),
-            )
-            if settings[key] is not None
-        }
-        self._backoff = Backoff(BackoffOptions(**backoff))
-        self._retry_at = 0.0  # after a failed attempt: no new attempt before this (monotonic)
-        self._last_failure: Optional[RpcError] = None
+    def _setup(self) -> None:
         self._conn: Optional[AsyncConnection] = None
         self._connecting: Optional[asyncio.Future[AsyncConnection]] = None
-        self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -154,25 +66,18 @@ class Channel:
         await self._get_connection(wait_for_ready=True)
 
     async def _get_connection(self, wait_for_ready: bool = False) -> AsyncConnection:
-        """The connection to use for a new call, connecting (or reconnecting) as needed.
-
-        A call that is not wait-for-ready fails at once with UNAVAILABLE while the channel is
-        backing off after a failed attempt (gRPC's TRANSIENT_FAILURE); a wait-for-ready call waits
-        for the next attempt instead, until it succeeds or the call's deadline passes.
-        """
+        """The connection for a new call, connecting (or reconnecting) as the policy says."""
         while True:
             conn = self._conn
             if conn is not None and conn.is_usable:
                 return conn
-            if self._closed:
-                raise RpcError(StatusCode.CANCELLED, "channel is closed")
             if conn is not None:
-                self._retire(conn)
+                self._conn = None
+                self._learn_from_goaway(conn.goaway_error_code, conn.goaway_debug_data)
+                conn.close_when_idle()  # its in-flight calls may finish
             if self._connecting is None:
-                delay = self._retry_at - time.monotonic()
+                delay = self._connect_delay(wait_for_ready)
                 if delay > 0:
-                    if not wait_for_ready and self._last_failure is not None:
-                        raise self._last_failure
                     await asyncio.sleep(delay)
                     continue
                 self._connecting = asyncio.ensure_future(self._connect())
@@ -181,22 +86,6 @@ class Channel:
             except RpcError:
                 if not wait_for_ready:
                     raise
-
-    def _retire(self, conn: AsyncConnection) -> None:
-        """Stop using a lost or draining connection; its in-flight calls may finish."""
-        self._conn = None
-        if (
-            conn.goaway_error_code == ENHANCE_YOUR_CALM
-            and conn.goaway_debug_data == b"too_many_pings"
-        ):
-            # gRPC clients double their keepalive interval when a server says they ping too much.
-            options = self._connection_options
-            if options.keepalive_time is not None:
-                log.warning("server %s said too_many_pings: keepalive time doubled", self.target)
-                self._connection_options = dataclasses.replace(
-                    options, keepalive_time=options.keepalive_time * 2
-                )
-        conn.close_when_idle()
 
     async def _connect(self) -> AsyncConnection:
         try:
@@ -207,23 +96,16 @@ class Channel:
                     ssl=self._ssl,
                     server_hostname=self._server_hostname,
                 ),
-                self._backoff.connect_timeout(),
+                self._connect_timeout(),
             )
         except (OSError, asyncio.TimeoutError, ConnectionClosedError) as exc:
-            reason = str(exc) or type(exc).__name__
-            self._last_failure = RpcError(
-                StatusCode.UNAVAILABLE, f"failed to connect to {self.target}: {reason}"
-            )
-            self._retry_at = time.monotonic() + self._backoff.next_delay()
-            raise self._last_failure from None
+            raise self._connect_failed(exc) from None
         finally:
             self._connecting = None
         if self._closed:
             conn.close()
             raise RpcError(StatusCode.CANCELLED, "channel is closed")
-        self._backoff.reset()
-        self._retry_at = 0.0
-        self._last_failure = None
+        self._connected()
         self._conn = conn
         return conn
 
