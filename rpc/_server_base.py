@@ -1,0 +1,109 @@
+"""What every server shares, async or blocking: settings, the registry, adding ports."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from google.protobuf.descriptor import ServiceDescriptor
+
+from transport import ConnectionOptions
+
+from ._client_core import normalize_compression
+from ._errors import UsageError
+from ._handlers import GenericRpcHandler, MethodHandler
+from ._options import (
+    DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
+    SERVER_GRPC_OPTIONS,
+    merge_grpc_options,
+    size_limit,
+)
+from ._options import connection_options as connection_options_from
+from ._registry import Registry
+from ._service import service_handlers
+from ._tls import require_alpn_h2
+
+
+class ServerCore:
+    """Settings (grpcio names, seconds and bytes; see the README's options table), the service
+    registry, and the ports; the async and blocking servers add serving."""
+
+    def __init__(
+        self,
+        handlers: Sequence[GenericRpcHandler] = (),
+        *,
+        max_receive_message_length: Optional[int] = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
+        max_send_message_length: Optional[int] = None,
+        max_concurrent_streams: Optional[int] = None,
+        max_metadata_size: Optional[int] = None,
+        compression: Optional[str] = None,
+        keepalive_time: Optional[float] = None,
+        keepalive_timeout: Optional[float] = None,
+        keepalive_permit_without_calls: Optional[bool] = None,
+        min_ping_interval: Optional[float] = None,
+        max_ping_strikes: Optional[int] = None,
+        connection_options: Optional[ConnectionOptions] = None,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        settings: dict[str, Any] = {
+            "max_receive_message_length": max_receive_message_length,
+            "max_send_message_length": max_send_message_length,
+            "max_concurrent_streams": max_concurrent_streams,
+            "max_metadata_size": max_metadata_size,
+            "keepalive_time": keepalive_time,
+            "keepalive_timeout": keepalive_timeout,
+            "keepalive_permit_without_calls": keepalive_permit_without_calls,
+            "min_ping_interval": min_ping_interval,
+            "max_ping_strikes": max_ping_strikes,
+        }
+        merge_grpc_options(settings, options, SERVER_GRPC_OPTIONS, "server")
+        try:
+            #: The default compression of responses (used when the client accepts it).
+            self._compression = normalize_compression(compression)
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
+        self._max_receive_message_length = size_limit(settings["max_receive_message_length"])
+        self._max_send_message_length = size_limit(settings["max_send_message_length"])
+        self._connection_options = connection_options_from(connection_options, settings)
+        self._registry = Registry()
+        for handler in handlers:
+            self._registry.add(handler)
+        self._started = False
+        self._stopping = False
+        self._setup()
+
+    def _setup(self) -> None:
+        """The driver's own state (listeners, the set of running calls)."""
+
+    # ------------------------------------------------------------------ registration
+
+    def add_service(self, descriptor: ServiceDescriptor, servicer: object) -> None:
+        """Serve every RPC of a protobuf service with the servicer's methods of the same names."""
+        self._registry.add(service_handlers(descriptor, servicer))
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[GenericRpcHandler]) -> None:
+        for handler in handlers:
+            self._registry.add(handler)
+
+    def add_method(self, path: str, handler: MethodHandler) -> None:
+        """Serve one ``/package.Service/Method`` path with a hand-built handler."""
+        self._registry.add_method(path, handler)
+
+    # ------------------------------------------------------------------ addresses
+
+    def add_insecure_port(self, address: str) -> int:
+        """Bind ``address`` now and return the port (the real one for port 0; 0 for Unix)."""
+        return self._add_port(address, None)
+
+    def add_secure_port(self, address: str, ssl_context: ssl.SSLContext) -> int:
+        """Like ``add_insecure_port``, serving TLS; see ``rpc.ssl_server_context()``.
+
+        ALPN ``h2`` is required: the context is made to offer it, and a client that does not
+        negotiate it is disconnected.
+        """
+        require_alpn_h2(ssl_context)
+        return self._add_port(address, ssl_context)
+
+    def _add_port(self, address: str, ssl_context: Optional[ssl.SSLContext]) -> int:
+        raise NotImplementedError

@@ -1,0 +1,433 @@
+"""What a server call decides, for the asyncio and the blocking server: no waiting, no sockets.
+
+``ServerCallCore`` parses the request head and picks the handler (or the status that answers
+instead: UNIMPLEMENTED, HTTP 415, ...), decodes requests, frames responses, turns every way a
+handler can end (return, ``RpcError``, ``abort``, any other exception, cancellation, the deadline)
+into a status in one place, and builds the trailers. It is also the part of the handler's
+``context`` API that does not wait. The shells (``_server_call.py`` for asyncio, ``_sync.py`` for
+threads) read, write and run the handler.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional
+
+from codec import (
+    SUPPORTED_ENCODINGS,
+    InvalidMetadataError,
+    MessageDecoder,
+    Metadata,
+    RequestHead,
+    RequestRejected,
+    Status,
+    StatusCode,
+    TruncatedMessageError,
+    build_response_headers,
+    build_trailers,
+    build_trailers_only,
+    is_supported_encoding,
+    parse_request_headers,
+)
+from transport import TransportError
+from transport.session import StreamState
+
+from ._client_core import EOF, normalize_compression
+from ._errors import AbortError, RpcError
+from ._handlers import MethodHandler
+from ._messages import decode_messages, frame_message
+
+if TYPE_CHECKING:
+    from ._server_base import ServerCore
+
+log = logging.getLogger(__name__)
+
+
+class StreamGone(Exception):
+    """The client reset the stream or the connection died: there is nobody left to answer."""
+
+
+class ServerCallCore:
+    """One server call: the protocol decisions, and the non-waiting half of the context API."""
+
+    def __init__(self, server: ServerCore, stream: StreamState) -> None:
+        self._server = server
+        self._stream = stream
+        self._head: Optional[RequestHead] = None
+        self._handler: Optional[MethodHandler] = None
+        self._decoder = MessageDecoder(server._max_receive_message_length)
+        self._messages: deque[bytes] = deque()
+        self._request_ended = False
+        self._headers_sent = False
+        self._code: Optional[StatusCode] = None
+        self._details = ""
+        self._trailing_metadata: Any = None
+        self._deadline: Optional[float] = None
+        self._cancelled = False
+        self._deadline_passed = False
+        self._done = False
+        self._abort_status: Optional[Status] = None
+        self._status_details: Optional[bytes] = None
+        self._request_encoding: Optional[str] = None
+        self._response_encoding: Optional[str] = server._compression
+        self._compress_next = True
+        self._done_callbacks: list[Callable[[Any], Any]] = []
+
+    # ------------------------------------------------------------------ context API
+
+    def invocation_metadata(self) -> Metadata:
+        return self._head.metadata if self._head is not None else Metadata()
+
+    def method(self) -> str:
+        return self._head.path if self._head is not None else ""
+
+    def peer(self) -> str:
+        return self._stream._session.peer
+
+    def time_remaining(self) -> Optional[float]:
+        """Seconds left before the client's deadline, or None when it set none."""
+        if self._deadline is None:
+            return None
+        return max(0.0, self._deadline - time.monotonic())
+
+    def cancelled(self) -> bool:
+        """True once the client cancelled the call or its deadline passed."""
+        return self._cancelled
+
+    def is_active(self) -> bool:
+        """grpcio's name: the call is still going (not finished, not cancelled)."""
+        return not self._done and not self._cancelled
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_trailing_metadata(self, metadata: Any) -> None:
+        self._trailing_metadata = metadata
+
+    def trailing_metadata(self) -> Any:
+        return self._trailing_metadata
+
+    def set_code(self, code: StatusCode) -> None:
+        self._code = StatusCode(code)
+
+    def set_details(self, details: str) -> None:
+        self._details = details
+
+    def code(self) -> Optional[StatusCode]:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+    def set_compression(self, compression: Optional[str]) -> None:
+        """Compress this call's responses with ``compression`` (if the client accepts it)."""
+        encoding = normalize_compression(compression)
+        if self._headers_sent:
+            raise RuntimeError("set_compression() after the response headers were sent")
+        self._response_encoding = encoding
+
+    def disable_next_message_compression(self) -> None:
+        """Send the next response message uncompressed, even in a compressed call."""
+        self._compress_next = False
+
+    def add_done_callback(self, callback: Callable[[Any], Any]) -> None:
+        """Call ``callback(context)`` when the call ends, however it ends (cancelled too)."""
+        if self._done:
+            callback(self)
+        else:
+            self._done_callbacks.append(callback)
+
+    add_callback = add_done_callback  # grpcio's sync name
+
+    def _abort(self, code: StatusCode, details: str, trailing_metadata: Any) -> NoReturn:
+        if code == StatusCode.OK:
+            raise ValueError("abort() needs a non-OK status code")
+        if trailing_metadata is not None:
+            self._trailing_metadata = trailing_metadata
+        self._abort_status = Status(StatusCode(code), details)
+        raise AbortError(details)
+
+    def _abort_with_status(self, status: Any) -> NoReturn:
+        """grpcio's rich-error form: ``status`` has ``code``, ``details``, ``trailing_metadata``.
+
+        A ``grpc-status-details-bin`` entry in its trailing metadata (what grpcio-status's
+        ``rpc_status.to_status()`` puts there) is sent as the status details.
+        """
+        code = status.code
+        code = StatusCode(code.value[0] if isinstance(code.value, tuple) else code)
+        pairs = list(status.trailing_metadata or ())
+        details = [v for k, v in pairs if k == "grpc-status-details-bin"]
+        if details:
+            self._status_details = bytes(details[0])
+        metadata = [(k, v) for k, v in pairs if k != "grpc-status-details-bin"]
+        self._abort(code, status.details, metadata)
+
+    # ------------------------------------------------------------------ the request head
+
+    def _begin(self) -> Optional[Status]:
+        """Parse the head and pick the handler. None: run it. A status: answer with it now.
+
+        A request that is not gRPC at all is answered here (HTTP 415, 405, ...) and raises
+        StreamGone: nothing more is to be done for it.
+        """
+        stream = self._stream
+        stream.on_failed = self._on_stream_failed
+        assert stream.request_headers is not None
+        try:
+            self._head = head = parse_request_headers(stream.request_headers)
+        except RequestRejected as exc:
+            self._reject(exc)
+            raise StreamGone from None
+        handler = self._server._registry.lookup(head.path, head.metadata)
+        if handler is None:
+            return Status(StatusCode.UNIMPLEMENTED, f"Method not found: {head.path}")
+        if not is_supported_encoding(head.encoding):
+            return Status(
+                StatusCode.UNIMPLEMENTED,
+                f"grpc-encoding {head.encoding!r} is not supported "
+                f"(supported: {', '.join(SUPPORTED_ENCODINGS)})",
+            )
+        self._request_encoding = head.encoding
+        if self._response_encoding is not None and (
+            self._response_encoding not in head.accept_encoding
+        ):
+            self._response_encoding = None  # the client cannot decode it: send identity
+        self._handler = handler
+        if head.timeout is not None:
+            self._deadline = time.monotonic() + head.timeout
+        return None
+
+    def _reject(self, exc: RequestRejected) -> None:
+        """Answer a request that is not valid gRPC (wrong content-type, method, ...)."""
+        trailers = build_trailers_only(exc.code, exc.message)
+        if exc.http_status != 200:
+            trailers = [(b":status", str(exc.http_status).encode())] + [
+                h for h in trailers if h[0] != b":status"
+            ]
+        try:
+            self._stream.send_trailers(trailers)
+        except TransportError:
+            pass
+
+    # ------------------------------------------------------------------ requests
+
+    def _on_chunk(self, chunk: bytes) -> None:
+        """Request bytes arrived (``b""``: the client half-closed); RpcError if they are bad."""
+        if not chunk:
+            self._request_ended = True
+            try:
+                self._decoder.finish()
+            except TruncatedMessageError:
+                raise RpcError(
+                    StatusCode.INTERNAL, "request stream ended inside a message"
+                ) from None
+            return
+        self._messages.extend(
+            decode_messages(
+                self._decoder,
+                chunk,
+                self._request_encoding,
+                self._server._max_receive_message_length,
+            )
+        )
+
+    def _needs_data(self) -> bool:
+        return not self._messages and not self._request_ended
+
+    def _next_request(self) -> Any:
+        """The next request (EOF after the half-close); only when ``_needs_data()`` is false."""
+        messages = self._messages
+        if not messages:
+            return EOF
+        data = messages.popleft()
+        handler = self._handler
+        assert handler is not None
+        try:
+            return handler.request_deserializer(data)
+        except Exception as exc:
+            raise RpcError(
+                StatusCode.INTERNAL, f"Failed to deserialize request message: {type(exc).__name__}"
+            ) from None
+
+    @staticmethod
+    def _check_single_request(request: Any, extra: Any) -> Any:
+        if request is EOF:
+            raise RpcError(StatusCode.INTERNAL, "request stream ended without a request message")
+        if extra is not EOF:
+            raise RpcError(StatusCode.INTERNAL, "more than one request message for a unary method")
+        return request
+
+    # ------------------------------------------------------------------ responses
+
+    def _send_headers(self, metadata: Any = None) -> None:
+        if self._headers_sent:
+            raise RuntimeError("initial metadata was already sent")
+        try:
+            headers = build_response_headers(
+                metadata=metadata,
+                encoding=self._response_encoding,
+                accept_encoding=SUPPORTED_ENCODINGS,
+            )
+        except InvalidMetadataError as exc:
+            raise RpcError(StatusCode.INTERNAL, f"invalid initial metadata: {exc}") from None
+        try:
+            self._stream.send_headers(headers)
+        except TransportError:
+            raise StreamGone from None
+        self._headers_sent = True
+
+    def _frame_response(self, message: Any) -> bytes:
+        """Headers (if not yet sent), then the framed message: what ``write`` must send."""
+        if self._done:
+            raise RuntimeError("the call is already finished")
+        if self._cancelled:
+            raise StreamGone
+        if not self._headers_sent:
+            self._send_headers()
+        handler = self._handler
+        assert handler is not None
+        compressed, self._compress_next = self._compress_next, True
+        return frame_message(
+            handler.response_serializer(message),
+            self._response_encoding,
+            self._server._max_send_message_length,
+            compressed,
+        )
+
+    def _unary_response_wanted(self, response: Any) -> bool:
+        """Whether a unary handler's return value must be sent (not after ``set_code``)."""
+        if self._code is not None and self._code != StatusCode.OK:
+            return False  # the handler chose an error status with set_code()
+        if response is None:
+            raise RpcError(StatusCode.INTERNAL, "handler returned no response message")
+        return True
+
+    # ------------------------------------------------------------------ the status
+
+    def _status_of_return(self) -> Status:
+        code = self._code if self._code is not None else StatusCode.OK
+        return Status(code, self._details)
+
+    def _status_of_exception(self, exc: BaseException) -> Optional[Status]:
+        """The one place where a handler's failure becomes a status (None: nobody to tell)."""
+        if isinstance(exc, RpcError):
+            if exc.trailing_metadata():
+                self._trailing_metadata = exc.trailing_metadata()
+            if exc.status_details() is not None:
+                self._status_details = exc.status_details()
+            return Status(exc.code(), exc.details())
+        if isinstance(exc, AbortError) and self._abort_status is not None:
+            return self._abort_status
+        if isinstance(exc, StreamGone):
+            return self._status_after_cancel() if self._deadline_passed else None
+        log.error("handler for %s raised", self.method(), exc_info=exc)
+        # The client learns the exception type, never its text or traceback.
+        return Status(StatusCode.UNKNOWN, f"Unexpected {type(exc).__name__} in handler")
+
+    def _status_after_cancel(self) -> Optional[Status]:
+        if self._deadline_passed:
+            return Status(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+        if self._cancelled:
+            return None  # the client is gone: nothing to send
+        return Status(StatusCode.UNAVAILABLE, "server is shutting down")
+
+    def _end(self, status: Optional[Status]) -> None:
+        """Send the final status (unless there is nobody to send it to) and run callbacks."""
+        if self._done:
+            return
+        self._done = True
+        if status is not None:
+            self._send_status(status)
+        for callback in self._done_callbacks:
+            try:
+                callback(self)
+            except Exception:
+                log.exception("done callback of %s raised", self.method())
+
+    def _send_status(self, status: Status) -> None:
+        stream = self._stream
+        if stream.error is not None or stream.local_closed:
+            return  # reset or already answered: nothing may be sent any more
+        metadata = self._trailing_metadata
+        details = self._status_details
+        try:
+            try:
+                if self._headers_sent:
+                    trailers = build_trailers(
+                        status.code, status.message, metadata=metadata, details=details
+                    )
+                else:  # Trailers-Only: also say which encodings we accept
+                    trailers = build_trailers_only(
+                        status.code,
+                        status.message,
+                        metadata=metadata,
+                        details=details,
+                        accept_encoding=SUPPORTED_ENCODINGS,
+                    )
+            except InvalidMetadataError as exc:
+                log.error("invalid trailing metadata from handler of %s: %s", self.method(), exc)
+                build = build_trailers if self._headers_sent else build_trailers_only
+                trailers = build(StatusCode.INTERNAL, "invalid trailing metadata")
+            stream.send_trailers(trailers)
+        except TransportError:
+            pass
+
+    # ------------------------------------------------------------------ cancellation
+
+    def _on_stream_failed(self) -> None:
+        """The client reset the stream (or vanished): stop the handler."""
+        if self._done:
+            return
+        self._cancelled = True
+        self._interrupt()
+
+    def _on_deadline(self) -> None:
+        if self._done:
+            return
+        self._cancelled = True
+        self._deadline_passed = True
+        self._interrupt()
+
+    def _interrupt(self) -> None:
+        """The shell's hook: stop the running handler (cancel its task, or wake its thread)."""
+
+
+def invoke_blocking(
+    core: ServerCallCore,
+    context: Any,
+    read: Callable[[], Any],
+    send: Callable[[Any], None],
+) -> None:
+    """Run a plain ``def`` handler to its end: the call shape of each cardinality, for threads.
+
+    ``read`` returns the next request (EOF after the half-close) and ``send`` writes one
+    response; both block. Used by the blocking server, and by the async server for ``def``
+    handlers.
+    """
+    handler = core._handler
+    assert handler is not None
+    behavior = handler.behavior
+    kind = handler.cardinality
+
+    def requests() -> Iterator[Any]:
+        while True:
+            request = read()
+            if request is EOF:
+                return
+            yield request
+
+    if kind.request_streaming:
+        result = behavior(requests(), context)
+    else:
+        first = read()
+        request = core._check_single_request(first, read() if first is not EOF else EOF)
+        result = behavior(request, context)
+    if not kind.response_streaming:
+        if core._unary_response_wanted(result):
+            send(result)
+    elif result is not None:
+        for response in result:
+            send(response)

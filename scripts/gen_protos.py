@@ -1,0 +1,185 @@
+"""Regenerate the committed protobuf modules, or check that they are current (``--check``).
+
+The committed ``_pb2.py`` / ``_pb2.pyi`` files (the examples' and ``rpc.interop``'s) are generated
+with grpcio-tools 1.64.1: its code (protobuf gencode 5.26.1) has no runtime version check, so it
+loads on every protobuf we support (>= 5.26.1, down to Python 3.9 and PyPy). Code from a newer
+protoc insists on a protobuf runtime at least as new as itself.
+
+Usage::
+
+    python scripts/gen_protos.py                 # regenerate in place
+    python scripts/gen_protos.py --check         # fail if a committed file differs
+    python scripts/gen_protos.py --python PATH   # use PATH's grpcio-tools
+
+The generator is, in order: ``--python PATH`` (an interpreter that has grpcio-tools 1.64.1), the
+interpreter running this script if it has that version, or else a throwaway virtualenv where pip
+installs it (this needs the package index). Nothing here imports h2rpc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import venv
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GRPCIO_TOOLS = "grpcio-tools==1.64.1"
+GENCODE_VERSION = "5.26.1"  # what grpcio-tools 1.64.1 writes in "# Protobuf Python Version:"
+
+
+@dataclass(frozen=True)
+class ProtoSet:
+    """Protos compiled together: ``include`` is the proto path, ``protos`` are relative to it.
+
+    The generated modules land under ``include`` as protoc lays them out; a proto's path
+    relative to ``include`` is also its name in the descriptor pool and, for its imports, its
+    Python module path.
+    """
+
+    include: str
+    protos: tuple[str, ...]
+
+
+PROTO_SETS = (
+    ProtoSet("examples/helloworld", ("helloworld.proto",)),
+    ProtoSet("examples/route_guide", ("route_guide.proto",)),
+    # Compiled from the repository root, so test.proto's imports become
+    # "from rpc.interop.proto import ..." and the descriptor names cannot collide with the
+    # gRPC project's own files (src/proto/grpc/testing/...).
+    ProtoSet(
+        ".",
+        (
+            "rpc/interop/proto/empty.proto",
+            "rpc/interop/proto/messages.proto",
+            "rpc/interop/proto/test.proto",
+        ),
+    ),
+)
+
+
+def generated_names(proto: str) -> list[str]:
+    stem = proto[: -len(".proto")]
+    return [f"{stem}_pb2.py", f"{stem}_pb2.pyi"]
+
+
+def tools_version(python: str) -> str | None:
+    """The grpcio-tools version ``python`` has, or None."""
+    probe = (
+        "import importlib.metadata as m\n"
+        "try:\n    print(m.version('grpcio-tools'))\n"
+        "except m.PackageNotFoundError:\n    pass\n"
+    )
+    result = subprocess.run(
+        [python, "-c", probe], capture_output=True, text=True, check=False, cwd=REPO_ROOT
+    )
+    return result.stdout.strip() or None
+
+
+def make_generator_venv(directory: Path) -> str:
+    print(f"creating a virtualenv with {GRPCIO_TOOLS} in {directory}", file=sys.stderr)
+    venv.EnvBuilder(with_pip=True).create(directory)
+    python = str(directory / ("Scripts" if os.name == "nt" else "bin") / "python")
+    subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--only-binary=:all:", GRPCIO_TOOLS],
+        check=True,
+    )
+    return python
+
+
+def generate(python: str, out_dir: Path) -> None:
+    """Compile every proto set into ``out_dir`` (laid out like the repository)."""
+    for proto_set in PROTO_SETS:
+        target = out_dir / proto_set.include
+        target.mkdir(parents=True, exist_ok=True)
+        command = [
+            python,
+            "-m",
+            "grpc_tools.protoc",
+            f"--proto_path={REPO_ROOT / proto_set.include}",
+            f"--python_out={target}",
+            f"--pyi_out={target}",
+            *proto_set.protos,
+        ]
+        subprocess.run(command, check=True, cwd=REPO_ROOT / proto_set.include)
+        for proto in proto_set.protos:
+            module = target / generated_names(proto)[0]
+            header = module.read_text(encoding="utf-8").splitlines()[:5]
+            if f"# Protobuf Python Version: {GENCODE_VERSION}" not in header:
+                raise SystemExit(
+                    f"{module.name}: not protobuf {GENCODE_VERSION} gencode; "
+                    f"the generator must be {GRPCIO_TOOLS}"
+                )
+
+
+def compare_or_copy(out_dir: Path, *, check: bool) -> list[str]:
+    """Copy the generated files over the committed ones, or list those that differ."""
+    stale = []
+    for proto_set in PROTO_SETS:
+        for proto in proto_set.protos:
+            for name in generated_names(proto):
+                fresh = out_dir / proto_set.include / name
+                committed = REPO_ROOT / proto_set.include / name
+                relative = str(committed.relative_to(REPO_ROOT))
+                if committed.is_file() and filecmp.cmp(fresh, committed, shallow=False):
+                    continue
+                if check:
+                    stale.append(relative)
+                else:
+                    shutil.copyfile(fresh, committed)
+                    print(f"wrote {relative}")
+    return stale
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if a committed generated file is missing or differs",
+    )
+    parser.add_argument(
+        "--python",
+        metavar="PATH",
+        help=f"a Python interpreter that has {GRPCIO_TOOLS} (default: this one if it has it, "
+        "else a throwaway virtualenv)",
+    )
+    args = parser.parse_args(argv)
+    wanted = GRPCIO_TOOLS.split("==")[1]
+
+    with tempfile.TemporaryDirectory(prefix="h2rpc-gen-protos-") as tmp:
+        python = args.python or sys.executable
+        found = tools_version(python)
+        if found != wanted:
+            if args.python:
+                print(
+                    f"{args.python} has grpcio-tools {found or '(none)'}, not {wanted}",
+                    file=sys.stderr,
+                )
+                return 2
+            python = make_generator_venv(Path(tmp) / "venv")
+        out_dir = Path(tmp) / "out"
+        generate(python, out_dir)
+        stale = compare_or_copy(out_dir, check=args.check)
+
+    if stale:
+        print(
+            "generated code is not current (regenerate with 'python scripts/gen_protos.py'):",
+            *(f"  {path}" for path in stale),
+            sep="\n",
+            file=sys.stderr,
+        )
+        return 1
+    if args.check:
+        print("generated code is current")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
