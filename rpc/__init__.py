@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from codec import Metadata, Status, StatusCode
 
+from . import sync
 from ._call import (
     EOF,
     StreamStreamCall,
@@ -77,6 +78,7 @@ __all__ = [
     "ssl_server_context",
     "stream_stream_rpc_method_handler",
     "stream_unary_rpc_method_handler",
+    "sync",
     "unary_stream_rpc_method_handler",
     "unary_unary_rpc_method_handler",
 ]

@@ -281,10 +281,10 @@ class ServerCallCore:
 
     def _frame_response(self, message: Any) -> bytes:
         """Headers (if not yet sent), then the framed message: what ``write`` must send."""
-        if self._done:
-            raise RuntimeError("the call is already finished")
         if self._cancelled:
             raise StreamGone
+        if self._done:
+            raise RuntimeError("the call is already finished")
         if not self._headers_sent:
             self._send_headers()
         handler = self._handler

@@ -8,7 +8,7 @@ needs generated ``_pb2_grpc`` code.
 from __future__ import annotations
 
 from operator import methodcaller
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
@@ -20,6 +20,7 @@ from ._handlers import Cardinality, MethodHandler, ServiceHandlers
 
 if TYPE_CHECKING:
     from ._channel import Channel
+    from .sync import Channel as SyncChannel
 
 #: Serializes any protobuf message; one shared callable instead of a closure per method.
 serialize_message: Callable[[Any], bytes] = methodcaller("SerializeToString")
@@ -67,11 +68,13 @@ def service_handlers(descriptor: ServiceDescriptor, servicer: object) -> Service
 class Stub:
     """A client stub built at run time: one multi-callable attribute per RPC of the service.
 
+    Works on ``rpc.Channel`` (calls are awaitable) and on ``rpc.sync.Channel`` (calls block).
+
     ``stub = Stub(channel, helloworld_pb2.DESCRIPTOR.services_by_name["Greeter"])``, then
     ``await stub.SayHello(HelloRequest(name="you"))``.
     """
 
-    def __init__(self, channel: Channel, descriptor: ServiceDescriptor) -> None:
+    def __init__(self, channel: Union[Channel, SyncChannel], descriptor: ServiceDescriptor) -> None:
         self._descriptor = descriptor
         for method in descriptor.methods:
             response_class = _message_class(method.output_type)

@@ -1,0 +1,736 @@
+"""The blocking API: ``rpc.sync.Channel`` and ``rpc.sync.Server``, for threads and scripts.
+
+Plain function calls, as grpcio's synchronous API gives them: a unary call returns its reply, a
+server stream is an iterator, a client stream takes any iterable. Every protocol decision is made
+by the same cores as the asyncio API (``ChannelCore``/``ClientCallCore``, ``ServerCore``/
+``ServerCallCore``, and the transport's ``Session``); this module adds only the waiting, on a
+thread-driven transport (``transport.blocking``): a reader thread per connection, a locked writer.
+
+::
+
+    with rpc.sync.Channel("localhost:50051") as channel:
+        stub = rpc.Stub(channel, GREETER)
+        print(stub.SayHello(HelloRequest(name="you"), timeout=5).message)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, NoReturn, Optional
+
+from codec import Metadata, Status, StatusCode
+from transport import ConnectionClosedError, TransportError, parse_address
+from transport.blocking import (
+    BlockingConnection,
+    BlockingListener,
+    BlockingStream,
+    connect_blocking,
+)
+
+from ._client_core import (
+    CANCEL,
+    EOF,
+    MAX_TRANSPARENT_RETRIES,
+    ChannelCore,
+    ClientCallCore,
+)
+from ._errors import RpcError
+from ._handlers import Cardinality, Deserializer, Serializer, _identity
+from ._server_base import ServerCore
+from ._server_core import ServerCallCore, StreamGone, invoke_blocking
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EOF", "Call", "Channel", "Server", "ServicerContext"]
+
+
+# ====================================================================== client
+
+
+class Channel(ChannelCore):
+    """A blocking channel: a context manager whose calls block the calling thread.
+
+    Safe to share between threads: calls from many threads go out concurrently on one HTTP/2
+    connection. Options are those of ``rpc.Channel``.
+    """
+
+    def _setup(self) -> None:
+        self._conn: Optional[BlockingConnection] = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Channel:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the channel; calls still in flight fail UNAVAILABLE."""
+        with self._lock:
+            self._closed = True
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+            conn.wait_closed(5.0)
+
+    def channel_ready(self, timeout: Optional[float] = None) -> None:
+        """Block until connected (retrying with backoff), or RpcError after ``timeout``."""
+        end = None if timeout is None else time.monotonic() + timeout
+        self._get_connection(wait_for_ready=True, deadline=end)
+
+    def _get_connection(
+        self, wait_for_ready: bool, deadline: Optional[float]
+    ) -> BlockingConnection:
+        """The connection for a new call; one thread connects while the others wait for it."""
+        while True:
+            with self._lock:
+                conn = self._conn
+                if conn is not None and conn.is_usable:
+                    return conn
+                if conn is not None:
+                    self._conn = None
+                    session = conn.session
+                    self._learn_from_goaway(session.goaway_error_code, session.goaway_debug_data)
+                    conn.close_when_idle()  # its in-flight calls may finish
+                delay = self._connect_delay(wait_for_ready)
+                if delay <= 0:
+                    try:
+                        return self._connect(deadline)
+                    except RpcError:
+                        if not wait_for_ready:
+                            raise
+                        continue
+            if deadline is not None and time.monotonic() + delay >= deadline:
+                time.sleep(max(0.0, deadline - time.monotonic()))
+                raise RpcError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+            time.sleep(delay)
+
+    def _connect(self, deadline: Optional[float]) -> BlockingConnection:
+        timeout = self._connect_timeout()
+        if deadline is not None:
+            timeout = max(0.001, min(timeout, deadline - time.monotonic()))
+        try:
+            conn = connect_blocking(
+                self._address,
+                options=self._connection_options,
+                ssl=self._ssl,
+                server_hostname=self._server_hostname,
+                timeout=timeout,
+            )
+        except (OSError, TimeoutError, ConnectionClosedError, ssl.SSLError) as exc:
+            raise self._connect_failed(exc) from None
+        self._connected()
+        self._conn = conn
+        return conn
+
+    # ------------------------------------------------------------------ multi-callables
+
+    def unary_unary(
+        self,
+        method: str,
+        request_serializer: Optional[Serializer] = None,
+        response_deserializer: Optional[Deserializer] = None,
+    ) -> UnaryUnaryMultiCallable:
+        return UnaryUnaryMultiCallable(self, method, request_serializer, response_deserializer)
+
+    def unary_stream(
+        self,
+        method: str,
+        request_serializer: Optional[Serializer] = None,
+        response_deserializer: Optional[Deserializer] = None,
+    ) -> UnaryStreamMultiCallable:
+        return UnaryStreamMultiCallable(self, method, request_serializer, response_deserializer)
+
+    def stream_unary(
+        self,
+        method: str,
+        request_serializer: Optional[Serializer] = None,
+        response_deserializer: Optional[Deserializer] = None,
+    ) -> StreamUnaryMultiCallable:
+        return StreamUnaryMultiCallable(self, method, request_serializer, response_deserializer)
+
+    def stream_stream(
+        self,
+        method: str,
+        request_serializer: Optional[Serializer] = None,
+        response_deserializer: Optional[Deserializer] = None,
+    ) -> StreamStreamMultiCallable:
+        return StreamStreamMultiCallable(self, method, request_serializer, response_deserializer)
+
+    def _multi_callable(
+        self,
+        kind: Cardinality,
+        method: str,
+        request_serializer: Serializer,
+        response_deserializer: Deserializer,
+    ) -> _MultiCallable:
+        cls = _MULTI_CALLABLES[kind]
+        return cls(self, method, request_serializer, response_deserializer)
+
+
+class Call(ClientCallCore):
+    """A blocking call: iterate it for a response stream; metadata, status and ``cancel()``.
+
+    Every wait is bounded by the call's deadline; ``cancel()`` may come from any thread.
+    """
+
+    _channel: Channel
+
+    def __init__(
+        self,
+        kind: Cardinality,
+        first: Any,
+        channel: Channel,
+        path: str,
+        serializer: Serializer,
+        deserializer: Deserializer,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(channel, path, serializer, deserializer, **kwargs)
+        self._kind = kind
+        self._request = first
+        self._sent = False
+        self._lock = threading.RLock()
+        self._writer: Optional[threading.Thread] = None
+        self._writer_stop = threading.Event()
+
+    # ------------------------------------------------------------------ public
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        message = self.read()
+        if message is EOF:
+            raise StopIteration
+        return message
+
+    def read(self) -> Any:
+        """The next response, or ``rpc.EOF`` at the end of an OK stream."""
+        self._send_requests()
+        return self._read()
+
+    def result(self) -> Any:
+        """The single response of a unary-response call."""
+        self._send_requests()
+        first = self._read()
+        return self._single_from(first, self._read() if first is not EOF else EOF)
+
+    def initial_metadata(self) -> Metadata:
+        with contextlib.suppress(RpcError):
+            self._receive_head()
+        return self._initial_metadata if self._initial_metadata is not None else Metadata()
+
+    def trailing_metadata(self) -> Metadata:
+        return self._wait_status().metadata
+
+    def code(self) -> StatusCode:
+        return self._wait_status().code
+
+    def details(self) -> str:
+        return self._wait_status().message
+
+    def is_active(self) -> bool:
+        return self._status is None
+
+    # ------------------------------------------------------------------ sending
+
+    def _remaining(self) -> Optional[float]:
+        if self._deadline is None:
+            return None
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            self._deadline_exceeded()
+            raise self._rpc_error()
+        return left
+
+    def _get_stream(self) -> BlockingStream:
+        with self._lock:
+            if self._stream is not None:
+                assert isinstance(self._stream, BlockingStream)
+                return self._stream
+            if self._status is not None:
+                raise self._rpc_error()
+            stream = self._open()
+            self._stream = stream
+            return stream
+
+    def _open(self) -> BlockingStream:
+        for attempt in range(MAX_TRANSPARENT_RETRIES + 1):
+            try:
+                conn = self._channel._get_connection(self._wait_for_ready, self._deadline)
+                return conn.open_stream(self._headers, timeout=self._remaining())
+            except ConnectionClosedError as exc:
+                if attempt == MAX_TRANSPARENT_RETRIES:
+                    self._finish(self._status_from(exc))
+                    raise self._rpc_error() from None
+            except TimeoutError:
+                self._deadline_exceeded()
+                raise self._rpc_error() from None
+            except RpcError as exc:
+                self._finish(self._status_from(exc))
+                raise self._rpc_error() from None
+        raise AssertionError("unreachable")
+
+    def _write(self, message: Any, *, end: bool = False) -> None:
+        stream = self._get_stream()
+        if self._status is not None:
+            raise self._rpc_error()
+        data = self._frame(message, True)
+        try:
+            stream.send_data(data, end_stream=end, timeout=self._remaining())
+        except TimeoutError:
+            self._deadline_exceeded()
+            raise self._rpc_error() from None
+        except TransportError as exc:
+            raise self._write_failed(stream, exc) from None
+
+    def _send_requests(self) -> None:
+        if self._sent:
+            return
+        self._sent = True
+        if not self._kind.request_streaming:
+            self._write(self._request, end=True)
+        else:
+            self._get_stream()
+            self._writer = threading.Thread(
+                target=self._consume_requests, name="h2rpc-request-writer", daemon=True
+            )
+            self._writer.start()
+
+    def _consume_requests(self) -> None:
+        requests: Iterable[Any] = self._request if self._request is not None else ()
+        try:
+            for message in requests:
+                if self._writer_stop.is_set() or self._status is not None:
+                    return
+                self._write(message)
+            stream = self._get_stream()
+            self._done_writing = True
+            if self._status is None and not stream.local_closed:
+                with contextlib.suppress(TransportError):
+                    stream.end()
+        except RpcError:
+            pass  # the response side reports the status
+        except Exception as exc:  # the application's iterator failed
+            self._finish(
+                Status(StatusCode.UNKNOWN, f"Exception iterating requests: {exc!r}"), CANCEL
+            )
+
+    def _replayable(self) -> bool:
+        return not self._kind.request_streaming
+
+    # ------------------------------------------------------------------ receiving
+
+    def _receive_head(self) -> None:
+        if self._initial_metadata is not None or self._status is not None:
+            return
+        self._send_requests()
+        while True:
+            stream = self._get_stream()
+            try:
+                headers = stream.receive_response_headers(timeout=self._remaining())
+            except TimeoutError:
+                self._deadline_exceeded()
+                return
+            except TransportError as exc:
+                pause = self._retry_pause(exc)
+                if pause is None:
+                    return
+                time.sleep(pause)
+                self._sent = False
+                self._send_requests()
+                continue
+            self._on_response_head(stream, headers)
+            return
+
+    def _read(self) -> Any:
+        if not self._messages and self._status is None:
+            self._receive_head()
+            while self._needs_data():
+                stream = self._stream
+                assert isinstance(stream, BlockingStream)
+                try:
+                    chunk = stream.read(timeout=self._remaining())
+                except TimeoutError:
+                    self._deadline_exceeded()
+                    break
+                except TransportError as exc:
+                    self._on_read_error(exc)
+                    break
+                self._on_chunk(chunk)
+        return self._next_message()
+
+    def _wait_status(self) -> Status:
+        while self._status is None:
+            self._messages.clear()
+            with contextlib.suppress(RpcError):
+                self._read()
+        return self._status
+
+    def _finish(self, status: Status, reset_code: Optional[int] = None) -> None:
+        with self._lock:  # cancel() may race the reading thread
+            super()._finish(status, reset_code)
+
+    def _on_finished(self) -> None:
+        self._writer_stop.set()
+
+
+class _MultiCallable:
+    """A method bound to a blocking channel."""
+
+    _kind: Cardinality
+
+    def __init__(
+        self,
+        channel: Channel,
+        method: str,
+        request_serializer: Optional[Serializer],
+        response_deserializer: Optional[Deserializer],
+    ) -> None:
+        if not method.startswith("/"):
+            raise ValueError(f"method must be a path like /package.Service/Method: {method!r}")
+        self._channel = channel
+        self._method = method
+        self._serializer = request_serializer or _identity
+        self._deserializer = response_deserializer or _identity
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._method}>"
+
+    def _start(
+        self,
+        first: Any,
+        timeout: Optional[float],
+        metadata: Any,
+        compression: Optional[str],
+        wait_for_ready: Optional[bool],
+    ) -> Call:
+        return Call(
+            self._kind,
+            first,
+            self._channel,
+            self._method,
+            self._serializer,
+            self._deserializer,
+            timeout=timeout,
+            metadata=metadata,
+            compression=compression,
+            wait_for_ready=wait_for_ready,
+        )
+
+
+class _UnaryResponse(_MultiCallable):
+    def __call__(
+        self,
+        request: Any = None,
+        *,
+        timeout: Optional[float] = None,
+        metadata: Any = None,
+        compression: Optional[str] = None,
+        wait_for_ready: Optional[bool] = None,
+    ) -> Any:
+        """Make the call and return its response (RpcError if it fails)."""
+        return self._start(request, timeout, metadata, compression, wait_for_ready).result()
+
+    def with_call(
+        self,
+        request: Any = None,
+        *,
+        timeout: Optional[float] = None,
+        metadata: Any = None,
+        compression: Optional[str] = None,
+        wait_for_ready: Optional[bool] = None,
+    ) -> tuple[Any, Call]:
+        """Like calling it, but also return the call (for its metadata and status)."""
+        call = self._start(request, timeout, metadata, compression, wait_for_ready)
+        return call.result(), call
+
+
+class _StreamResponse(_MultiCallable):
+    def __call__(
+        self,
+        request: Any = None,
+        *,
+        timeout: Optional[float] = None,
+        metadata: Any = None,
+        compression: Optional[str] = None,
+        wait_for_ready: Optional[bool] = None,
+    ) -> Call:
+        """Start the call; iterate the returned call for the responses."""
+        return self._start(request, timeout, metadata, compression, wait_for_ready)
+
+
+class UnaryUnaryMultiCallable(_UnaryResponse):
+    _kind = Cardinality.UNARY_UNARY
+
+
+class UnaryStreamMultiCallable(_StreamResponse):
+    _kind = Cardinality.UNARY_STREAM
+
+
+class StreamUnaryMultiCallable(_UnaryResponse):
+    _kind = Cardinality.STREAM_UNARY
+
+
+class StreamStreamMultiCallable(_StreamResponse):
+    _kind = Cardinality.STREAM_STREAM
+
+
+_MULTI_CALLABLES: dict[Cardinality, type[_MultiCallable]] = {
+    Cardinality.UNARY_UNARY: UnaryUnaryMultiCallable,
+    Cardinality.UNARY_STREAM: UnaryStreamMultiCallable,
+    Cardinality.STREAM_UNARY: StreamUnaryMultiCallable,
+    Cardinality.STREAM_STREAM: StreamStreamMultiCallable,
+}
+
+
+# ====================================================================== server
+
+
+class ServicerContext(ServerCallCore):
+    """The context handed to plain ``def`` handlers (grpcio's synchronous names)."""
+
+    _server: Server
+    _stream: BlockingStream
+
+    def __init__(self, server: Server, stream: BlockingStream) -> None:
+        super().__init__(server, stream)
+        self._end_lock = threading.Lock()
+
+    def send_initial_metadata(self, metadata: Any) -> None:
+        self._send_headers(metadata)
+
+    def abort(self, code: StatusCode, details: str = "", trailing_metadata: Any = None) -> NoReturn:
+        """End the call now with ``code`` (not OK) and ``details``."""
+        self._abort(code, details, trailing_metadata)
+
+    def abort_with_status(self, status: Any) -> NoReturn:
+        self._abort_with_status(status)
+
+    def read(self) -> Any:
+        """The next request message, or ``rpc.EOF`` once the client half-closed."""
+        return self._read_request()
+
+    def write(self, message: Any) -> None:
+        """Send one response message."""
+        self._send_message(message)
+
+    # ------------------------------------------------------------------ driver (a pool thread)
+
+    def _run(self) -> None:
+        status: Optional[Status]
+        try:
+            status = self._begin()
+            if status is None:
+                if self._deadline is not None:
+                    self._server._deadlines.watch(self._deadline, self._on_deadline)
+                try:
+                    invoke_blocking(self, self, self._read_request, self._send_message)
+                    status = self._status_of_return()
+                except Exception as exc:
+                    status = self._status_of_exception(exc)
+        except StreamGone:
+            status = None
+        except BaseException:  # a bug of ours: still answer, never hang the client
+            log.exception("internal error serving %s", self.method())
+            status = Status(StatusCode.INTERNAL, "internal server error")
+        if self._cancelled:
+            status = self._status_after_cancel()
+        self._end(status)
+
+    def _read_request(self) -> Any:
+        stream = self._stream
+        while self._needs_data():
+            try:
+                chunk = stream.read(timeout=self.time_remaining())
+            except (TransportError, TimeoutError):
+                raise StreamGone from None
+            self._on_chunk(chunk)
+        return self._next_request()
+
+    def _send_message(self, message: Any) -> None:
+        data = self._frame_response(message)
+        try:
+            self._stream.send_data(data, timeout=self.time_remaining())
+        except (TransportError, TimeoutError):
+            raise StreamGone from None
+
+    def _end(self, status: Optional[Status]) -> None:
+        with self._end_lock:  # the deadline watcher and the handler's thread may race
+            super()._end(status)
+
+    def _interrupt(self) -> None:
+        # A thread cannot be cancelled: answer now (a passed deadline), and let the handler's
+        # next read or write fail; its return value is then dropped.
+        if self._deadline_passed:
+            self._end(self._status_after_cancel())
+            with contextlib.suppress(TransportError):
+                self._stream.reset(CANCEL)
+
+
+class _DeadlineWatcher:
+    """One thread per server that fires call deadlines (threads cannot be cancelled)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._cond = threading.Condition()
+        self._counter = 0
+        self._stopped = False
+        self._thread: Optional[threading.Thread] = None
+
+    def watch(self, deadline: float, callback: Callable[[], None]) -> None:
+        with self._cond:
+            self._counter += 1
+            heapq.heappush(self._heap, (deadline, self._counter, callback))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="h2rpc-deadlines", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
+                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._cond.wait(timeout)
+                if self._stopped:
+                    return
+                _, _, callback = heapq.heappop(self._heap)
+            try:
+                callback()
+            except Exception:
+                log.exception("deadline callback failed")
+
+
+class Server(ServerCore):
+    """A blocking server: plain ``def`` handlers run in a thread pool.
+
+    ::
+
+        server = rpc.sync.Server(max_workers=16)
+        server.add_service(GREETER, Greeter())
+        server.add_insecure_port("[::]:50051")
+        server.start()
+        server.wait_for_termination()
+
+    Options are those of ``rpc.Server``, plus ``max_workers`` (the pool size) or ``executor``.
+    """
+
+    def __init__(
+        self,
+        handlers: Any = (),
+        *,
+        max_workers: Optional[int] = None,
+        executor: Optional[ThreadPoolExecutor] = None,
+        **options: Any,
+    ) -> None:
+        self._pool = executor or ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix="h2rpc-handler"
+        )
+        super().__init__(handlers, **options)
+
+    def _setup(self) -> None:
+        self._listeners: list[BlockingListener] = []
+        self._calls: set[ServicerContext] = set()
+        self._calls_lock = threading.Lock()
+        self._idle = threading.Condition(self._calls_lock)
+        self._stopped = threading.Event()
+        self._deadlines = _DeadlineWatcher()
+
+    def __enter__(self) -> Server:
+        if not self._started:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop(None)
+
+    def _add_port(self, address: str, ssl_context: Optional[ssl.SSLContext]) -> int:
+        listener = BlockingListener(
+            parse_address(address, default_port=None),
+            self._on_request,
+            options=self._connection_options,
+            ssl=ssl_context,
+        )
+        self._listeners.append(listener)
+        return listener.port
+
+    def start(self) -> None:
+        if self._started:
+            raise RuntimeError("server already started")
+        if not self._listeners:
+            raise RuntimeError("no address to serve: call add_insecure_port() first")
+        self._started = True
+        for listener in self._listeners:
+            listener.start()
+
+    def stop(self, grace: Optional[float] = None) -> threading.Event:
+        """Stop accepting, GOAWAY every connection, let calls finish for ``grace`` seconds,
+        then cancel the rest and close. Returns an event set once stopped (as grpcio does)."""
+        if self._stopping:
+            self._stopped.wait()
+            return self._stopped
+        self._stopping = True
+        for listener in self._listeners:
+            listener.stop_accepting()
+        connections = [c for listener in self._listeners for c in listener.snapshot()]
+        for conn in connections:
+            conn.goaway()
+        end = time.monotonic() + (grace or 0.0)
+        with self._idle:
+            while self._calls and time.monotonic() < end:
+                self._idle.wait(end - time.monotonic())
+            leftover = list(self._calls)
+        for call in leftover:
+            call._end(Status(StatusCode.UNAVAILABLE, "server is shutting down"))
+            with contextlib.suppress(TransportError):
+                call._stream.reset(CANCEL)
+        for conn in connections:
+            conn.close()
+        for conn in connections:
+            conn.wait_closed(2.0)
+        self._deadlines.stop()
+        self._pool.shutdown(wait=False)
+        self._stopped.set()
+        return self._stopped
+
+    def wait_for_termination(self, timeout: Optional[float] = None) -> bool:
+        """Block until ``stop()`` has finished; False if ``timeout`` passed first."""
+        return self._stopped.wait(timeout)
+
+    wait = wait_for_termination
+
+    def _on_request(self, stream: BlockingStream) -> None:
+        # Called on a connection's reader thread with its lock held: hand off at once.
+        context = ServicerContext(self, stream)
+        with self._calls_lock:
+            self._calls.add(context)
+        try:
+            self._pool.submit(self._serve, context)
+        except RuntimeError:  # the pool is shut down: we are stopping
+            with self._calls_lock:
+                self._calls.discard(context)
+            stream.reset(0x7)  # REFUSED_STREAM: the client may retry elsewhere
+
+    def _serve(self, context: ServicerContext) -> None:
+        try:
+            context._run()
+        finally:
+            with self._idle:
+                self._calls.discard(context)
+                self._idle.notify_all()
