@@ -163,8 +163,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 # --- interop peers --------------------------------------------------------------------
 
 
-def _run_peer(script: Path) -> Iterator[tuple[PeerProcess, int]]:
-    proc, port = start_peer(python_peer_argv(script))
+def _run_peer(script: Path, *flags: str) -> Iterator[tuple[PeerProcess, int]]:
+    proc, port = start_peer([*python_peer_argv(script), *flags])
     try:
         yield proc, port
     finally:
@@ -209,6 +209,18 @@ def grpcio_peer() -> Iterator[tuple[PeerProcess, int]]:
 def h2rpc_peer() -> Iterator[tuple[PeerProcess, int]]:
     """The h2rpc server under test (tests/interop/h2rpc_peer.py): (process, port)."""
     yield from _run_peer(INTEROP_DIR / "h2rpc_peer.py")
+
+
+@pytest.fixture(scope="session")
+def h2rpc_sync_peer() -> Iterator[tuple[PeerProcess, int]]:
+    """The same h2rpc peer serving with the blocking ``rpc.sync.Server``: (process, port)."""
+    yield from _run_peer(INTEROP_DIR / "h2rpc_peer.py", "--sync")
+
+
+@pytest.fixture
+def h2rpc_sync_server_target(h2rpc_sync_peer: tuple[PeerProcess, int]) -> Iterator[str]:
+    """``"127.0.0.1:<port>"`` of the session's blocking h2rpc server."""
+    yield from _peer_target(*h2rpc_sync_peer)
 
 
 @pytest.fixture

@@ -14,10 +14,13 @@ import argparse
 import asyncio
 import logging
 import os
+import select
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "protos"))
@@ -26,6 +29,7 @@ from compile import ensure_proto_path  # noqa: E402
 
 ensure_proto_path()
 from echo_servicer import make_server  # noqa: E402
+from echo_servicer_sync import make_sync_server  # noqa: E402
 from peer_options import add_server_options  # noqa: E402
 
 import rpc  # noqa: E402
@@ -34,15 +38,18 @@ MAX_MESSAGE_LENGTH = 64 * 1024 * 1024
 STOP_GRACE_SECONDS = 1.0
 
 
-async def serve(args: argparse.Namespace) -> int:
+def server_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "max_receive_message_length": args.max_receive_message_length,
+        "max_send_message_length": MAX_MESSAGE_LENGTH,
+        "max_concurrent_streams": args.max_concurrent_streams or None,
+        "keepalive_time": args.keepalive_time or None,
+        "keepalive_timeout": args.keepalive_timeout,
+    }
+
+
+def add_port(server: Any, args: argparse.Namespace) -> int:
     host, port = args.host, args.port
-    server = make_server(
-        max_receive_message_length=args.max_receive_message_length,
-        max_send_message_length=MAX_MESSAGE_LENGTH,
-        max_concurrent_streams=args.max_concurrent_streams or None,
-        keepalive_time=args.keepalive_time or None,
-        keepalive_timeout=args.keepalive_timeout,
-    )
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     if args.tls_cert:
         context = rpc.ssl_server_context(
@@ -51,9 +58,30 @@ async def serve(args: argparse.Namespace) -> int:
             root_certificates=args.tls_ca,
             require_client_auth=args.require_client_auth,
         )
-        bound = server.add_secure_port(address, context)
-    else:
-        bound = server.add_insecure_port(address)
+        return int(server.add_secure_port(address, context))
+    return int(server.add_insecure_port(address))
+
+
+def serve_blocking(args: argparse.Namespace) -> int:
+    """The same service on rpc.sync.Server: plain def handlers in a thread pool."""
+    server = make_sync_server(**server_options(args))
+    bound = add_port(server, args)
+    server.start()
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    print(f"PORT {bound}", flush=True)
+    stdin = sys.stdin.fileno()
+    while not stop.is_set():
+        if select.select([stdin], [], [], 0.2)[0] and not os.read(stdin, 4096):
+            break  # EOF: the parent went away
+    server.stop(STOP_GRACE_SECONDS)
+    return 0
+
+
+async def serve(args: argparse.Namespace) -> int:
+    server = make_server(**server_options(args))
+    bound = add_port(server, args)
     await server.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -83,9 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--sync", action="store_true", help="serve with rpc.sync.Server")
     add_server_options(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.sync:
+        return serve_blocking(args)
     return asyncio.run(serve(args))
 
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,12 @@ GRPC_CODE = {code.value[0]: code for code in grpc.StatusCode}
 
 @contextlib.contextmanager
 def peer(kind: str, *flags: str) -> Iterator[tuple[PeerProcess, str]]:
-    """A fresh peer server process of ``kind`` with extra command-line ``flags``."""
+    """A fresh peer server process of ``kind`` with extra command-line ``flags``.
+
+    ``h2rpc_sync`` is the h2rpc peer serving with the blocking ``rpc.sync.Server``.
+    """
+    if kind == "h2rpc_sync":
+        kind, flags = "h2rpc", ("--sync", *flags)
     proc, port = start_peer([*python_peer_argv(SCRIPTS[kind]), *flags])
     try:
         yield proc, f"127.0.0.1:{port}"
@@ -65,9 +71,11 @@ def code_of(error: grpc.RpcError) -> int:
     return int(error.code().value[0])
 
 
-@pytest.fixture
-def grpcio_stub(h2rpc_server_target: str) -> Iterator[pb_grpc.EchoTestStub]:
-    with grpc.insecure_channel(h2rpc_server_target) as channel:
+@pytest.fixture(params=["h2rpc", "h2rpc_sync"])
+def grpcio_stub(request: pytest.FixtureRequest) -> Iterator[pb_grpc.EchoTestStub]:
+    """A grpcio stub on the async h2rpc server, then on the blocking one."""
+    target = request.getfixturevalue(f"{request.param}_server_target")
+    with grpc.insecure_channel(target) as channel:
         yield pb_grpc.EchoTestStub(channel)
 
 
@@ -195,7 +203,7 @@ def test_gzip_both_ways_and_per_message_against_h2rpc(h2rpc_server_target: str):
 LIMIT = 1024 * 1024
 
 
-@pytest.mark.parametrize("server", ["grpcio", "h2rpc"])
+@pytest.mark.parametrize("server", ["grpcio", "h2rpc", "h2rpc_sync"])
 def test_over_limit_message_each_way_h2rpc_client(server: str):
     async def body(target: str) -> None:
         async with rpc.Channel(target, max_receive_message_length=LIMIT) as channel:
@@ -213,7 +221,7 @@ def test_over_limit_message_each_way_h2rpc_client(server: str):
         run(body(target))
 
 
-@pytest.mark.parametrize("server", ["grpcio", "h2rpc"])
+@pytest.mark.parametrize("server", ["grpcio", "h2rpc", "h2rpc_sync"])
 def test_over_limit_message_each_way_grpcio_client(server: str):
     with peer(server, "--max-receive-message-length", str(LIMIT)) as (_, target):
         options = [("grpc.max_receive_message_length", LIMIT)]
@@ -240,8 +248,9 @@ def test_300_concurrent_streams_against_a_grpcio_limit_of_100():
         run(body(target))
 
 
-def test_300_concurrent_streams_from_grpcio_against_an_h2rpc_limit_of_100():
-    with peer("h2rpc", "--max-concurrent-streams", "100") as (_, target):
+@pytest.mark.parametrize("server", ["h2rpc", "h2rpc_sync"])
+def test_300_concurrent_streams_from_grpcio_against_an_h2rpc_limit_of_100(server: str):
+    with peer(server, "--max-concurrent-streams", "100") as (_, target):
         with grpc.insecure_channel(target) as channel:
             stub = pb_grpc.EchoTestStub(channel)
             futures = [
@@ -272,8 +281,9 @@ def test_server_killed_mid_call_h2rpc_client_sees_unavailable():
         run(body(proc, target))
 
 
-def test_server_killed_mid_call_grpcio_client_sees_unavailable():
-    with peer("h2rpc") as (proc, target), grpc.insecure_channel(target) as channel:
+@pytest.mark.parametrize("server", ["h2rpc", "h2rpc_sync"])
+def test_server_killed_mid_call_grpcio_client_sees_unavailable(server: str):
+    with peer(server) as (proc, target), grpc.insecure_channel(target) as channel:
         stub = pb_grpc.EchoTestStub(channel)
         stub.Unary(pb.EchoRequest(), timeout=10)
         future = stub.Unary.future(pb.EchoRequest(sleep_ms=30_000), timeout=20)
@@ -302,8 +312,9 @@ def test_graceful_stop_of_grpcio_finishes_h2rpc_calls_in_flight():
         run(body(proc, target))
 
 
-def test_graceful_stop_of_h2rpc_finishes_grpcio_calls_in_flight():
-    with peer("h2rpc") as (proc, target), grpc.insecure_channel(target) as channel:
+@pytest.mark.parametrize("server", ["h2rpc", "h2rpc_sync"])
+def test_graceful_stop_of_h2rpc_finishes_grpcio_calls_in_flight(server: str):
+    with peer(server) as (proc, target), grpc.insecure_channel(target) as channel:
         stub = pb_grpc.EchoTestStub(channel)
         stub.Unary(pb.EchoRequest(), timeout=10)
         futures = [
@@ -498,3 +509,32 @@ def test_status_details_from_h2rpc_reach_grpcio(grpcio_stub: pb_grpc.EchoTestStu
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_graceful_stop_of_grpcio_finishes_blocking_h2rpc_calls_in_flight():
+    with peer("grpcio") as (proc, target), rpc.sync.Channel(target) as channel:
+        stub = rpc.Stub(channel, SERVICE)
+        stub.Unary(pb.EchoRequest())
+        with ThreadPoolExecutor(10) as pool:
+            futures = [
+                pool.submit(stub.Unary, pb.EchoRequest(payload=b"%d" % i, sleep_ms=400))
+                for i in range(10)
+            ]
+            time.sleep(0.1)
+            proc.send_signal(signal.SIGTERM)
+            assert [f.result(10).payload for f in futures] == [b"%d" % i for i in range(10)]
+
+
+def test_blocking_server_stop_with_calls_in_flight_seen_by_blocking_client():
+    with peer("h2rpc_sync") as (proc, target), rpc.sync.Channel(target) as channel:
+        stub = rpc.Stub(channel, SERVICE)
+        stub.Unary(pb.EchoRequest())
+        with ThreadPoolExecutor(10) as pool:
+            futures = [
+                pool.submit(stub.Unary, pb.EchoRequest(payload=b"%d" % i, sleep_ms=400))
+                for i in range(10)
+            ]
+            time.sleep(0.1)
+            proc.send_signal(signal.SIGTERM)
+            assert [f.result(10).payload for f in futures] == [b"%d" % i for i in range(10)]
+        assert proc.wait(10) == 0

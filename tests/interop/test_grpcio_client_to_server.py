@@ -15,7 +15,7 @@ import grpc
 import grpcio_client_cases as cases
 
 
-@pytest.fixture(params=["grpcio", "h2rpc"])
+@pytest.fixture(params=["grpcio", "h2rpc", "h2rpc_sync"])
 def server_target(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue(f"{request.param}_server_target")
 
