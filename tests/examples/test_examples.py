@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.interop.peers import REPO_ROOT, peer_environment, start_peer
 
 
@@ -51,3 +53,24 @@ def test_route_guide_client_against_its_server_process():
     finally:
         server.stop()
         server.remove_logs()
+
+
+@pytest.mark.parametrize(
+    ("server", "client"),
+    [
+        ("server_blocking", "client_blocking"),
+        ("server_blocking", "client"),
+        ("server", "client_blocking"),
+    ],
+)
+def test_helloworld_blocking_variants_interoperate(server: str, client: str):
+    argv = [sys.executable, "-m", f"examples.helloworld.{server}", "--address", "127.0.0.1:0"]
+    proc, port = start_peer(argv)
+    try:
+        out = run_module(
+            f"examples.helloworld.{client}", "--target", f"127.0.0.1:{port}", "--name", "sync"
+        )
+        assert out.strip() == "Hello, sync!"
+    finally:
+        proc.stop()
+        proc.remove_logs()

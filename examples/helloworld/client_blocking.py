@@ -1,0 +1,25 @@
+"""The greeter client on the blocking API: ``python -m examples.helloworld.client_blocking``."""
+
+from __future__ import annotations
+
+import argparse
+
+import rpc
+from examples.helloworld import helloworld_pb2
+
+GREETER = helloworld_pb2.DESCRIPTOR.services_by_name["Greeter"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--target", default="localhost:50051")
+    parser.add_argument("--name", default="world")
+    args = parser.parse_args()
+    with rpc.sync.Channel(args.target) as channel:
+        stub = rpc.Stub(channel, GREETER)
+        reply = stub.SayHello(helloworld_pb2.HelloRequest(name=args.name), timeout=10)
+    print(reply.message)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""The greeter on the blocking API: ``python -m examples.helloworld.server_blocking``.
+
+Plain ``def`` handlers in a thread pool; prints ``PORT <n>`` once listening. The same ``Greeter``
+class also serves on the async ``rpc.Server`` (plain methods run in its thread pool there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+import rpc
+from examples.helloworld import helloworld_pb2
+
+GREETER = helloworld_pb2.DESCRIPTOR.services_by_name["Greeter"]
+
+
+class Greeter:
+    def SayHello(
+        self, request: helloworld_pb2.HelloRequest, context: Any
+    ) -> helloworld_pb2.HelloReply:
+        return helloworld_pb2.HelloReply(message=f"Hello, {request.name}!")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--address", default="127.0.0.1:50051", help="host:port or unix:path")
+    parser.add_argument("--workers", type=int, default=8)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    server = rpc.sync.Server(max_workers=args.workers)
+    server.add_service(GREETER, Greeter())
+    port = server.add_insecure_port(args.address)
+    server.start()
+    print(f"PORT {port}", flush=True)
+    try:
+        server.wait_for_termination()
+    except KeyboardInterrupt:
+        server.stop(grace=1.0)
+
+
+if __name__ == "__main__":
+    main()
