@@ -111,44 +111,12 @@ class Channel(ChannelCore):
 
     # ------------------------------------------------------------------ multi-callables
 
-    def unary_unary(
-        self,
-        method: str,
-        request_serializer: Optional[Serializer] = None,
-        response_deserializer: Optional[Deserializer] = None,
-    ) -> UnaryUnaryMultiCallable:
-        return UnaryUnaryMultiCallable(self, method, request_serializer, response_deserializer)
-
-    def unary_stream(
-        self,
-        method: str,
-        request_serializer: Optional[Serializer] = None,
-        response_deserializer: Optional[Deserializer] = None,
-    ) -> UnaryStreamMultiCallable:
-        return UnaryStreamMultiCallable(self, method, request_serializer, response_deserializer)
-
-    def stream_unary(
-        self,
-        method: str,
-        request_serializer: Optional[Serializer] = None,
-        response_deserializer: Optional[Deserializer] = None,
-    ) -> StreamUnaryMultiCallable:
-        return StreamUnaryMultiCallable(self, method, request_serializer, response_deserializer)
-
-    def stream_stream(
-        self,
-        method: str,
-        request_serializer: Optional[Serializer] = None,
-        response_deserializer: Optional[Deserializer] = None,
-    ) -> StreamStreamMultiCallable:
-        return StreamStreamMultiCallable(self, method, request_serializer, response_deserializer)
-
     def _multi_callable(
         self,
         kind: Cardinality,
         method: str,
-        request_serializer: Serializer,
-        response_deserializer: Deserializer,
+        request_serializer: Optional[Serializer],
+        response_deserializer: Optional[Deserializer],
     ) -> _MultiCallable:
         cls: type[_MultiCallable] = _MULTI_CALLABLES[kind]
         return cls(self, method, request_serializer, response_deserializer)

@@ -46,7 +46,7 @@ from transport.session import StreamState
 from ._backoff import Backoff, BackoffOptions
 from ._deadline import effective_deadline
 from ._errors import RpcError, UsageError
-from ._handlers import Deserializer, Serializer
+from ._handlers import Cardinality, Deserializer, Serializer
 from ._messages import decode_messages, frame_message
 from ._options import (
     CHANNEL_GRPC_OPTIONS,
@@ -176,6 +176,63 @@ class ChannelCore:
 
     def _setup(self) -> None:
         """The driver's own state (the async and blocking channels differ only in waiting)."""
+
+    # ------------------------------------------------------------------ multi-callables
+
+    def unary_unary(
+        self,
+        method: str,
+        request_serializer: Optional[Serializer] = None,
+        response_deserializer: Optional[Deserializer] = None,
+    ) -> Any:
+        """A callable for one request and one response (grpcio's name)."""
+        return self._multi_callable(
+            Cardinality.UNARY_UNARY, method, request_serializer, response_deserializer
+        )
+
+    def unary_stream(
+        self,
+        method: str,
+        request_serializer: Optional[Serializer] = None,
+        response_deserializer: Optional[Deserializer] = None,
+    ) -> Any:
+        """A callable for one request and a stream of responses."""
+        return self._multi_callable(
+            Cardinality.UNARY_STREAM, method, request_serializer, response_deserializer
+        )
+
+    def stream_unary(
+        self,
+        method: str,
+        request_serializer: Optional[Serializer] = None,
+        response_deserializer: Optional[Deserializer] = None,
+    ) -> Any:
+        """A callable for a stream of requests and one response."""
+        return self._multi_callable(
+            Cardinality.STREAM_UNARY, method, request_serializer, response_deserializer
+        )
+
+    def stream_stream(
+        self,
+        method: str,
+        request_serializer: Optional[Serializer] = None,
+        response_deserializer: Optional[Deserializer] = None,
+    ) -> Any:
+        """A callable for streams both ways."""
+        return self._multi_callable(
+            Cardinality.STREAM_STREAM, method, request_serializer, response_deserializer
+        )
+
+    def _multi_callable(
+        self,
+        kind: Cardinality,
+        method: str,
+        request_serializer: Optional[Serializer],
+        response_deserializer: Optional[Deserializer],
+    ) -> Any:
+        """The driver's multi-callable class for ``kind`` (async: awaitable calls; sync:
+        blocking ones)."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ connection policy
 

@@ -19,7 +19,7 @@ from .address import Address, bind_listening_socket
 from .core import Bytes
 from .events import Headers
 from .options import ConnectionOptions
-from .session import CANCEL, NO_ERROR, Session, StreamState
+from .session import CANCEL, NO_ERROR, Session, SessionView, StreamState
 
 __all__ = ["CANCEL", "NO_ERROR", "AsyncConnection", "Listener", "Stream", "connect"]
 
@@ -95,7 +95,7 @@ class Stream(StreamState):
 RequestHandler = Callable[[Stream], None]
 
 
-class AsyncConnection(asyncio.Protocol):
+class AsyncConnection(SessionView, asyncio.Protocol):
     """An HTTP/2 connection over an asyncio transport, for either role."""
 
     def __init__(
@@ -123,31 +123,6 @@ class AsyncConnection(asyncio.Protocol):
         return f"<AsyncConnection {self.session!r}>"
 
     # ---------------------------------------------------------------- public
-
-    @property
-    def peer(self) -> str:
-        return self.session.peer
-
-    @property
-    def is_usable(self) -> bool:
-        """True while new streams may be opened on this connection."""
-        return self.session.is_usable
-
-    @property
-    def active_streams(self) -> int:
-        return len(self.session.streams)
-
-    @property
-    def goaway_received(self) -> bool:
-        return self.session.goaway_received
-
-    @property
-    def goaway_error_code(self) -> Optional[int]:
-        return self.session.goaway_error_code
-
-    @property
-    def goaway_debug_data(self) -> bytes:
-        return self.session.goaway_debug_data
 
     async def open_stream(self, headers: Headers, *, end_stream: bool = False) -> Stream:
         """Client role: start a request, waiting for a free slot under the peer's stream limit."""

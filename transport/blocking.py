@@ -26,7 +26,7 @@ from .core import Bytes
 from .errors import ConnectionClosedError, TransportError
 from .events import Headers
 from .options import ConnectionOptions
-from .session import CANCEL, NO_ERROR, Session, StreamState
+from .session import CANCEL, NO_ERROR, Session, SessionView, StreamState
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ class _TlsPipe:
             return self._outgoing.read()
 
 
-class BlockingConnection:
+class BlockingConnection(SessionView):
     """An HTTP/2 connection driven by threads, for either role."""
 
     def __init__(
@@ -238,22 +238,6 @@ class BlockingConnection:
         return f"<BlockingConnection {self.session!r}>"
 
     # ---------------------------------------------------------------- public
-
-    @property
-    def peer(self) -> str:
-        return self.session.peer
-
-    @property
-    def is_usable(self) -> bool:
-        return self.session.is_usable
-
-    @property
-    def active_streams(self) -> int:
-        return len(self.session.streams)
-
-    @property
-    def goaway_received(self) -> bool:
-        return self.session.goaway_received
 
     def start(self) -> None:
         """Send the preface and SETTINGS and start the reader thread."""

@@ -534,3 +534,34 @@ class Session:
         self.driver.slot_freed()
         if self.closing_when_idle and not self.streams:
             self.close()
+
+
+class SessionView:
+    """Read-only connection facts both drivers expose, all taken from their ``session``."""
+
+    session: Session
+
+    @property
+    def peer(self) -> str:
+        return self.session.peer
+
+    @property
+    def is_usable(self) -> bool:
+        """True while new streams may be opened on this connection."""
+        return self.session.is_usable
+
+    @property
+    def active_streams(self) -> int:
+        return len(self.session.streams)
+
+    @property
+    def goaway_received(self) -> bool:
+        return self.session.goaway_received
+
+    @property
+    def goaway_error_code(self) -> Optional[int]:
+        return self.session.goaway_error_code
+
+    @property
+    def goaway_debug_data(self) -> bytes:
+        return self.session.goaway_debug_data
