@@ -118,6 +118,10 @@ class Server(ServerCore):
 
     def _on_request(self, stream: Stream) -> None:
         context = ServicerContext(self, stream)
+        refusal = self._over_limit(len(self._calls))
+        if refusal is not None:
+            context._end(refusal)
+            return
         task = asyncio.get_running_loop().create_task(context._run())
         context._task = task
         self._calls.add(task)

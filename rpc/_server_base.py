@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 from google.protobuf.descriptor import ServiceDescriptor
 
+from codec import Status, StatusCode
 from transport import ConnectionOptions
 
 from ._client_core import normalize_compression
@@ -36,6 +37,7 @@ class ServerCore:
         max_receive_message_length: Optional[int] = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
         max_send_message_length: Optional[int] = None,
         max_concurrent_streams: Optional[int] = None,
+        maximum_concurrent_rpcs: Optional[int] = None,
         max_metadata_size: Optional[int] = None,
         compression: Optional[str] = None,
         keepalive_time: Optional[float] = None,
@@ -66,6 +68,8 @@ class ServerCore:
         self._max_receive_message_length = size_limit(settings["max_receive_message_length"])
         self._max_send_message_length = size_limit(settings["max_send_message_length"])
         self._connection_options = connection_options_from(connection_options, settings)
+        #: Calls running at once, server-wide, beyond which new ones get RESOURCE_EXHAUSTED.
+        self._maximum_concurrent_rpcs = maximum_concurrent_rpcs
         self._registry = Registry()
         for handler in handlers:
             self._registry.add(handler)
@@ -107,3 +111,10 @@ class ServerCore:
 
     def _add_port(self, address: str, ssl_context: Optional[ssl.SSLContext]) -> int:
         raise NotImplementedError
+
+    def _over_limit(self, running: int) -> Optional[Status]:
+        """The status that refuses a new call when ``running`` calls already run, if any."""
+        limit = self._maximum_concurrent_rpcs
+        if limit is not None and running >= limit:
+            return Status(StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!")
+        return None

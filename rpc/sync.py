@@ -596,25 +596,30 @@ class Server(ServerCore):
         server.start()
         server.wait_for_termination()
 
-    Options are those of ``rpc.Server``, plus ``max_workers`` (the pool size) or ``executor``.
+    Options are those of ``rpc.Server``, plus ``max_workers`` (the pool size) and
+    ``max_calls_per_connection``.
     """
 
     def __init__(
         self,
         handlers: Any = (),
         *,
-        max_workers: Optional[int] = None,
-        executor: Optional[ThreadPoolExecutor] = None,
+        max_workers: int = 32,
+        max_calls_per_connection: Optional[int] = None,
         **options: Any,
     ) -> None:
-        self._pool = executor or ThreadPoolExecutor(
-            max_workers=max_workers, thread_name_prefix="h2rpc-handler"
-        )
+        if max_workers < 1:
+            raise ValueError("max_workers must be at least 1")
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="h2rpc-handler")
+        #: One connection may hold at most this many workers, so that it cannot starve the
+        #: others (by default three quarters of the pool): beyond, RESOURCE_EXHAUSTED.
+        self._per_connection = max_calls_per_connection or max(1, max_workers * 3 // 4)
         super().__init__(handlers, **options)
 
     def _setup(self) -> None:
         self._listeners: list[BlockingListener] = []
         self._calls: set[ServicerContext] = set()
+        self._per_connection_calls: dict[BlockingConnection, int] = {}
         self._calls_lock = threading.Lock()
         self._idle = threading.Condition(self._calls_lock)
         self._stopped = threading.Event()
@@ -634,6 +639,7 @@ class Server(ServerCore):
             self._on_request,
             options=self._connection_options,
             ssl=ssl_context,
+            handshake_timeout=self._connection_options.handshake_timeout,
         )
         self._listeners.append(listener)
         return listener.port
@@ -684,21 +690,40 @@ class Server(ServerCore):
     wait = wait_for_termination
 
     def _on_request(self, stream: BlockingStream) -> None:
-        # Called on a connection's reader thread with its lock held: hand off at once.
+        # Called on a connection's reader thread with its lock held: decide and hand off at once.
         context = ServicerContext(self, stream)
+        conn = stream.connection
         with self._calls_lock:
-            self._calls.add(context)
+            refusal = self._over_limit(len(self._calls))
+            if refusal is None and self._per_connection_calls.get(conn, 0) >= self._per_connection:
+                refusal = Status(
+                    StatusCode.RESOURCE_EXHAUSTED, "too many concurrent calls on this connection"
+                )
+            if refusal is None:
+                self._calls.add(context)
+                self._per_connection_calls[conn] = self._per_connection_calls.get(conn, 0) + 1
+        if refusal is not None:
+            conn.call_soon(lambda: context._end(refusal))  # sends: not under the lock
+            return
         try:
             self._pool.submit(self._serve, context)
         except RuntimeError:  # the pool is shut down: we are stopping
-            with self._calls_lock:
-                self._calls.discard(context)
-            stream.reset(0x7)  # REFUSED_STREAM: the client may retry elsewhere
+            self._forget(context)
+            conn.call_soon(lambda: context._end(Status(StatusCode.UNAVAILABLE, "shutting down")))
 
     def _serve(self, context: ServicerContext) -> None:
         try:
             context._run()
         finally:
-            with self._idle:
-                self._calls.discard(context)
-                self._idle.notify_all()
+            self._forget(context)
+
+    def _forget(self, context: ServicerContext) -> None:
+        conn = context._stream.connection
+        with self._idle:
+            self._calls.discard(context)
+            left = self._per_connection_calls.get(conn, 1) - 1
+            if left:
+                self._per_connection_calls[conn] = left
+            else:
+                self._per_connection_calls.pop(conn, None)
+            self._idle.notify_all()

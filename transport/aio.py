@@ -114,10 +114,12 @@ class AsyncConnection(SessionView, asyncio.Protocol):
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._state_waiter: Optional[asyncio.Future[None]] = None
         self._closed_waiter: asyncio.Future[None] = self._loop.create_future()
-        self._keepalive_handle: Optional[asyncio.TimerHandle] = None
+        self._timer_handle: Optional[asyncio.TimerHandle] = None
+        self._reading_paused = False
         self.session = Session(
             self, client_side=client_side, options=options, accept_requests=on_request is not None
         )
+        self._max_write_buffer = self.session.core.options.max_write_buffer
 
     def __repr__(self) -> str:
         return f"<AsyncConnection {self.session!r}>"
@@ -183,15 +185,15 @@ class AsyncConnection(SessionView, asyncio.Protocol):
             transport.abort()
             return
         self._flush()
-        self.rearm_keepalive()
+        self.rearm_timer()
 
     def data_received(self, data: bytes) -> None:
         self.session.data_received(data)
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
-        if self._keepalive_handle is not None:
-            self._keepalive_handle.cancel()
-            self._keepalive_handle = None
+        if self._timer_handle is not None:
+            self._timer_handle.cancel()
+            self._timer_handle = None
         self.session.connection_lost(exc)
         if not self._closed_waiter.done():
             self._closed_waiter.set_result(None)
@@ -203,6 +205,9 @@ class AsyncConnection(SessionView, asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.session.resume_writing()
+        if self._reading_paused and self._transport is not None:
+            self._reading_paused = False
+            self._transport.resume_reading()
 
     # ---------------------------------------------------------------- Driver (for the session)
 
@@ -245,28 +250,37 @@ class AsyncConnection(SessionView, asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
-    def rearm_keepalive(self) -> None:
-        if self._keepalive_handle is not None:
-            self._keepalive_handle.cancel()
-            self._keepalive_handle = None
-        deadline = self.session.keepalive_deadline()
+    def rearm_timer(self) -> None:
+        if self._timer_handle is not None:
+            self._timer_handle.cancel()
+            self._timer_handle = None
+        deadline = self.session.timer_deadline()
         if deadline is not None:
-            self._keepalive_handle = self._loop.call_at(deadline, self._on_keepalive_timer)
+            self._timer_handle = self._loop.call_at(deadline, self._on_timer)
 
     def now(self) -> float:
         return self._loop.time()
 
     # ---------------------------------------------------------------- internals
 
-    def _on_keepalive_timer(self) -> None:
-        self._keepalive_handle = None
-        self.session.on_keepalive_timer()
+    def _on_timer(self) -> None:
+        self._timer_handle = None
+        self.session.on_timer()
 
     def _flush(self) -> None:
         self._flush_scheduled = False
         data = self.session.core.data_to_send()
-        if data and self._transport is not None and not self._transport.is_closing():
-            self._transport.write(data)
+        transport = self._transport
+        if data and transport is not None and not transport.is_closing():
+            transport.write(data)
+            if (
+                not self._reading_paused
+                and transport.get_write_buffer_size() > self._max_write_buffer
+            ):
+                # The peer sends but does not read: stop reading it until it drains what we
+                # owe it, so that our automatic replies cannot pile up without bound.
+                self._reading_paused = True
+                transport.pause_reading()
 
 
 async def connect(
@@ -324,13 +338,22 @@ class Listener:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        handshake = None
+        if self._ssl is not None:
+            handshake = (self._options or ConnectionOptions()).handshake_timeout
         if self.address.path is not None:
             self._server = await loop.create_unix_server(
-                self._make_connection, sock=self._sock, ssl=self._ssl
+                self._make_connection,
+                sock=self._sock,
+                ssl=self._ssl,
+                ssl_handshake_timeout=handshake,
             )
         else:
             self._server = await loop.create_server(
-                self._make_connection, sock=self._sock, ssl=self._ssl
+                self._make_connection,
+                sock=self._sock,
+                ssl=self._ssl,
+                ssl_handshake_timeout=handshake,
             )
 
     def _make_connection(self) -> AsyncConnection:

@@ -230,6 +230,7 @@ class BlockingConnection(SessionView):
         self._close_after_flush = False
         self._closed = False
         self._reader: Optional[threading.Thread] = None
+        self._deferred: list[Callable[[], None]] = []
         self.session = Session(
             self, client_side=client_side, options=options, accept_requests=on_request is not None
         )
@@ -299,6 +300,14 @@ class BlockingConnection(SessionView):
             self.session.goaway(error_code, message)
         self.flush()
 
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the reader thread once it has released the connection's lock.
+
+        For work that sends (sending flushes, and flushing must not happen under the lock)
+        decided inside a ``request_received`` callback.
+        """
+        self._deferred.append(callback)
+
     def wait_closed(self, timeout: Optional[float] = None) -> bool:
         reader = self._reader
         if reader is not None and reader is not threading.current_thread():
@@ -341,7 +350,7 @@ class BlockingConnection(SessionView):
             pass
         self.cond.notify_all()
 
-    def rearm_keepalive(self) -> None:
+    def rearm_timer(self) -> None:
         pass  # the reader thread recomputes its wait from the session on every pass
 
     def now(self) -> float:
@@ -379,13 +388,13 @@ class BlockingConnection(SessionView):
         try:
             while not self._closed:
                 with self.cond:
-                    deadline = self.session.keepalive_deadline()
+                    deadline = self.session.timer_deadline()
                 wait = _IDLE_POLL if deadline is None else max(0.0, deadline - time.monotonic())
                 if not _readable(sock, min(wait, _IDLE_POLL)):
                     with self.cond:
-                        deadline = self.session.keepalive_deadline()
+                        deadline = self.session.timer_deadline()
                         if deadline is not None and time.monotonic() >= deadline:
-                            self.session.on_keepalive_timer()
+                            self.session.on_timer()
                     self.flush()
                     continue
                 data = sock.recv(_RECV_SIZE)
@@ -400,6 +409,12 @@ class BlockingConnection(SessionView):
                         continue
                 with self.cond:
                     self.session.data_received(data)
+                deferred, self._deferred = self._deferred, []
+                for callback in deferred:
+                    try:
+                        callback()
+                    except Exception:
+                        log.exception("deferred callback failed")
                 self.flush()
         except (OSError, ValueError, ssl_module.SSLError) as exc:
             error = exc

@@ -45,7 +45,12 @@ from .events import (
     StreamWritable,
     TrailersReceived,
 )
+from .guard import FrameGuard, Violation
 from .options import HTTP2_DEFAULT_WINDOW, ConnectionOptions
+
+#: The largest HPACK dynamic table our encoder keeps, whatever the peer's SETTINGS allow.
+MAX_ENCODER_TABLE = 16 * 1024
+_CALM = int(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
 
 Bytes = Union[bytes, bytearray, memoryview]
 
@@ -84,7 +89,10 @@ class ConnectionCore:
             initial[_S.ENABLE_PUSH] = 0  # gRPC never uses server push.
         conn.local_settings = h2.settings.Settings(client=client_side, initial_values=initial)
         conn.max_inbound_frame_size = options.max_frame_size
-        conn.decoder.max_header_list_size = options.max_header_list_size
+        # HPACK stops decoding at the hard cap (a connection error: the table state is lost);
+        # below it, a list above our advertised limit fails only its stream (_oversized).
+        conn.decoder.max_header_list_size = 4 * options.max_header_list_size
+        self._guard = FrameGuard(options, server_side=not client_side)
         # h2 treats GOAWAY as the end of the connection, in both directions: after receiving one
         # it refuses to send anything, so in-flight calls could not finish. gRPC needs the
         # graceful form (RFC 9113 §6.8): streams up to last-stream-id go on. So GOAWAY is
@@ -127,12 +135,18 @@ class ConnectionCore:
             data, self._extra_out = data + self._extra_out, b""
         return data
 
-    def receive_data(self, data: Bytes) -> list[Event]:
-        """Feed bytes read from the socket; return what they meant, in order.
+    def receive_data(self, data: Bytes, now: float = 0.0) -> list[Event]:
+        """Feed bytes read from the socket (at time ``now``); return what they meant, in order.
 
-        Raises ``RemoteProtocolError`` when the peer broke HTTP/2: h2 has then queued a GOAWAY with
-        the right error code, which the driver must still flush before closing the socket.
+        Raises ``RemoteProtocolError`` when the peer broke HTTP/2 or crossed a flood limit: a
+        GOAWAY with the right error code is then queued, which the driver must still flush
+        before closing the socket.
         """
+        try:
+            self._guard.feed(data if isinstance(data, bytes) else bytes(data), now)
+        except Violation as exc:
+            self.close(exc.error_code, exc.message.encode())
+            raise RemoteProtocolError(exc.message) from None
         try:
             h2_events = self._h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
@@ -292,6 +306,22 @@ class ConnectionCore:
             raise LocalProtocolError(str(exc) or type(exc).__name__) from exc
         return sent
 
+    def _oversized(self, stream_id: int, headers: Headers) -> bool:
+        """A header list above our SETTINGS_MAX_HEADER_LIST_SIZE fails its stream only.
+
+        Measured as RFC 9113 §6.5.2 says (name + value + 32 per field); the stream is reset
+        with ENHANCE_YOUR_CALM, which gRPC clients report as RESOURCE_EXHAUSTED.
+        """
+        limit = self.options.max_header_list_size
+        size = 0
+        for name, value in headers:
+            size += len(name) + len(value) + 32
+        if size <= limit:
+            return False
+        self._outbound.pop(stream_id, None)
+        self._h2.reset_stream(stream_id, _CALM)
+        return True
+
     def _streams_to_refuse(self, h2_events: list[h2.events.Event]) -> set[int]:
         """New streams of this batch to refuse: after our GOAWAY, or beyond our stream limit.
 
@@ -355,13 +385,31 @@ class ConnectionCore:
                     self._outbound.pop(stream_id, None)
                     self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
                     continue
-                append(RequestReceived(stream_id=stream_id, headers=_headers(ev.headers)))
+                headers = _headers(ev.headers)
+                if self._oversized(stream_id, headers):
+                    continue
+                append(RequestReceived(stream_id=stream_id, headers=headers))
             elif isinstance(ev, h2.events.ResponseReceived):
-                append(ResponseReceived(stream_id=ev.stream_id or 0, headers=_headers(ev.headers)))
+                stream_id = ev.stream_id or 0
+                headers = _headers(ev.headers)
+                if self._oversized(stream_id, headers):
+                    append(StreamReset(stream_id=stream_id, error_code=_CALM, remote=False))
+                    continue
+                append(ResponseReceived(stream_id=stream_id, headers=headers))
             elif isinstance(ev, h2.events.TrailersReceived):
-                append(TrailersReceived(stream_id=ev.stream_id or 0, headers=_headers(ev.headers)))
+                stream_id = ev.stream_id or 0
+                headers = _headers(ev.headers)
+                if self._oversized(stream_id, headers):
+                    append(StreamReset(stream_id=stream_id, error_code=_CALM, remote=False))
+                    continue
+                append(TrailersReceived(stream_id=stream_id, headers=headers))
             elif isinstance(ev, h2.events.RemoteSettingsChanged):
                 self.settings_received = True
+                if _S.HEADER_TABLE_SIZE in ev.changed_settings:
+                    # Our HPACK encoder may use any table up to the peer's size: keep it small,
+                    # whatever the peer allows (its memory is ours).
+                    encoder = self._h2.encoder
+                    encoder.header_table_size = min(encoder.header_table_size, MAX_ENCODER_TABLE)
                 # A new SETTINGS_INITIAL_WINDOW_SIZE resizes every stream window at once.
                 if _S.INITIAL_WINDOW_SIZE in ev.changed_settings:
                     self._flush_all(events)

@@ -41,6 +41,23 @@ class ConnectionOptions:
     min_ping_interval: float = 300.0
     #: Servers: strikes allowed before GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings"); 0 = no limit.
     max_ping_strikes: int = 2
+    #: Flood limits, as (sustained rate per second, burst): PINGs, SETTINGS frames and
+    #: RST_STREAMs from the peer beyond them earn a GOAWAY(ENHANCE_YOUR_CALM) (CVE-2019-9512,
+    #: CVE-2019-9515, CVE-2023-44487 "rapid reset").
+    ping_flood_limit: tuple[float, int] = (50.0, 200)
+    settings_flood_limit: tuple[float, int] = (50.0, 200)
+    reset_flood_limit: tuple[float, int] = (200.0, 1000)
+    #: A header block (HEADERS + CONTINUATION fragments) larger than this is a connection error
+    #: as soon as its frames say so, before h2 buffers it (CVE-2024-27316 style floods).
+    #: None: four times max_header_list_size, at least 64 KiB.
+    max_header_block_size: Optional[int] = None
+    #: Servers: a client must complete the HTTP/2 handshake (preface and SETTINGS) this fast.
+    handshake_timeout: float = 20.0
+    #: Close a connection that has had no open stream for this many seconds (None: never).
+    max_connection_idle: Optional[float] = None
+    #: Stop reading from a peer while this many bytes wait in our send buffer: a peer that
+    #: sends but never reads cannot make our automatic replies pile up.
+    max_write_buffer: int = 4 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if not HTTP2_DEFAULT_WINDOW <= self.initial_window_size <= 2**31 - 1:
@@ -61,3 +78,18 @@ class ConnectionOptions:
             raise ValueError("keepalive_timeout must be positive")
         if self.min_ping_interval < 0 or self.max_ping_strikes < 0:
             raise ValueError("min_ping_interval and max_ping_strikes must not be negative")
+        for name in ("ping_flood_limit", "settings_flood_limit", "reset_flood_limit"):
+            rate, burst = getattr(self, name)
+            if rate <= 0 or burst < 1:
+                raise ValueError(f"{name} needs a positive rate and burst")
+        if self.handshake_timeout <= 0:
+            raise ValueError("handshake_timeout must be positive")
+        if self.max_connection_idle is not None and self.max_connection_idle <= 0:
+            raise ValueError("max_connection_idle must be positive (or None)")
+
+    @property
+    def header_block_limit(self) -> int:
+        """The hard cap on one header block's encoded size (see max_header_block_size)."""
+        if self.max_header_block_size is not None:
+            return self.max_header_block_size
+        return max(4 * self.max_header_list_size, 64 * 1024)

@@ -71,8 +71,8 @@ class Driver(Protocol):
     def abort_transport(self) -> None:
         """Close the socket now, dropping anything unsent."""
 
-    def rearm_keepalive(self) -> None:
-        """``session.keepalive_deadline()`` changed: reschedule the keepalive timer."""
+    def rearm_timer(self) -> None:
+        """``session.timer_deadline()`` changed: reschedule the timer."""
 
     def now(self) -> float: ...
 
@@ -281,7 +281,14 @@ class Session:
         self.closing_when_idle = False
         self.peer = ""
         self._accept_requests = accept_requests
-        self.keepalive = KeepaliveTimer(core.options, driver.now())
+        now = driver.now()
+        self.keepalive = KeepaliveTimer(core.options, now)
+        options = core.options
+        #: Servers: the client must finish the HTTP/2 handshake by then.
+        self._handshake_deadline = None if client_side else now + options.handshake_timeout
+        self._max_idle = options.max_connection_idle
+        self._idle_since: Optional[float] = now  # None while streams are open
+        self._new_requests: list[StreamState] = []
         self._ping_policy = None if client_side else PingPolicy(core.options)
 
     def __repr__(self) -> str:
@@ -340,7 +347,7 @@ class Session:
         self.keepalive.heard_from_peer(driver.now())
         was_ready = self.core.settings_received
         try:
-            events = self.core.receive_data(data)
+            events = self.core.receive_data(data, driver.now())
         except RemoteProtocolError as exc:
             log.debug("closing %r: %s", self, exc)
             self.fail(ConnectionClosedError(f"protocol error from peer: {exc}"))
@@ -349,7 +356,15 @@ class Session:
         if events:
             self._dispatch(events)
         if not was_ready and self.core.settings_received:
+            self._handshake_deadline = None
             driver.wake_connection()
+        new = self._new_requests
+        if new:
+            # Streams opened and reset in the same read never start a handler (rapid reset).
+            self._new_requests = []
+            for stream in new:
+                if stream._error is None:
+                    driver.request_received(stream)
         driver.schedule_flush()
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
@@ -374,6 +389,7 @@ class Session:
         stream_id = core.next_stream_id()
         stream = self.driver.new_stream(stream_id, None)
         self.streams[stream_id] = stream
+        self._idle_since = None
         core.send_headers(stream_id, headers, end_stream=end_stream)
         if end_stream:
             stream.local_closed = True
@@ -408,15 +424,34 @@ class Session:
 
     # ---------------------------------------------------------------- keepalive
 
-    def keepalive_deadline(self) -> Optional[float]:
-        return None if self.error is not None else self.keepalive.deadline()
+    def timer_deadline(self) -> Optional[float]:
+        """When ``on_timer`` must run next: keepalive, the handshake and the idle timeout."""
+        if self.error is not None:
+            return None
+        deadlines = [self.keepalive.deadline(), self._handshake_deadline]
+        if self._max_idle is not None and self._idle_since is not None:
+            deadlines.append(self._idle_since + self._max_idle)
+        return min((d for d in deadlines if d is not None), default=None)
 
-    def on_keepalive_timer(self) -> None:
-        """The driver's keepalive timer fired: PING, or give up on a silent peer."""
+    def on_timer(self) -> None:
+        """The driver's timer fired: handshake and idle timeouts, keepalive PING or death."""
         if self.error is not None:
             return
         driver = self.driver
         now = driver.now()
+        if self._handshake_deadline is not None and now >= self._handshake_deadline:
+            if not self.core.settings_received:
+                log.info("%r did not complete the HTTP/2 handshake in time: closing", self)
+                self.fail(ConnectionClosedError("HTTP/2 handshake timed out"))
+                driver.abort_transport()
+                return
+            self._handshake_deadline = None
+        idle = self._idle_since
+        if self._max_idle is not None and idle is not None and now >= idle + self._max_idle:
+            log.info("%r idle for %.1f s: closing", self, now - idle)
+            self._idle_since = None
+            self.close(NO_ERROR, "max_connection_idle")
+            return
         action = self.keepalive.on_timer(now, len(self.streams))
         if action is KeepaliveAction.SEND_PING:
             self.core.send_ping(self.keepalive.ping_payload(now))
@@ -426,7 +461,7 @@ class Session:
             self.fail(ConnectionClosedError("keepalive watchdog timeout: peer not responding"))
             driver.abort_transport()
             return
-        driver.rearm_keepalive()
+        driver.rearm_timer()
 
     # ---------------------------------------------------------------- internals
 
@@ -452,10 +487,11 @@ class Session:
             elif isinstance(ev, RequestReceived):
                 stream = driver.new_stream(ev.stream_id, ev.headers)
                 streams[ev.stream_id] = stream
+                self._idle_since = None
                 if not self._accept_requests:
                     stream.reset(REFUSED_STREAM)
                 else:
-                    driver.request_received(stream)
+                    self._new_requests.append(stream)  # started once the read is processed
             elif isinstance(ev, ResponseReceived):
                 stream = streams.get(ev.stream_id)
                 if stream is not None:
@@ -485,7 +521,7 @@ class Session:
                 self._on_ping()
             elif isinstance(ev, PingAcknowledged):
                 self.keepalive.on_ping_ack(ev.data, driver.now())
-                driver.rearm_keepalive()  # the watchdog is off: back to the idle interval
+                driver.rearm_timer()  # the watchdog is off: back to the idle interval
 
     def _on_ping(self) -> None:
         policy = self._ping_policy
@@ -532,8 +568,12 @@ class Session:
             self.core.acknowledge_received_data(stream.stream_id, unread)
             self.driver.schedule_flush()
         self.driver.slot_freed()
-        if self.closing_when_idle and not self.streams:
-            self.close()
+        if not self.streams:
+            self._idle_since = self.driver.now()
+            if self._max_idle is not None:
+                self.driver.rearm_timer()
+            if self.closing_when_idle:
+                self.close()
 
 
 class SessionView:
