@@ -23,6 +23,9 @@ from .session import CANCEL, NO_ERROR, Session, SessionView, StreamState
 
 __all__ = ["CANCEL", "NO_ERROR", "AsyncConnection", "Listener", "Stream", "connect"]
 
+#: How long a closing connection keeps reading (and discarding) after its final GOAWAY.
+LINGER_SECONDS = 1.0
+
 
 def _wake(waiter: object) -> None:
     if isinstance(waiter, asyncio.Future) and not waiter.done():
@@ -116,6 +119,7 @@ class AsyncConnection(SessionView, asyncio.Protocol):
         self._closed_waiter: asyncio.Future[None] = self._loop.create_future()
         self._timer_handle: Optional[asyncio.TimerHandle] = None
         self._reading_paused = False
+        self._lingering = False
         self.session = Session(
             self, client_side=client_side, options=options, accept_requests=on_request is not None
         )
@@ -188,7 +192,11 @@ class AsyncConnection(SessionView, asyncio.Protocol):
         self.rearm_timer()
 
     def data_received(self, data: bytes) -> None:
-        self.session.data_received(data)
+        if not self._lingering:
+            self.session.data_received(data)
+
+    def eof_received(self) -> Optional[bool]:
+        return False  # close our side too
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         if self._timer_handle is not None:
@@ -243,8 +251,21 @@ class AsyncConnection(SessionView, asyncio.Protocol):
 
     def close_transport(self) -> None:
         self._flush()
-        if self._transport is not None:
-            self._transport.close()
+        transport = self._transport
+        if transport is None or transport.is_closing() or self._lingering:
+            return
+        if transport.can_write_eof():
+            # Lingering close: half-close so our last frames (the GOAWAY) reach the peer, and
+            # drop what it still sends for a moment. Closing at once with unread input makes
+            # the kernel send RST, which can destroy the GOAWAY before the peer reads it.
+            self._lingering = True
+            if self._reading_paused:
+                self._reading_paused = False
+                transport.resume_reading()
+            transport.write_eof()
+            self._loop.call_later(LINGER_SECONDS, transport.close)
+        else:
+            transport.close()
 
     def abort_transport(self) -> None:
         if self._transport is not None:

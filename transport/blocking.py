@@ -41,6 +41,7 @@ __all__ = [
 
 _RECV_SIZE = 256 * 1024
 _IDLE_POLL = 1.0  # the reader looks at timers at least this often
+_LINGER_SECONDS = 1.0  # how long a closing connection keeps draining after its GOAWAY
 
 
 def _readable(sock: socket.socket, timeout: float) -> bool:
@@ -228,6 +229,7 @@ class BlockingConnection(SessionView):
         self.cond = threading.Condition(threading.RLock())
         self._write_lock = threading.Lock()
         self._close_after_flush = False
+        self._linger_until: Optional[float] = None
         self._closed = False
         self._reader: Optional[threading.Thread] = None
         self._deferred: list[Callable[[], None]] = []
@@ -375,9 +377,11 @@ class BlockingConnection(SessionView):
                         return
                     continue
                 if close:
-                    self._closed = True
+                    # Lingering close (see aio.py): half-close, let the reader drain a moment.
+                    self._close_after_flush = False
+                    self._linger_until = time.monotonic() + _LINGER_SECONDS
                     try:
-                        self._sock.shutdown(socket.SHUT_RDWR)
+                        self._sock.shutdown(socket.SHUT_WR)
                     except OSError:
                         pass
                 return
@@ -387,6 +391,13 @@ class BlockingConnection(SessionView):
         error: Optional[BaseException] = None
         try:
             while not self._closed:
+                linger = self._linger_until
+                if linger is not None:
+                    if time.monotonic() >= linger or not _readable(sock, linger - time.monotonic()):
+                        break
+                    if not sock.recv(_RECV_SIZE):
+                        break
+                    continue  # discard what the peer still sends after our GOAWAY
                 with self.cond:
                     deadline = self.session.timer_deadline()
                 wait = _IDLE_POLL if deadline is None else max(0.0, deadline - time.monotonic())

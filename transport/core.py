@@ -93,6 +93,9 @@ class ConnectionCore:
         # below it, a list above our advertised limit fails only its stream (_oversized).
         conn.decoder.max_header_list_size = 4 * options.max_header_list_size
         self._guard = FrameGuard(options, server_side=not client_side)
+        #: Wire tracing (transport.trace): None unless asked for; then fed every byte in and out.
+        tracer = options.tracer
+        self._tracer = None if tracer is None else tracer.open_connection(client_side=client_side)
         # h2 treats GOAWAY as the end of the connection, in both directions: after receiving one
         # it refuses to send anything, so in-flight calls could not finish. gRPC needs the
         # graceful form (RFC 9113 §6.8): streams up to last-stream-id go on. So GOAWAY is
@@ -133,6 +136,8 @@ class ConnectionCore:
         data = self._h2.data_to_send()
         if self._extra_out:
             data, self._extra_out = data + self._extra_out, b""
+        if self._tracer is not None:
+            self._tracer.bytes_out(data)
         return data
 
     def receive_data(self, data: Bytes, now: float = 0.0) -> list[Event]:
@@ -142,6 +147,8 @@ class ConnectionCore:
         GOAWAY with the right error code is then queued, which the driver must still flush
         before closing the socket.
         """
+        if self._tracer is not None:
+            self._tracer.bytes_in(data)
         try:
             self._guard.feed(data if isinstance(data, bytes) else bytes(data), now)
         except Violation as exc:

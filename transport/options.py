@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from .trace import ConnectionTracer
 
 #: HTTP/2's own default window (RFC 9113 §6.9.2): far too small for bulk gRPC transfers, where
 #: the sender stalls every 64 KiB waiting for a WINDOW_UPDATE round trip.
@@ -58,6 +61,8 @@ class ConnectionOptions:
     #: Stop reading from a peer while this many bytes wait in our send buffer: a peer that
     #: sends but never reads cannot make our automatic replies pile up.
     max_write_buffer: int = 4 * 1024 * 1024
+    #: Wire tracing (``transport.trace``): makes one trace per connection; None (default): off.
+    tracer: Optional[ConnectionTracer] = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not HTTP2_DEFAULT_WINDOW <= self.initial_window_size <= 2**31 - 1:

@@ -89,6 +89,7 @@ class EchoTestServicer:
 
 
 def make_sync_server(**options: Any) -> rpc.sync.Server:
-    server = rpc.sync.Server(max_workers=400, **options)
+    options.setdefault("max_workers", 400)
+    server = rpc.sync.Server(**options)
     server.add_service(SERVICE, EchoTestServicer())
     return server

@@ -1,0 +1,60 @@
+"""Shared pieces of the hostile-peer tests: a server under attack and a well-behaved client."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import h2rpc_test_pb2 as pb
+
+import rpc
+from tests.interop.echo_servicer import SERVICE, make_server
+from tests.rpc.server_thread import ServerThread
+
+
+class GoodClient:
+    """Calls the server once every few ms on its own connection, noting failures and latency."""
+
+    def __init__(self, target: str) -> None:
+        self._target = target
+        self._stop = threading.Event()
+        self.latencies: list[float] = []
+        self.failures: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> GoodClient:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        with rpc.sync.Channel(self._target) as channel:
+            stub = rpc.Stub(channel, SERVICE)
+            while not self._stop.is_set():
+                started = time.monotonic()
+                try:
+                    reply = stub.Unary(pb.EchoRequest(payload=b"good"), timeout=5)
+                    assert reply.payload == b"good"
+                    self.latencies.append(time.monotonic() - started)
+                except BaseException as exc:
+                    self.failures.append(exc)
+                time.sleep(0.005)
+
+    def check(self, max_p99: float = 1.0, calls: int = 5) -> None:
+        """No call failed, and the p99 latency stayed normal (waits for ``calls`` calls)."""
+        end = time.monotonic() + 5
+        while len(self.latencies) < calls and not self.failures and time.monotonic() < end:
+            time.sleep(0.01)
+        assert not self.failures, self.failures[:3]
+        assert len(self.latencies) >= calls, "the good client barely ran"
+        ordered = sorted(self.latencies)
+        p99 = ordered[int(len(ordered) * 0.99) - 1 if len(ordered) > 1 else 0]
+        assert p99 < max_p99, f"p99 latency {p99:.3f} s"
+
+
+def serve(**options: Any) -> ServerThread:
+    return ServerThread(lambda: make_server(**options))
