@@ -262,7 +262,11 @@ class AsyncConnection(SessionView, asyncio.Protocol):
             if self._reading_paused:
                 self._reading_paused = False
                 transport.resume_reading()
-            transport.write_eof()
+            try:
+                transport.write_eof()
+            except OSError:  # the peer is already gone
+                transport.close()
+                return
             self._loop.call_later(LINGER_SECONDS, transport.close)
         else:
             transport.close()
