@@ -126,10 +126,14 @@ class _ClientCall(ClientCallCore):
         stream = await self._get_stream()
         if self._status is not None:
             raise self._rpc_error()
+        if self._response_complete(stream):
+            return
         data = self._frame(message, compress)
         try:
             await stream.send_data(data, end_stream=end)
         except TransportError as exc:
+            if self._response_complete(stream):
+                return
             if self._writer is not None and self._writer is asyncio.current_task():
                 raise _RequestsAborted from None
             raise self._write_failed(stream, exc) from None

@@ -358,6 +358,17 @@ class ClientCallCore:
             self._finish(Status(exc.code(), exc.details()), CANCEL)
             raise
 
+    def _response_complete(self, stream: StreamState) -> bool:
+        """The server has answered in full: requests not yet sent are moot.
+
+        A server may answer before the request ends and then reset our side with NO_ERROR
+        (RFC 9113 §8.1); the response still counts, so sending just stops, quietly.
+        """
+        if stream.remote_ended:
+            self._done_writing = True
+            return True
+        return False
+
     def _write_failed(self, stream: StreamState, exc: Exception) -> RpcError:
         """A request could not be sent: the error to give a direct ``write()`` caller.
 

@@ -251,6 +251,8 @@ class Call(ClientCallCore):
         stream = self._get_stream()
         if self._status is not None:
             raise self._rpc_error()
+        if self._response_complete(stream):
+            return
         data = self._frame(message, True)
         try:
             stream.send_data(data, end_stream=end, timeout=self._remaining())
@@ -258,6 +260,8 @@ class Call(ClientCallCore):
             self._deadline_exceeded()
             raise self._rpc_error() from None
         except TransportError as exc:
+            if self._response_complete(stream):
+                return
             raise self._write_failed(stream, exc) from None
 
     def _send_requests(self) -> None:

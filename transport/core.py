@@ -17,8 +17,9 @@ protocol decisions.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections import deque
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import h2.config
 import h2.connection
@@ -26,6 +27,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack
 
 # hyperframe is h2's own frame layer (a dependency of h2 itself), used here for GOAWAY only.
 from hyperframe.frame import GoAwayFrame
@@ -47,10 +49,15 @@ from .events import (
 )
 from .guard import FrameGuard, Violation
 from .options import HTTP2_DEFAULT_WINDOW, ConnectionOptions
+from .validation import check_request, check_response, check_trailers
 
 #: The largest HPACK dynamic table our encoder keeps, whatever the peer's SETTINGS allow.
 MAX_ENCODER_TABLE = 16 * 1024
 _CALM = int(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+_PROTOCOL_ERROR = int(h2.errors.ErrorCodes.PROTOCOL_ERROR)
+_COMPRESSION_ERROR = int(h2.errors.ErrorCodes.COMPRESSION_ERROR)
+
+log = logging.getLogger(__name__)
 
 Bytes = Union[bytes, bytearray, memoryview]
 
@@ -75,7 +82,13 @@ class ConnectionCore:
     def __init__(self, *, client_side: bool, options: Optional[ConnectionOptions] = None) -> None:
         self.options = options = options or ConnectionOptions()
         self.client_side = client_side
-        config = h2.config.H2Configuration(client_side=client_side, header_encoding=None)
+        # Inbound header validation is ours (validation.py): stream errors, one pass.
+        config = h2.config.H2Configuration(
+            client_side=client_side,
+            header_encoding=None,
+            validate_inbound_headers=False,
+            normalize_inbound_headers=False,
+        )
         conn = h2.connection.H2Connection(config)
         # Our SETTINGS are taken as in force from the start: a peer may only be *less* constrained
         # than we assume until it has seen them, never more.
@@ -89,6 +102,9 @@ class ConnectionCore:
             initial[_S.ENABLE_PUSH] = 0  # gRPC never uses server push.
         conn.local_settings = h2.settings.Settings(client=client_side, initial_values=initial)
         conn.max_inbound_frame_size = options.max_frame_size
+        # h2 sized its frame buffer from its default (16 MiB): frames above our
+        # SETTINGS_MAX_FRAME_SIZE must be refused from their header, before their payload.
+        conn.incoming_buffer.max_frame_size = options.max_frame_size
         # HPACK stops decoding at the hard cap (a connection error: the table state is lost);
         # below it, a list above our advertised limit fails only its stream (_oversized).
         conn.decoder.max_header_list_size = 4 * options.max_header_list_size
@@ -158,6 +174,14 @@ class ConnectionCore:
             h2_events = self._h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
             self.closed = True
+            if isinstance(exc.__cause__, hpack.HPACKError):
+                # HPACK decoding failed: RFC 9113 §4.3 says COMPRESSION_ERROR, where h2 says
+                # PROTOCOL_ERROR. The connection is over either way; say it right.
+                self._h2.clear_outbound_data_buffer()
+                frame = GoAwayFrame(0)
+                frame.last_stream_id = self._h2.highest_inbound_stream_id
+                frame.error_code = _COMPRESSION_ERROR
+                self._extra_out += frame.serialize()
             raise RemoteProtocolError(str(exc) or type(exc).__name__) from exc
         return self._translate(h2_events)
 
@@ -313,21 +337,33 @@ class ConnectionCore:
             raise LocalProtocolError(str(exc) or type(exc).__name__) from exc
         return sent
 
-    def _oversized(self, stream_id: int, headers: Headers) -> bool:
-        """A header list above our SETTINGS_MAX_HEADER_LIST_SIZE fails its stream only.
+    def _rejected(
+        self,
+        stream_id: int,
+        headers: Headers,
+        check: Callable[[Headers], Optional[str]],
+    ) -> int:
+        """Reset a stream whose header block is malformed or too large; its error code, or 0.
 
-        Measured as RFC 9113 §6.5.2 says (name + value + 32 per field); the stream is reset
-        with ENHANCE_YOUR_CALM, which gRPC clients report as RESOURCE_EXHAUSTED.
+        Malformed (RFC 9113 §8.1.1) is PROTOCOL_ERROR. A list above our
+        SETTINGS_MAX_HEADER_LIST_SIZE (name + value + 32 per field, §6.5.2) is ENHANCE_YOUR_CALM,
+        which gRPC clients report as RESOURCE_EXHAUSTED. Either fails the stream only.
         """
-        limit = self.options.max_header_list_size
-        size = 0
-        for name, value in headers:
-            size += len(name) + len(value) + 32
-        if size <= limit:
-            return False
-        self._outbound.pop(stream_id, None)
-        self._h2.reset_stream(stream_id, _CALM)
-        return True
+        problem = check(headers)
+        code = 0
+        if problem is not None:
+            log.debug("stream %d: malformed header block: %s", stream_id, problem)
+            code = _PROTOCOL_ERROR
+        else:
+            size = 0
+            for name, value in headers:
+                size += len(name) + len(value) + 32
+            if size > self.options.max_header_list_size:
+                code = _CALM
+        if code:
+            self._outbound.pop(stream_id, None)
+            self._h2.reset_stream(stream_id, code)
+        return code
 
     def _streams_to_refuse(self, h2_events: list[h2.events.Event]) -> set[int]:
         """New streams of this batch to refuse: after our GOAWAY, or beyond our stream limit.
@@ -393,21 +429,23 @@ class ConnectionCore:
                     self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
                     continue
                 headers = _headers(ev.headers)
-                if self._oversized(stream_id, headers):
+                if self._rejected(stream_id, headers, check_request):
                     continue
                 append(RequestReceived(stream_id=stream_id, headers=headers))
             elif isinstance(ev, h2.events.ResponseReceived):
                 stream_id = ev.stream_id or 0
                 headers = _headers(ev.headers)
-                if self._oversized(stream_id, headers):
-                    append(StreamReset(stream_id=stream_id, error_code=_CALM, remote=False))
+                code = self._rejected(stream_id, headers, check_response)
+                if code:
+                    append(StreamReset(stream_id=stream_id, error_code=code, remote=False))
                     continue
                 append(ResponseReceived(stream_id=stream_id, headers=headers))
             elif isinstance(ev, h2.events.TrailersReceived):
                 stream_id = ev.stream_id or 0
                 headers = _headers(ev.headers)
-                if self._oversized(stream_id, headers):
-                    append(StreamReset(stream_id=stream_id, error_code=_CALM, remote=False))
+                code = self._rejected(stream_id, headers, check_trailers)
+                if code:
+                    append(StreamReset(stream_id=stream_id, error_code=code, remote=False))
                     continue
                 append(TrailersReceived(stream_id=stream_id, headers=headers))
             elif isinstance(ev, h2.events.RemoteSettingsChanged):

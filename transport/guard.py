@@ -22,6 +22,7 @@ _DATA, _HEADERS, _RST_STREAM, _SETTINGS, _PING, _CONTINUATION = 0x0, 0x1, 0x3, 0
 _ACK = 0x1
 _END_HEADERS = 0x4
 
+FRAME_SIZE_ERROR = 0x6
 ENHANCE_YOUR_CALM = 0xB
 
 
@@ -65,6 +66,7 @@ class FrameGuard:
         "_block_limit",
         "_head",
         "_in_block",
+        "_max_frame_size",
         "_pings",
         "_preface_left",
         "_resets",
@@ -79,6 +81,7 @@ class FrameGuard:
         self._in_block = False  # inside a header block (no END_HEADERS yet)
         self._block = 0  # encoded bytes of that header block so far
         self._block_limit = options.header_block_limit
+        self._max_frame_size = options.max_frame_size
         self._pings = TokenBucket(*options.ping_flood_limit)
         self._settings = TokenBucket(*options.settings_flood_limit)
         self._resets = TokenBucket(*options.reset_flood_limit)
@@ -114,6 +117,12 @@ class FrameGuard:
     def _frame(self, buf: bytes, at: int, now: float) -> int:
         """Check one frame header at ``buf[at:at+9]``; returns 9 + its payload length."""
         length = int.from_bytes(buf[at : at + 3], "big")
+        if length > self._max_frame_size:
+            # h2 would buffer the whole frame (up to 16 MiB) before judging its length.
+            raise Violation(
+                FRAME_SIZE_ERROR,
+                f"frame of {length} bytes above SETTINGS_MAX_FRAME_SIZE {self._max_frame_size}",
+            )
         kind = buf[at + 3]
         if kind == _DATA:
             pass
