@@ -76,8 +76,17 @@ def _encoding_headers(
         headers.append((b"grpc-accept-encoding", ",".join(accept_encoding).encode("ascii")))
 
 
+_ACCEPT_ENCODINGS: dict[bytes, tuple[str, ...]] = {}
+
+
 def _parse_accept_encoding(value: bytes) -> tuple[str, ...]:
-    return tuple(s for s in (p.strip() for p in value.decode("latin-1").split(",")) if s)
+    """Parsed once per distinct value: a peer sends the same list on every call."""
+    parsed = _ACCEPT_ENCODINGS.get(value)
+    if parsed is None:
+        parsed = tuple(s for s in (p.strip() for p in value.decode("latin-1").split(",")) if s)
+        if len(_ACCEPT_ENCODINGS) < 64:  # bounded: peers cannot grow it
+            _ACCEPT_ENCODINGS[value] = parsed
+    return parsed
 
 
 def _parse_encoding(value: bytes) -> Optional[str]:

@@ -43,6 +43,7 @@ from ._server_call import ServicerContext
 from ._service import Stub, service_handlers
 from ._tls import ssl_channel_context, ssl_server_context
 from ._version import __version__
+from ._workers import serve
 
 __all__ = [
     "EOF",
@@ -73,6 +74,7 @@ __all__ = [
     "deadline_scope",
     "method_handlers_generic_handler",
     "no_deadline_propagation",
+    "serve",
     "service_handlers",
     "ssl_channel_context",
     "ssl_server_context",

@@ -37,6 +37,8 @@ class Server(ServerCore):
         self._calls: set[asyncio.Task[None]] = set()
         self._stopped: Optional[asyncio.Event] = None
         self._executor: Optional[ThreadPoolExecutor] = None
+        #: Set by ``rpc.serve(workers=N)``: every worker process listens on the same port.
+        self._reuse_port = False
 
     def set_executor(self, executor: ThreadPoolExecutor) -> None:
         """The thread pool that runs plain ``def`` handlers."""
@@ -53,6 +55,7 @@ class Server(ServerCore):
             self._on_request,
             options=self._connection_options,
             ssl=ssl_context,
+            reuse_port=self._reuse_port,
         )
         self._listeners.append(listener)
         return listener.port

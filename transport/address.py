@@ -92,7 +92,9 @@ def _split_host_port(hostport: str, default_port: Optional[int]) -> tuple[str, i
     return host, int(port_text)
 
 
-def bind_listening_socket(address: Address, *, backlog: int = 1024) -> socket.socket:
+def bind_listening_socket(
+    address: Address, *, backlog: int = 1024, reuse_port: bool = False
+) -> socket.socket:
     """Bind and listen synchronously, so the caller learns the real port (for port 0) at once.
 
     ``""``, ``[::]`` and ``0.0.0.0`` hosts listen on every interface; ``[::]`` accepts IPv4 too
@@ -116,6 +118,9 @@ def bind_listening_socket(address: Address, *, backlog: int = 1024) -> socket.so
     sock = socket.socket(family, socktype, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            # Several processes listen on one port; the kernel spreads connections among them.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6 and host == "::":
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.bind(sockaddr)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import ssl as ssl_module
 from collections import deque
-from typing import Callable, Optional
+from typing import Callable, Optional, cast
 
 from .address import Address, bind_listening_socket
 from .core import Bytes
@@ -180,13 +180,13 @@ class AsyncConnection(SessionView, asyncio.Protocol):
     # ---------------------------------------------------------------- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
         ssl_object = transport.get_extra_info("ssl_object")
         alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
         peer = transport.get_extra_info("peername")
         if not self.session.connection_made(peer, alpn, tls=ssl_object is not None):
-            transport.abort()
+            self._transport.abort()
             return
         self._flush()
         self.rearm_timer()
@@ -345,9 +345,10 @@ class Listener:
         *,
         options: Optional[ConnectionOptions] = None,
         ssl: Optional[ssl_module.SSLContext] = None,
+        reuse_port: bool = False,
     ) -> None:
         self.address = address
-        self._sock = bind_listening_socket(address)
+        self._sock = bind_listening_socket(address, reuse_port=reuse_port)
         self._on_request = on_request
         self._options = options
         self._ssl = ssl

@@ -48,6 +48,7 @@ from .events import (
     TrailersReceived,
 )
 from .guard import FrameGuard, Violation
+from .hpack_blocks import BlockCache, PreEncodingEncoder
 from .options import HTTP2_DEFAULT_WINDOW, ConnectionOptions
 from .validation import check_request, check_response, check_trailers
 
@@ -82,14 +83,22 @@ class ConnectionCore:
     def __init__(self, *, client_side: bool, options: Optional[ConnectionOptions] = None) -> None:
         self.options = options = options or ConnectionOptions()
         self.client_side = client_side
-        # Inbound header validation is ours (validation.py): stream errors, one pass.
+        # Inbound header validation is ours (validation.py): stream errors, one pass. Outbound
+        # blocks are built by the codec from validated parts (names lowercase, values checked),
+        # so h2's outbound validation and normalisation would only repeat the work.
         config = h2.config.H2Configuration(
             client_side=client_side,
             header_encoding=None,
             validate_inbound_headers=False,
             normalize_inbound_headers=False,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
         )
         conn = h2.connection.H2Connection(config)
+        # Header blocks are encoded once and reused (hpack_blocks.py).
+        self._encoder = conn.encoder = PreEncodingEncoder(conn.encoder)  # type: ignore[assignment]
+        self._blocks = BlockCache()
+        self._preencode = options.reuse_header_blocks
         # Our SETTINGS are taken as in force from the start: a peer may only be *less* constrained
         # than we assume until it has seen them, never more.
         initial: dict[_S, int] = {
@@ -234,9 +243,17 @@ class ConnectionCore:
     def send_headers(self, stream_id: int, headers: Headers, *, end_stream: bool = False) -> None:
         """Send a header block now (request or response headers: they precede any data)."""
         try:
-            self._h2.send_headers(stream_id, headers, end_stream=end_stream)
+            self._send_header_block(stream_id, headers, end_stream)
         except h2.exceptions.ProtocolError as exc:
             raise LocalProtocolError(str(exc) or type(exc).__name__) from exc
+
+    def _send_header_block(self, stream_id: int, headers: Headers, end_stream: bool) -> None:
+        if self._preencode:
+            self._encoder.next_block = self._blocks.get(headers)
+        try:
+            self._h2.send_headers(stream_id, headers, end_stream=end_stream)
+        finally:
+            self._encoder.next_block = None
 
     def send_data(self, stream_id: int, data: Bytes, *, end_stream: bool = False) -> None:
         """Queue body bytes; they go out as far as the flow-control windows allow right now."""
@@ -320,7 +337,7 @@ class ConnectionCore:
                     del self._outbound[stream_id]
                     return sent
             if out.trailers is not None:
-                conn.send_headers(stream_id, out.trailers, end_stream=True)
+                self._send_header_block(stream_id, out.trailers, True)
                 del self._outbound[stream_id]
                 if not self.client_side and not self.stream_is_closed(stream_id):
                     # The response is complete but the client is still sending: tell it to stop,
@@ -450,11 +467,16 @@ class ConnectionCore:
                 append(TrailersReceived(stream_id=stream_id, headers=headers))
             elif isinstance(ev, h2.events.RemoteSettingsChanged):
                 self.settings_received = True
-                if _S.HEADER_TABLE_SIZE in ev.changed_settings:
+                table = ev.changed_settings.get(_S.HEADER_TABLE_SIZE)
+                if table is not None:
                     # Our HPACK encoder may use any table up to the peer's size: keep it small,
                     # whatever the peer allows (its memory is ours).
-                    encoder = self._h2.encoder
+                    encoder = self._encoder
                     encoder.header_table_size = min(encoder.header_table_size, MAX_ENCODER_TABLE)
+                    if table.new_value < 4096:
+                        # A smaller table must be acknowledged by a size update at the start of
+                        # our next block (RFC 7541 §4.2): let hpack's encoder write every block.
+                        self._preencode = False
                 # A new SETTINGS_INITIAL_WINDOW_SIZE resizes every stream window at once.
                 if _S.INITIAL_WINDOW_SIZE in ev.changed_settings:
                     self._flush_all(events)

@@ -61,6 +61,9 @@ class ConnectionOptions:
     #: Stop reading from a peer while this many bytes wait in our send buffer: a peer that
     #: sends but never reads cannot make our automatic replies pile up.
     max_write_buffer: int = 4 * 1024 * 1024
+    #: Encode each distinct header block once (static table and literals without indexing) and
+    #: reuse it; False: hpack's full encoder, with its dynamic table (smaller blocks, more CPU).
+    reuse_header_blocks: bool = True
     #: Wire tracing (``transport.trace``): makes one trace per connection; None (default): off.
     tracer: Optional[ConnectionTracer] = field(default=None, compare=False, repr=False)
 
