@@ -234,7 +234,12 @@ class Call(ClientCallCore):
         for attempt in range(MAX_TRANSPARENT_RETRIES + 1):
             try:
                 conn = self._channel._get_connection(self._wait_for_ready, self._deadline)
-                return conn.open_stream(self._headers, timeout=self._remaining())
+                # A unary request's HEADERS wait for its DATA: one send for both.
+                return conn.open_stream(
+                    self._headers,
+                    timeout=self._remaining(),
+                    flush=self._kind.request_streaming,
+                )
             except ConnectionClosedError as exc:
                 if attempt == MAX_TRANSPARENT_RETRIES:
                     self._finish(self._status_from(exc))
@@ -476,6 +481,7 @@ class ServicerContext(ServerCallCore):
     def __init__(self, server: Server, stream: BlockingStream) -> None:
         super().__init__(server, stream)
         self._end_lock = threading.Lock()
+        self._corked = False
 
     def send_initial_metadata(self, metadata: Any) -> None:
         self._send_headers(metadata)
@@ -504,8 +510,11 @@ class ServicerContext(ServerCallCore):
             if status is None:
                 if self._deadline is not None:
                     self._server._deadlines.watch(self._deadline, self._on_deadline)
+                handler = self._handler
+                assert handler is not None
+                send = self._send_message if handler.response_streaming else self._send_single
                 try:
-                    invoke_blocking(self, self, self._read_request, self._send_message)
+                    invoke_blocking(self, self, self._read_request, send)
                     status = self._status_of_return()
                 except Exception as exc:
                     status = self._status_of_exception(exc)
@@ -517,6 +526,15 @@ class ServicerContext(ServerCallCore):
         if self._cancelled:
             status = self._status_after_cancel()
         self._end(status)
+        if self._corked:
+            self._stream.connection.uncork()
+
+    def _send_single(self, message: Any) -> None:
+        """A unary response: held back so that headers, message and trailers leave in one send
+        (nothing is read after it)."""
+        self._corked = True
+        self._stream.connection.cork()
+        self._send_message(message)
 
     def _read_request(self) -> Any:
         stream = self._stream

@@ -233,6 +233,7 @@ class BlockingConnection(SessionView):
         self._closed = False
         self._reader: Optional[threading.Thread] = None
         self._deferred: list[Callable[[], None]] = []
+        self._local = threading.local()
         self.session = Session(
             self, client_side=client_side, options=options, accept_requests=on_request is not None
         )
@@ -271,9 +272,18 @@ class BlockingConnection(SessionView):
                 self.cond.wait(deadline.remaining())
 
     def open_stream(
-        self, headers: Headers, *, end_stream: bool = False, timeout: Optional[float] = None
+        self,
+        headers: Headers,
+        *,
+        end_stream: bool = False,
+        timeout: Optional[float] = None,
+        flush: bool = True,
     ) -> BlockingStream:
-        """Client role: start a request, waiting for a free slot under the peer's limit."""
+        """Client role: start a request, waiting for a free slot under the peer's limit.
+
+        ``flush=False`` leaves the HEADERS frame queued for the caller's next write, so that
+        a unary request leaves in one ``send``.
+        """
         deadline = _Deadline(timeout)
         with self.cond:
             session = self.session
@@ -281,9 +291,22 @@ class BlockingConnection(SessionView):
                 session.raise_if_unusable()
                 self.cond.wait(deadline.remaining())
             stream = session.open_stream(headers, end_stream=end_stream)
-        self.flush()
+        if flush:
+            self.flush()
         assert isinstance(stream, BlockingStream)
         return stream
+
+    def cork(self) -> None:
+        """Hold back this thread's sends until ``uncork()``, so that they leave together.
+
+        Other threads flush as usual (and may carry these bytes with theirs). Only for a stretch
+        with no reads in it: a read's window credit must not be held back.
+        """
+        self._local.corked = True
+
+    def uncork(self) -> None:
+        self._local.corked = False
+        self.flush()
 
     def close(self, error_code: int = NO_ERROR, message: str = "") -> None:
         with self.cond:
@@ -362,6 +385,8 @@ class BlockingConnection(SessionView):
 
     def flush(self) -> None:
         """Send everything queued, in order; only one thread writes at a time."""
+        if getattr(self._local, "corked", False):
+            return
         with self._write_lock:
             while True:
                 with self.cond:
