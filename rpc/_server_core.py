@@ -127,6 +127,9 @@ class ServerCallCore:
         encoding = normalize_compression(compression)
         if self._headers_sent:
             raise RuntimeError("set_compression() after the response headers were sent")
+        head = self._head
+        if encoding is not None and head is not None and encoding not in head.accept_encoding:
+            encoding = None  # the client cannot decode it: send identity
         self._response_encoding = encoding
 
     def disable_next_message_compression(self) -> None:

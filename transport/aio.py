@@ -269,7 +269,10 @@ class AsyncConnection(SessionView, asyncio.Protocol):
                 return
             self._loop.call_later(LINGER_SECONDS, transport.close)
         else:
+            # TLS: close() sends close_notify and waits for the peer's, which gRPC peers do not
+            # always send; bound the wait like the lingering close above.
             transport.close()
+            self._loop.call_later(LINGER_SECONDS, transport.abort)
 
     def abort_transport(self) -> None:
         if self._transport is not None:
@@ -300,6 +303,7 @@ class AsyncConnection(SessionView, asyncio.Protocol):
             transport.write(data)
             if (
                 not self._reading_paused
+                and not transport.is_closing()
                 and transport.get_write_buffer_size() > self._max_write_buffer
             ):
                 # The peer sends but does not read: stop reading it until it drains what we
