@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Optional
 
 import h2rpc_test_pb2 as pb
 
@@ -58,3 +58,36 @@ class GoodClient:
 
 def serve(**options: Any) -> ServerThread:
     return ServerThread(lambda: make_server(**options))
+
+
+class Memory:
+    """Traced allocations (tracemalloc) from ``start()``; PyPy has no tracemalloc: then every
+    reading is None and the callers check only the behaviour, not the bytes."""
+
+    def __init__(self) -> None:
+        try:
+            import tracemalloc
+        except ImportError:
+            self._tm = None
+        else:
+            self._tm = tracemalloc
+
+    def start(self) -> Optional[int]:
+        if self._tm is None:
+            return None
+        self._tm.start()
+        return int(self._tm.get_traced_memory()[0])
+
+    def current(self) -> Optional[int]:
+        return None if self._tm is None else int(self._tm.get_traced_memory()[0])
+
+    def peak(self) -> Optional[int]:
+        return None if self._tm is None else int(self._tm.get_traced_memory()[1])
+
+    def stop(self) -> None:
+        if self._tm is not None:
+            self._tm.stop()
+
+
+def megabytes(value: Optional[int]) -> str:
+    return "n/a" if value is None else f"{value / 1e6:.2f} MB"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import socket
 import time
-import tracemalloc
 from collections.abc import Iterator
 
 import h2rpc_test_pb2 as pb
@@ -24,7 +23,7 @@ from tests.hostile.attacker import (
     grpc_headers,
     message,
 )
-from tests.hostile.harness import GoodClient, serve
+from tests.hostile.harness import GoodClient, Memory, megabytes, serve
 from tests.interop.echo_servicer import make_server
 from tests.interop.echo_servicer_sync import make_sync_server
 from tests.rpc.server_thread import ServerThread
@@ -52,8 +51,8 @@ def test_rapid_reset_is_cut_off_and_frees_every_stream(capsys: pytest.CaptureFix
     thread = serve()
     with thread as target:
         baseline_streams = live_streams()
-        tracemalloc.start()
-        before = tracemalloc.get_traced_memory()[0]
+        memory = Memory()
+        before = memory.start()
         sent = 0
         with GoodClient(target) as good, Attacker(thread.port) as attacker:
             headers = grpc_headers("/h2rpc.test.EchoTest/Bidi")
@@ -71,22 +70,23 @@ def test_rapid_reset_is_cut_off_and_frees_every_stream(capsys: pytest.CaptureFix
             attacker.wait_closed()
             goaway = attacker.seen.goaway
             good.check()
-        peak = tracemalloc.get_traced_memory()[1]
+        peak = memory.peak()
         deadline = time.monotonic() + 5
         while thread.call(lambda: len(thread.server._calls)) and time.monotonic() < deadline:
             time.sleep(0.05)
-        after = tracemalloc.get_traced_memory()[0]
-        tracemalloc.stop()
+        after = memory.current()
+        memory.stop()
         assert goaway is not None and goaway.error_code == ENHANCE_YOUR_CALM
         assert b"reset" in goaway.additional_data
         assert sent < 100_000  # cut off long before the end
         assert thread.call(lambda: len(thread.server._calls)) == 0
         assert live_streams() <= baseline_streams  # every stream object was freed
-        assert after - before < 2 * 1024 * 1024, (before, peak, after)
+        if before is not None and after is not None:
+            assert after - before < 2 * 1024 * 1024, (before, peak, after)
     with capsys.disabled():
         print(
-            f"\nrapid reset: {sent} streams sent before GOAWAY; traced memory "
-            f"before {before / 1e6:.2f} MB, peak {peak / 1e6:.2f} MB, after {after / 1e6:.2f} MB"
+            f"\nrapid reset: {sent} streams sent before GOAWAY; traced memory before "
+            f"{megabytes(before)}, peak {megabytes(peak)}, after {megabytes(after)}"
         )
 
 
@@ -204,8 +204,8 @@ def test_zero_window_backpressures_the_handler(capsys: pytest.CaptureFixture[str
     """A client that never opens its window: the handler waits, memory stays flat."""
     thread = serve()
     with thread, Attacker(thread.port) as attacker:
-        tracemalloc.start()
-        before = tracemalloc.get_traced_memory()[0]
+        memory = Memory()
+        before = memory.start()
         request = pb.EchoRequest(response_size=1024 * 1024, response_count=200).SerializeToString()
         attacker.send(
             attacker.headers(1, grpc_headers("/h2rpc.test.EchoTest/ServerStream"))
@@ -213,15 +213,16 @@ def test_zero_window_backpressures_the_handler(capsys: pytest.CaptureFixture[str
         )
         time.sleep(1.0)  # the handler would produce 200 MiB if it could
         attacker.read(0.2)
-        peak = tracemalloc.get_traced_memory()[1]
-        assert peak - before < 8 * 1024 * 1024, (before, peak)
+        peak = memory.peak()
+        if before is not None and peak is not None:
+            assert peak - before < 8 * 1024 * 1024, (before, peak)
         assert thread.call(lambda: len(thread.server._calls)) == 1  # still waiting, not done
         attacker.send(attacker.rst(1))
         time.sleep(0.3)
-        after = tracemalloc.get_traced_memory()[0]
-        tracemalloc.stop()
+        after = memory.current()
+        memory.stop()
     with capsys.disabled():
         print(
-            f"\nzero window: traced memory before {before / 1e6:.2f} MB, "
-            f"peak {peak / 1e6:.2f} MB, after {after / 1e6:.2f} MB"
+            f"\nzero window: traced memory before {megabytes(before)}, "
+            f"peak {megabytes(peak)}, after {megabytes(after)}"
         )
