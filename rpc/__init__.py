@@ -42,11 +42,14 @@ from ._server import Server
 from ._server_call import ServicerContext
 from ._service import Stub, service_handlers
 from ._tls import ssl_channel_context, ssl_server_context
+from ._trace import TraceEvent, Tracer, trace
+from ._trace_format import TRACE_JSON_SCHEMA
 from ._version import __version__
 from ._workers import serve
 
 __all__ = [
     "EOF",
+    "TRACE_JSON_SCHEMA",
     "Cardinality",
     "Channel",
     "GenericRpcHandler",
@@ -64,6 +67,8 @@ __all__ = [
     "StreamUnaryCall",
     "StreamUnaryMultiCallable",
     "Stub",
+    "TraceEvent",
+    "Tracer",
     "UnaryStreamCall",
     "UnaryStreamMultiCallable",
     "UnaryUnaryCall",
@@ -81,6 +86,7 @@ __all__ = [
     "stream_stream_rpc_method_handler",
     "stream_unary_rpc_method_handler",
     "sync",
+    "trace",
     "unary_stream_rpc_method_handler",
     "unary_unary_rpc_method_handler",
 ]

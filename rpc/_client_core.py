@@ -56,6 +56,7 @@ from ._options import (
 )
 from ._options import connection_options as build_connection_options
 from ._tls import require_alpn_h2
+from ._trace import TraceOption, with_tracer
 from ._version import USER_AGENT
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,7 @@ class ChannelCore:
         server_hostname: Optional[str] = None,
         connection_options: Optional[ConnectionOptions] = None,
         options: Sequence[tuple[str, Any]] = (),
+        trace: TraceOption = None,
     ) -> None:
         settings: dict[str, Any] = {
             "max_receive_message_length": max_receive_message_length,
@@ -159,6 +161,8 @@ class ChannelCore:
         agent = settings["user_agent"]
         self._user_agent = f"{agent} {USER_AGENT}" if agent else USER_AGENT
         self._connection_options = build_connection_options(connection_options, settings)
+        # Wire tracing (rpc._trace): this option, an active rpc.trace() block, or H2RPC_TRACE.
+        self._connection_options = with_tracer(self._connection_options, trace)
         backoff = {
             name: settings[key]
             for key, name in (

@@ -24,6 +24,7 @@ from ._options import connection_options as connection_options_from
 from ._registry import Registry
 from ._service import service_handlers
 from ._tls import require_alpn_h2
+from ._trace import TraceOption, with_tracer
 
 
 class ServerCore:
@@ -47,6 +48,7 @@ class ServerCore:
         max_ping_strikes: Optional[int] = None,
         connection_options: Optional[ConnectionOptions] = None,
         options: Sequence[tuple[str, Any]] = (),
+        trace: TraceOption = None,
     ) -> None:
         settings: dict[str, Any] = {
             "max_receive_message_length": max_receive_message_length,
@@ -68,6 +70,8 @@ class ServerCore:
         self._max_receive_message_length = size_limit(settings["max_receive_message_length"])
         self._max_send_message_length = size_limit(settings["max_send_message_length"])
         self._connection_options = connection_options_from(connection_options, settings)
+        # Wire tracing (rpc._trace): this option, an active rpc.trace() block, or H2RPC_TRACE.
+        self._connection_options = with_tracer(self._connection_options, trace)
         #: Calls running at once, server-wide, beyond which new ones get RESOURCE_EXHAUSTED.
         self._maximum_concurrent_rpcs = maximum_concurrent_rpcs
         self._registry = Registry()

@@ -17,6 +17,7 @@ from codec import StatusCode
 
 from ._errors import RpcError
 from ._handlers import Cardinality, MethodHandler, ServiceHandlers
+from ._trace import MESSAGE_TYPES
 
 if TYPE_CHECKING:
     from ._channel import Channel
@@ -51,6 +52,7 @@ def service_handlers(descriptor: ServiceDescriptor, servicer: object) -> Service
 
     A method the servicer lacks answers UNIMPLEMENTED, like grpcio's generated base classes.
     """
+    MESSAGE_TYPES.register_service(descriptor)  # so that traces show its messages as text
     handlers: dict[str, MethodHandler] = {}
     for method in descriptor.methods:
         behavior = getattr(servicer, method.name, None)
@@ -76,6 +78,7 @@ class Stub:
 
     def __init__(self, channel: Union[Channel, SyncChannel], descriptor: ServiceDescriptor) -> None:
         self._descriptor = descriptor
+        MESSAGE_TYPES.register_service(descriptor)  # so that traces show its messages as text
         for method in descriptor.methods:
             response_class = _message_class(method.output_type)
             path = method_path(method)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import Optional
 
 import rpc
 from examples.helloworld import helloworld_pb2
@@ -11,8 +12,8 @@ from examples.helloworld import helloworld_pb2
 GREETER = helloworld_pb2.DESCRIPTOR.services_by_name["Greeter"]
 
 
-async def greet(target: str, name: str) -> str:
-    async with rpc.Channel(target) as channel:
+async def greet(target: str, name: str, trace: Optional[str] = None) -> str:
+    async with rpc.Channel(target, trace=trace) as channel:
         stub = rpc.Stub(channel, GREETER)
         reply = await stub.SayHello(helloworld_pb2.HelloRequest(name=name), timeout=10)
         return reply.message
@@ -22,8 +23,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--target", default="localhost:50051")
     parser.add_argument("--name", default="world")
+    parser.add_argument(
+        "--trace",
+        nargs="?",
+        const="all",
+        metavar="KINDS",
+        help="print the wire to stderr: frames,headers,messages (default all; add json)",
+    )
     args = parser.parse_args()
-    print(asyncio.run(greet(args.target, args.name)))
+    print(asyncio.run(greet(args.target, args.name, args.trace)))
 
 
 if __name__ == "__main__":

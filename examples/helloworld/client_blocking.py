@@ -14,8 +14,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--target", default="localhost:50051")
     parser.add_argument("--name", default="world")
+    parser.add_argument(
+        "--trace",
+        nargs="?",
+        const="all",
+        metavar="KINDS",
+        help="print the wire to stderr: frames,headers,messages (default all; add json)",
+    )
     args = parser.parse_args()
-    with rpc.sync.Channel(args.target) as channel:
+    with rpc.sync.Channel(args.target, trace=args.trace) as channel:
         stub = rpc.Stub(channel, GREETER)
         reply = stub.SayHello(helloworld_pb2.HelloRequest(name=args.name), timeout=10)
     print(reply.message)

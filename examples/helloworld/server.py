@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from typing import Optional
 
 import rpc
 from examples.helloworld import helloworld_pb2
@@ -24,8 +25,8 @@ class Greeter:
         return helloworld_pb2.HelloReply(message=f"Hello, {request.name}!")
 
 
-async def serve(address: str) -> None:
-    server = rpc.Server()
+async def serve(address: str, trace: Optional[str] = None) -> None:
+    server = rpc.Server(trace=trace)
     server.add_service(GREETER, Greeter())
     port = server.add_insecure_port(address)
     await server.start()
@@ -36,9 +37,16 @@ async def serve(address: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--address", default="127.0.0.1:50051", help="host:port or unix:path")
+    parser.add_argument(
+        "--trace",
+        nargs="?",
+        const="all",
+        metavar="KINDS",
+        help="print the wire to stderr: frames,headers,messages (default all; add json)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    asyncio.run(serve(args.address))
+    asyncio.run(serve(args.address, args.trace))
 
 
 if __name__ == "__main__":

@@ -27,9 +27,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--address", default="127.0.0.1:50051", help="host:port or unix:path")
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument(
+        "--trace",
+        nargs="?",
+        const="all",
+        metavar="KINDS",
+        help="print the wire to stderr: frames,headers,messages (default all; add json)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    server = rpc.sync.Server(max_workers=args.workers)
+    server = rpc.sync.Server(max_workers=args.workers, trace=args.trace)
     server.add_service(GREETER, Greeter())
     port = server.add_insecure_port(args.address)
     server.start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Callable
+from typing import Callable, Optional
 
 import rpc
 from examples.route_guide import route_guide_pb2 as pb
@@ -18,8 +18,8 @@ def _point(p: pb.Point) -> str:
     return f"({p.latitude / 1e7:.4f}, {p.longitude / 1e7:.4f})"
 
 
-async def run(target: str, say: Callable[[str], None] = print) -> None:
-    async with rpc.Channel(target) as channel:
+async def run(target: str, say: Callable[[str], None] = print, trace: Optional[str] = None) -> None:
+    async with rpc.Channel(target, trace=trace) as channel:
         stub = rpc.Stub(channel, ROUTE_GUIDE)
 
         say("unary         GetFeature")
@@ -62,8 +62,15 @@ async def run(target: str, say: Callable[[str], None] = print) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--target", default="localhost:50052")
+    parser.add_argument(
+        "--trace",
+        nargs="?",
+        const="all",
+        metavar="KINDS",
+        help="print the wire to stderr: frames,headers,messages (default all; add json)",
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.target))
+    asyncio.run(run(args.target, trace=args.trace))
 
 
 if __name__ == "__main__":

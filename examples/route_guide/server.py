@@ -10,6 +10,7 @@ import asyncio
 import signal
 import time
 from collections.abc import AsyncIterator
+from typing import Optional
 
 import rpc
 from examples.route_guide import route_guide_pb2 as pb
@@ -73,8 +74,8 @@ class RouteGuide:
             earlier.append(note)
 
 
-async def serve(address: str) -> None:
-    server = rpc.Server()
+async def serve(address: str, trace: Optional[str] = None) -> None:
+    server = rpc.Server(trace=trace)
     server.add_service(ROUTE_GUIDE, RouteGuide())
     port = server.add_insecure_port(address)
     await server.start()
@@ -88,8 +89,15 @@ async def serve(address: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--address", default="127.0.0.1:50052", help="host:port or unix:path")
+    parser.add_argument(
+        "--trace",
+        nargs="?",
+        const="all",
+        metavar="KINDS",
+        help="print the wire to stderr: frames,headers,messages (default all; add json)",
+    )
     args = parser.parse_args()
-    asyncio.run(serve(args.address))
+    asyncio.run(serve(args.address, args.trace))
 
 
 if __name__ == "__main__":

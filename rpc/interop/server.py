@@ -338,12 +338,21 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         action="store_true",
         help="also stop when stdin reaches EOF (for test harnesses that own the pipe)",
     )
+    parser.add_argument(
+        "--trace",
+        nargs="?",
+        const="all",
+        metavar="KINDS",
+        help="study mode: print the wire to stderr (frames,headers,messages; default all; json)",
+    )
     args = parser.parse_args(argv)
     if args.use_tls and not (args.tls_cert_file and args.tls_key_file):
         parser.error(
             "--use_tls needs --tls_cert_file and --tls_key_file: h2rpc ships no test "
             "certificate (the gRPC project's server1.pem is theirs to distribute)"
         )
+    if args.trace:  # study mode: every channel and server of this run is traced (rpc.Tracer)
+        rpc.Tracer.from_spec(args.trace).activate()
     return args
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
 from tests.interop.peers import REPO_ROOT, peer_environment, start_peer
 
 
-def run_module(*argv: str, timeout: float = 60) -> str:
+def run_module(*argv: str, timeout: float = 60, with_stderr: bool = False) -> Any:
+    """Run ``python -m argv...``; its stdout (and stderr, if asked: a pair)."""
     result = subprocess.run(
         [sys.executable, "-m", *argv],
         cwd=REPO_ROOT,
@@ -21,7 +23,7 @@ def run_module(*argv: str, timeout: float = 60) -> str:
         stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr
-    return result.stdout
+    return (result.stdout, result.stderr) if with_stderr else result.stdout
 
 
 def test_readme_demo_runs_all_four_call_kinds_over_loopback():

@@ -1,0 +1,49 @@
+"""The benchmark's own pieces that can be checked without running a benchmark: h2load's output
+is read right, the floor's in-memory call loop works, the report renders. (The runner itself is
+smoke-run by CI: ``python -m tests.bench.run --quick``.)"""
+
+from __future__ import annotations
+
+from tests.bench import floor, run
+
+H2LOAD_OUTPUT = """\
+finished in 1.50s, 9600.00 req/s, 1.18MB/s
+requests: 14400 total, 14464 started, 14400 done, 14398 succeeded, 2 failed, 0 errored, 0 timeout
+status codes: 14400 2xx, 0 3xx, 0 4xx, 0 5xx
+"""
+
+
+def test_h2load_output_gives_elapsed_successes_and_failures():
+    assert run.parse_h2load(H2LOAD_OUTPUT) == {"elapsed": 1.5, "ops": 14398, "failed": 2}
+
+
+def test_floor_measures_server_cpu_per_call_at_h2_and_core_levels():
+    for level in ("h2", "h2-novalidate", "core"):
+        result = floor.measure(level, calls=50)
+        assert 0 < result["server_us_per_call"] < result["both_sides_us_per_call"]
+
+
+def _run(impl: str, ops: int, server_cpu: float) -> dict[str, object]:
+    return {
+        "impl": impl,
+        "scenario": "unary1",
+        "repeat": 0,
+        "ops": ops,
+        "bytes": 0,
+        "elapsed": 1.0,
+        "server_cpu": server_cpu,
+        "client_cpu": 0.5,
+    }
+
+
+def test_report_gives_medians_spread_ratio_and_cpu_per_10k_calls():
+    runs = [
+        _run("grpcio-sync", 1000, 0.5),
+        _run("grpcio-sync", 3000, 0.5),
+        _run("h2rpc-async", 500, 0.25),
+        {"impl": "h2rpc-async", "scenario": "unary1", "repeat": 1, "error": "boom"},
+    ]
+    impls = [run.IMPL_BY_NAME["grpcio-sync"], run.IMPL_BY_NAME["h2rpc-async"]]
+    text = "\n".join(run.markdown_tables(run.summarize(runs), impls, ["unary1"]))
+    assert "| grpcio sync | 2,000 | 1,000-3,000 | 2 | 1.00x | 3.33 | 3.33 |" in text
+    assert "| h2rpc async | 500 | 500-500 | 1 (+1 failed) | 0.25x | 5.00 | 10.00 |" in text
