@@ -10,6 +10,7 @@ with GOAWAY(ENHANCE_YOUR_CALM) before any of that is buffered or answered.
 
 from __future__ import annotations
 
+import struct
 from typing import Optional
 
 from .options import ConnectionOptions
@@ -24,6 +25,8 @@ _END_HEADERS = 0x4
 
 FRAME_SIZE_ERROR = 0x6
 ENHANCE_YOUR_CALM = 0xB
+
+_unpack_word = struct.Struct(">I").unpack_from
 
 
 class Violation(Exception):
@@ -116,14 +119,15 @@ class FrameGuard:
 
     def _frame(self, buf: bytes, at: int, now: float) -> int:
         """Check one frame header at ``buf[at:at+9]``; returns 9 + its payload length."""
-        length = int.from_bytes(buf[at : at + 3], "big")
+        word = _unpack_word(buf, at)[0]  # length (24 bits) and type (8 bits) at once
+        length = word >> 8
         if length > self._max_frame_size:
             # h2 would buffer the whole frame (up to 16 MiB) before judging its length.
             raise Violation(
                 FRAME_SIZE_ERROR,
                 f"frame of {length} bytes above SETTINGS_MAX_FRAME_SIZE {self._max_frame_size}",
             )
-        kind = buf[at + 3]
+        kind = word & 0xFF
         if kind == _DATA:
             pass
         elif kind in (_HEADERS, _CONTINUATION):
