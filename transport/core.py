@@ -52,6 +52,7 @@ from .hpack_blocks import BlockCache, PreEncodingEncoder
 from .options import HTTP2_DEFAULT_WINDOW, ConnectionOptions
 from .validation import check_request, check_response, check_trailers
 
+
 def _speed_up_frame_repr() -> None:
     """h2 formats ``repr(frame)`` for every frame it receives (for a trace log that is off), and
     hyperframe's repr hex-encodes a DATA frame's whole payload before keeping 20 characters of

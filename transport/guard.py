@@ -119,7 +119,7 @@ class FrameGuard:
 
     def _frame(self, buf: bytes, at: int, now: float) -> int:
         """Check one frame header at ``buf[at:at+9]``; returns 9 + its payload length."""
-        word = _unpack_word(buf, at)[0]  # length (24 bits) and type (8 bits) at once
+        word: int = _unpack_word(buf, at)[0]  # length (24 bits) and type (8 bits) at once
         length = word >> 8
         if length > self._max_frame_size:
             # h2 would buffer the whole frame (up to 16 MiB) before judging its length.
