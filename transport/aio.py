@@ -295,16 +295,21 @@ class AsyncConnection(SessionView, asyncio.Protocol):
         self._timer_handle = None
         self.session.on_timer()
 
+    @staticmethod
+    def _write_buffer_size(transport: asyncio.Transport) -> int:
+        try:
+            return transport.get_write_buffer_size()
+        except AttributeError:  # a TLS transport torn down under us (seen on PyPy 3.9)
+            return 0
+
     def _flush(self) -> None:
         self._flush_scheduled = False
         data = self.session.core.data_to_send()
         transport = self._transport
         if data and transport is not None and not transport.is_closing():
             transport.write(data)
-            if (
-                not self._reading_paused
-                and not transport.is_closing()
-                and transport.get_write_buffer_size() > self._max_write_buffer
+            if not self._reading_paused and self._write_buffer_size(transport) > (
+                self._max_write_buffer
             ):
                 # The peer sends but does not read: stop reading it until it drains what we
                 # owe it, so that our automatic replies cannot pile up without bound.

@@ -60,6 +60,22 @@ def serve(**options: Any) -> ServerThread:
     return ServerThread(lambda: make_server(**options))
 
 
+def count_live(cls: type) -> int:
+    """Objects of ``cls`` still alive after a collection (weak proxies are skipped: on PyPy
+    ``isinstance`` on a dead one raises)."""
+    import gc
+
+    gc.collect()
+    gc.collect()
+    count = 0
+    for obj in gc.get_objects():
+        try:
+            count += isinstance(obj, cls)
+        except ReferenceError:
+            pass
+    return count
+
+
 class Memory:
     """Traced allocations (tracemalloc) from ``start()``; PyPy has no tracemalloc: then every
     reading is None and the callers check only the behaviour, not the bytes."""

@@ -7,7 +7,6 @@ RESOURCE_EXHAUSTED) and keep serving everyone else with normal latency.
 
 from __future__ import annotations
 
-import gc
 import socket
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from tests.hostile.attacker import (
     grpc_headers,
     message,
 )
-from tests.hostile.harness import GoodClient, Memory, megabytes, serve
+from tests.hostile.harness import GoodClient, Memory, count_live, megabytes, serve
 from tests.interop.echo_servicer import make_server
 from tests.interop.echo_servicer_sync import make_sync_server
 from tests.rpc.server_thread import ServerThread
@@ -42,8 +41,7 @@ def server() -> Iterator[ServerThread]:
 
 
 def live_streams() -> int:
-    gc.collect()
-    return sum(1 for o in gc.get_objects() if isinstance(o, StreamState))
+    return count_live(StreamState)
 
 
 def test_rapid_reset_is_cut_off_and_frees_every_stream(capsys: pytest.CaptureFixture[str]):

@@ -5,7 +5,6 @@ and other clients keep being served."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import socket
 import time
@@ -27,7 +26,7 @@ from tests.hostile.attacker import (
     grpc_headers,
     message,
 )
-from tests.hostile.harness import GoodClient, serve
+from tests.hostile.harness import GoodClient, count_live, serve
 from tests.interop.echo_servicer import SERVICE
 from tests.rpc.server_thread import ServerThread
 from transport import ConnectionOptions
@@ -326,9 +325,8 @@ def open_fds() -> int:
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to count descriptors")
 def test_thousands_of_connections_aborted_mid_call_leak_nothing(server: ServerThread):
-    gc.collect()
     fds_before = open_fds()
-    streams_before = sum(1 for o in gc.get_objects() if isinstance(o, StreamState))
+    streams_before = count_live(StreamState)
     for i in range(2000):
         with Attacker(server.port) as attacker:
             attacker.send(attacker.headers(1, grpc_headers("/h2rpc.test.EchoTest/Bidi")))
@@ -346,7 +344,6 @@ def test_thousands_of_connections_aborted_mid_call_leak_nothing(server: ServerTh
         time.sleep(0.05)
     assert server.call(lambda: len(server.server._calls)) == 0
     assert server.call(lambda: len(server.server._listeners[0].connections)) == 0
-    gc.collect()
-    assert sum(1 for o in gc.get_objects() if isinstance(o, StreamState)) <= streams_before
+    assert count_live(StreamState) <= streams_before
     assert open_fds() <= fds_before + 5
     still_serving(server.target)
