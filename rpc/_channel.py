@@ -20,9 +20,9 @@ from ._call import (
     UnaryUnaryCall,
     _ClientCall,
 )
-from ._client_core import ChannelCore
+from ._client_core import ChannelCore, MultiCallableBase
 from ._errors import RpcError
-from ._handlers import Cardinality, Deserializer, Serializer, _identity
+from ._handlers import Cardinality, Deserializer, Serializer
 
 
 class Channel(ChannelCore):
@@ -122,7 +122,7 @@ class Channel(ChannelCore):
         return cls(self, method, request_serializer, response_deserializer)
 
 
-class _MultiCallable:
+class _MultiCallable(MultiCallableBase):
     """A method bound to a channel; calling it starts a call of ``_call_class``.
 
     The first argument is the request (unary-request kinds) or an optional iterable or async
@@ -131,22 +131,7 @@ class _MultiCallable:
 
     _call_class: Callable[..., _ClientCall]
 
-    def __init__(
-        self,
-        channel: Channel,
-        method: str,
-        request_serializer: Optional[Serializer],
-        response_deserializer: Optional[Deserializer],
-    ) -> None:
-        if not method.startswith("/"):
-            raise ValueError(f"method must be a path like /package.Service/Method: {method!r}")
-        self._channel = channel
-        self._method = method
-        self._serializer = request_serializer or _identity
-        self._deserializer = response_deserializer or _identity
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._method}>"
+    _channel: Channel
 
     def __call__(
         self,

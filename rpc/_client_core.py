@@ -46,7 +46,7 @@ from transport.session import StreamState
 from ._backoff import Backoff, BackoffOptions
 from ._deadline import effective_deadline
 from ._errors import RpcError, UsageError
-from ._handlers import Cardinality, Deserializer, Serializer
+from ._handlers import Cardinality, Deserializer, Serializer, _identity
 from ._messages import decode_messages, frame_message
 from ._options import (
     CHANNEL_GRPC_OPTIONS,
@@ -541,3 +541,24 @@ class ClientCallCore:
 
     def _rpc_error_from(self, status: Status) -> RpcError:
         return RpcError.from_status(status, self._initial_metadata)
+
+
+class MultiCallableBase:
+    """A method bound to a channel (the async and blocking ones differ only in their calls)."""
+
+    def __init__(
+        self,
+        channel: Any,
+        method: str,
+        request_serializer: Optional[Serializer],
+        response_deserializer: Optional[Deserializer],
+    ) -> None:
+        if not method.startswith("/"):
+            raise ValueError(f"method must be a path like /package.Service/Method: {method!r}")
+        self._channel = channel
+        self._method = method
+        self._serializer = request_serializer or _identity
+        self._deserializer = response_deserializer or _identity
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._method}>"

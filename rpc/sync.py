@@ -40,9 +40,10 @@ from ._client_core import (
     MAX_TRANSPARENT_RETRIES,
     ChannelCore,
     ClientCallCore,
+    MultiCallableBase,
 )
 from ._errors import RpcError
-from ._handlers import Cardinality, Deserializer, Serializer, _identity
+from ._handlers import Cardinality, Deserializer, Serializer
 from ._server_base import ServerCore
 from ._server_core import ServerCallCore, StreamGone, invoke_blocking
 
@@ -360,27 +361,12 @@ class Call(ClientCallCore):
         self._writer_stop.set()
 
 
-class _MultiCallable:
+class _MultiCallable(MultiCallableBase):
     """A method bound to a blocking channel."""
 
     _kind: Cardinality
 
-    def __init__(
-        self,
-        channel: Channel,
-        method: str,
-        request_serializer: Optional[Serializer],
-        response_deserializer: Optional[Deserializer],
-    ) -> None:
-        if not method.startswith("/"):
-            raise ValueError(f"method must be a path like /package.Service/Method: {method!r}")
-        self._channel = channel
-        self._method = method
-        self._serializer = request_serializer or _identity
-        self._deserializer = response_deserializer or _identity
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._method}>"
+    _channel: Channel
 
     def _start(
         self,
