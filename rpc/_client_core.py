@@ -176,6 +176,8 @@ class ChannelCore:
         self._retry_at = 0.0  # after a failed attempt: no new attempt before this (monotonic)
         self._last_failure: Optional[RpcError] = None
         self._closed = False
+        #: Request heads without timeout or metadata, by (path, encoding): built once.
+        self._heads: dict[tuple[str, Optional[str]], Any] = {}
         self._setup()
 
     def _setup(self) -> None:
@@ -306,8 +308,27 @@ class ClientCallCore:
         self._response_encoding: Optional[str] = None
         # The deadline is the tighter of our timeout and the one inherited from a handler.
         self._deadline = deadline = effective_deadline(timeout)
+        if deadline is None and not metadata:
+            # The common case has the same head every time: build it once per method.
+            key = (path, self._encoding)
+            headers = channel._heads.get(key)
+            if headers is None:
+                headers = channel._heads[key] = self._build_headers(path, None, None)
+            self._headers = headers
+        else:
+            self._headers = self._build_headers(path, deadline, metadata)
+        self._stream: Optional[StreamState] = None
+        self._decoder = MessageDecoder(channel._max_receive_message_length)
+        self._messages: deque[bytes] = deque()
+        self._initial_metadata: Optional[Metadata] = None
+        self._status: Optional[Status] = None
+        self._done_writing = False
+        self._retries = 0
+
+    def _build_headers(self, path: str, deadline: Optional[float], metadata: Any) -> Any:
+        channel = self._channel
         try:
-            self._headers = build_request_headers(
+            return build_request_headers(
                 path,
                 channel._authority,
                 scheme=channel._scheme,
@@ -319,13 +340,6 @@ class ClientCallCore:
             )
         except InvalidMetadataError as exc:
             raise UsageError(f"invalid metadata: {exc}") from None
-        self._stream: Optional[StreamState] = None
-        self._decoder = MessageDecoder(channel._max_receive_message_length)
-        self._messages: deque[bytes] = deque()
-        self._initial_metadata: Optional[Metadata] = None
-        self._status: Optional[Status] = None
-        self._done_writing = False
-        self._retries = 0
 
     # ------------------------------------------------------------------ public, all kinds
 
