@@ -1,15 +1,16 @@
 """Benchmark server on h2rpc's asyncio API (``rpc.Server``), optionally on uvloop.
 
 ``python -m tests.bench.h2rpc_async_server [--port 0] [--uvloop] [--workers N]``: prints
-``PORT <n>`` once serving, serves until SIGTERM, SIGINT or EOF on stdin. ``--workers N`` passes
-``workers=N`` to ``rpc.Server`` (the multi-process option) and exits with status 3, saying so,
-when this version of ``rpc.Server`` has no such option. Python 3.9+ and PyPy.
+``PORT <n>`` once serving, serves until SIGTERM, SIGINT or EOF on stdin. ``--workers N`` serves
+from N processes on one port with ``rpc.serve(..., workers=N)`` (SO_REUSEPORT). Python 3.9+ and
+PyPy.
 """
 
 from __future__ import annotations
 
-import inspect
+import os
 import sys
+import threading
 from typing import Any
 
 from .service import (
@@ -22,9 +23,6 @@ from .service import (
     server_arguments,
     wait_for_stop_async,
 )
-
-#: Exit status when ``--workers`` is asked of an ``rpc.Server`` without a ``workers`` option.
-NO_WORKERS_OPTION = 3
 
 
 class BenchServicer:
@@ -44,16 +42,34 @@ class BenchServicer:
             yield request
 
 
-async def serve(host: str, port: int, workers: int) -> None:
+def make_server() -> Any:
     import rpc
 
-    options: dict[str, Any] = {}
-    if workers > 1:
-        options["workers"] = workers
-    server = rpc.Server(
-        max_receive_message_length=MAX_MESSAGE, max_send_message_length=MAX_MESSAGE, **options
-    )
+    server = rpc.Server(max_receive_message_length=MAX_MESSAGE, max_send_message_length=MAX_MESSAGE)
     server.add_service(messages().service, BenchServicer())
+    return server
+
+
+def serve_workers(host: str, port: int, workers: int) -> None:
+    """N processes on one port; stops on SIGTERM/SIGINT (rpc.serve) or EOF on stdin."""
+    import rpc
+
+    stop = threading.Event()
+
+    def watch_stdin() -> None:
+        try:
+            while os.read(sys.stdin.fileno(), 4096):
+                pass
+        except OSError:
+            pass
+        stop.set()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    rpc.serve(make_server, f"{host}:{port}", workers=workers, on_ready=announce, stop=stop)
+
+
+async def serve(host: str, port: int) -> None:
+    server = make_server()
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     announce(bound)
@@ -64,15 +80,12 @@ async def serve(host: str, port: int, workers: int) -> None:
 def main() -> int:
     prepare_process()
     parser = server_arguments(__doc__.splitlines()[0], uvloop=True)
-    parser.add_argument("--workers", type=int, default=1, help="rpc.Server(workers=N)")
+    parser.add_argument("--workers", type=int, default=1, help="rpc.serve(workers=N)")
     args = parser.parse_args()
     if args.workers > 1:
-        import rpc
-
-        if "workers" not in inspect.signature(rpc.Server).parameters:
-            print("UNSUPPORTED rpc.Server has no workers= option", flush=True)
-            return NO_WORKERS_OPTION
-    run_async(lambda: serve(args.host, args.port, args.workers), args.uvloop)
+        serve_workers(args.host, args.port, args.workers)
+        return 0
+    run_async(lambda: serve(args.host, args.port), args.uvloop)
     return 0
 
 

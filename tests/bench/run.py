@@ -10,7 +10,7 @@ time (utime + stime, all threads and worker processes) from ``/proc``. Repeats a
 medians, spread (min-max), ratios to grpcio's synchronous API and CPU-seconds per 10k
 operations. ``h2load`` (Debian's nghttp2-client), when present, drives each server alone. Then a
 memory section (a slow reader of a fast stream, idle connections, 1,000 connections on one
-server), the h2 floor (``tests/bench/floor.py``) and, when ``rpc.Server`` has ``workers=``, 1 vs
+server), the h2 floor (``tests/bench/floor.py``) and, with ``rpc.serve(workers=N)``, 1 vs
 2 worker processes. It prints a markdown report and writes the raw results as JSON (path
 printed; ``--report FILE.json`` renders a saved one again). Missing peers (grpcio, grpclib,
 uvloop, PyPy, h2load) are skipped with the reason. PyPy and purerpc (which requires h2<4) run
@@ -1208,17 +1208,14 @@ def floor_markdown(floor: dict[str, Any], cells: dict[tuple[str, str], Cell]) ->
 # -------------------------------------------------------------------------------- workers
 
 
-# TODO(workers): rpc.Server has no ``workers=`` option yet (the lead is adding it); until it has,
-# the server script exits saying so and this section reports "Skipped: TODO". Once the option
-# lands, this section runs by itself; it has not been run against the real option yet.
 def workers_section(setup: Setup) -> dict[str, Any]:
-    """1 vs 2 worker processes of rpc.Server under h2load -c 4, unpinned (both CPUs)."""
+    """1 vs 2 worker processes (rpc.serve(workers=N)) under h2load -c 4, unpinned."""
     if setup.h2load is None:
         return {"skipped": "h2load is not installed (apt-get install nghttp2-client)"}
     impl = IMPL_BY_NAME["h2rpc-async"]
     results: dict[str, Any] = {}
     for workers in (1, 2):
-        print(f"[workers] rpc.Server(workers={workers}) under h2load -c 4 ...", flush=True)
+        print(f"[workers] rpc.serve(workers={workers}) under h2load -c 4 ...", flush=True)
         extra = ("--workers", str(workers)) if workers > 1 else ()
         try:
             server = start_server(setup, impl, extra, cpu=None)
@@ -1245,7 +1242,7 @@ def workers_section(setup: Setup) -> dict[str, Any]:
 
 
 def workers_markdown(workers: dict[str, Any]) -> list[str]:
-    out = ["", "### Multi-process server: `rpc.Server(workers=N)`, h2load -c 4 -m 64, unpinned", ""]
+    out = ["", "### Multi-process server: `rpc.serve(workers=N)`, h2load -c 4 -m 64, unpinned", ""]
     if "skipped" in workers:
         return [*out, f"Skipped: {workers['skipped']}"]
     out += [
