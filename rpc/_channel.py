@@ -22,7 +22,7 @@ from ._call import (
 )
 from ._client_core import ChannelCore, MultiCallableBase
 from ._errors import RpcError
-from ._handlers import Cardinality, Deserializer, Serializer
+from ._handlers import Cardinality
 
 
 class Channel(ChannelCore):
@@ -109,18 +109,6 @@ class Channel(ChannelCore):
         self._conn = conn
         return conn
 
-    # ------------------------------------------------------------------ multi-callables
-
-    def _multi_callable(
-        self,
-        kind: Cardinality,
-        method: str,
-        request_serializer: Optional[Serializer],
-        response_deserializer: Optional[Deserializer],
-    ) -> _MultiCallable:
-        cls: type[_MultiCallable] = _MULTI_CALLABLES[kind]
-        return cls(self, method, request_serializer, response_deserializer)
-
 
 class _MultiCallable(MultiCallableBase):
     """A method bound to a channel; calling it starts a call of ``_call_class``.
@@ -177,3 +165,4 @@ _MULTI_CALLABLES: dict[Cardinality, type[_MultiCallable]] = {
     Cardinality.STREAM_UNARY: StreamUnaryMultiCallable,
     Cardinality.STREAM_STREAM: StreamStreamMultiCallable,
 }
+Channel._multi_callables = _MULTI_CALLABLES

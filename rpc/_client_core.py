@@ -15,8 +15,8 @@ import logging
 import ssl
 import time
 from collections import deque
-from collections.abc import Sequence
-from typing import Any, Optional
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable, Optional
 
 from codec import (
     SUPPORTED_ENCODINGS,
@@ -229,6 +229,10 @@ class ChannelCore:
             Cardinality.STREAM_STREAM, method, request_serializer, response_deserializer
         )
 
+    #: The driver's multi-callable class for each call kind (async: awaitable calls; blocking:
+    #: calls that block), set by each channel class.
+    _multi_callables: Mapping[Cardinality, Callable[..., Any]] = {}
+
     def _multi_callable(
         self,
         kind: Cardinality,
@@ -236,9 +240,7 @@ class ChannelCore:
         request_serializer: Optional[Serializer],
         response_deserializer: Optional[Deserializer],
     ) -> Any:
-        """The driver's multi-callable class for ``kind`` (async: awaitable calls; sync:
-        blocking ones)."""
-        raise NotImplementedError
+        return self._multi_callables[kind](self, method, request_serializer, response_deserializer)
 
     # ------------------------------------------------------------------ connection policy
 

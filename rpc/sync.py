@@ -131,18 +131,6 @@ class Channel(ChannelCore):
         self._conn = conn
         return conn
 
-    # ------------------------------------------------------------------ multi-callables
-
-    def _multi_callable(
-        self,
-        kind: Cardinality,
-        method: str,
-        request_serializer: Optional[Serializer],
-        response_deserializer: Optional[Deserializer],
-    ) -> _MultiCallable:
-        cls = _MULTI_CALLABLES[kind]
-        return cls(self, method, request_serializer, response_deserializer)
-
 
 class Call(ClientCallCore):
     """A blocking call: iterate it for a response stream; metadata, status and ``cancel()``.
@@ -453,6 +441,7 @@ _MULTI_CALLABLES: dict[Cardinality, type[_MultiCallable]] = {
     Cardinality.STREAM_UNARY: StreamUnaryMultiCallable,
     Cardinality.STREAM_STREAM: StreamStreamMultiCallable,
 }
+Channel._multi_callables = _MULTI_CALLABLES
 
 
 # ====================================================================== server
