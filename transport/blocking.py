@@ -373,7 +373,8 @@ class BlockingConnection(SessionView):
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-        self.cond.notify_all()
+        with self.cond:  # called with or without the (reentrant) lock held; notify needs it
+            self.cond.notify_all()
 
     def rearm_timer(self) -> None:
         pass  # the reader thread recomputes its wait from the session on every pass

@@ -324,7 +324,7 @@ def test_graceful_stop_of_h2rpc_finishes_grpcio_calls_in_flight(server: str):
         time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
         assert [f.result().payload for f in futures] == [b"%d" % i for i in range(10)]
-        assert proc.wait(10) == 0
+        assert proc.wait(10) == 0, proc.stderr_text()
 
 
 # --- keepalive ---------------------------------------------------------------------------
