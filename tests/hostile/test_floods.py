@@ -113,7 +113,8 @@ def test_never_finished_calls_hold_no_worker_others_need():
         headers = grpc_headers("/h2rpc.test.EchoTest/ClientStream")
         attacker.send(b"".join(attacker.headers(1 + 2 * i, headers) for i in range(500)))
         time.sleep(1.0)
-        assert thread.call(lambda: len(thread.server._calls)) == 500
+        # All 500 are live (the good client may have one call of its own in flight too).
+        assert thread.call(lambda: len(thread.server._calls)) in (500, 501)
         good.check()
 
 
