@@ -157,3 +157,38 @@ def test_lost_connection_fails_every_pending_stream_at_once():
         listener.stop_accepting()
 
     run(scenario())
+
+
+def test_a_busy_iteration_writes_every_flush_every_frames_not_once_at_its_end():
+    """64 requests opened in one loop iteration leave in a few writes, so the peer starts early."""
+    from transport.aio import FLUSH_EVERY
+
+    async def body() -> list[int]:
+        async def ignore(stream: Stream) -> None:
+            await stream.read()
+
+        listener, _ = await serving(parse_address("127.0.0.1:0"), ignore)
+        conn = await connect(Address(host="127.0.0.1", port=listener.port))
+        transport = conn._transport
+        assert transport is not None
+        writes: list[int] = []
+        real_write = transport.write
+
+        def counting_write(data: Any) -> None:
+            writes.append(len(data))
+            real_write(data)
+
+        transport.write = counting_write  # type: ignore[method-assign]
+        for _ in range(64):  # no await in between: all in one iteration
+            conn.session.open_stream(REQUEST, end_stream=True)
+        during = len(writes)
+        await asyncio.sleep(0)
+        after = len(writes)
+        conn.close()
+        listener.stop_accepting()
+        await listener.wait_stopped()
+        return [during, after]
+
+    during, after = run(body())
+    assert during == 64 // FLUSH_EVERY
+    assert after == during  # the 64th request completed the last batch: nothing left over
