@@ -49,6 +49,7 @@ from .events import (
 )
 from .guard import FrameGuard, Violation
 from .hpack_blocks import BlockCache, PreEncodingEncoder
+from .hpack_decode import CachingDecoder
 from .options import HTTP2_DEFAULT_WINDOW, ConnectionOptions
 from .validation import check_request, check_response, check_trailers
 
@@ -142,6 +143,7 @@ class ConnectionCore:
         conn.incoming_buffer.max_frame_size = options.max_frame_size
         # HPACK stops decoding at the hard cap (a connection error: the table state is lost);
         # below it, a list above our advertised limit fails only its stream (_oversized).
+        conn.decoder = CachingDecoder()  # repeated header blocks are decoded once
         conn.decoder.max_header_list_size = 4 * options.max_header_list_size
         self._guard = FrameGuard(options, server_side=not client_side)
         #: Wire tracing (transport.trace): None unless asked for; then fed every byte in and out.
