@@ -361,7 +361,7 @@ class BlockingConnection(SessionView):
         assert self._on_request is not None and isinstance(stream, BlockingStream)
         self._on_request(stream)
 
-    def schedule_flush(self) -> None:
+    def schedule_flush(self, now: bool = False) -> None:
         pass  # every path that queues frames calls flush() once it has released the lock
 
     def close_transport(self) -> None:

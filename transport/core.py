@@ -203,7 +203,7 @@ class ConnectionCore:
         if self._tracer is not None:
             self._tracer.bytes_in(data)
         try:
-            self._guard.feed(data if isinstance(data, bytes) else bytes(data), now)
+            self._guard.feed(data, now)
         except Violation as exc:
             self.close(exc.error_code, exc.message.encode())
             raise RemoteProtocolError(exc.message) from None

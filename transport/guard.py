@@ -11,7 +11,7 @@ with GOAWAY(ENHANCE_YOUR_CALM) before any of that is buffered or answered.
 from __future__ import annotations
 
 import struct
-from typing import Optional
+from typing import Optional, Union
 
 from .options import ConnectionOptions
 
@@ -89,8 +89,11 @@ class FrameGuard:
         self._settings = TokenBucket(*options.settings_flood_limit)
         self._resets = TokenBucket(*options.reset_flood_limit)
 
-    def feed(self, data: bytes, now: float) -> None:
-        """Check the frames ``data`` starts or completes; raises Violation."""
+    def feed(self, data: Union[bytes, bytearray, memoryview], now: float) -> None:
+        """Check the frames ``data`` starts or completes; raises Violation.
+
+        ``data`` may be a view of a read buffer the driver reuses: nothing of it is kept.
+        """
         pos = 0
         n = len(data)
         if self._preface_left:
@@ -103,7 +106,7 @@ class FrameGuard:
             pos += taken
         if self._head:
             piece = data[pos : pos + 9 - len(self._head)]
-            self._head += piece
+            self._head += bytes(piece)
             pos += len(piece)
             if len(self._head) < 9:
                 return
@@ -111,13 +114,13 @@ class FrameGuard:
             pos += self._frame(head, 0, now) - 9  # its payload follows in ``data``
         while pos < n:
             if n - pos < 9:
-                self._head = data[pos:]
+                self._head = bytes(data[pos:])
                 return
             pos += self._frame(data, pos, now)
         if pos > n:
             self._skip = pos - n
 
-    def _frame(self, buf: bytes, at: int, now: float) -> int:
+    def _frame(self, buf: Union[bytes, bytearray, memoryview], at: int, now: float) -> int:
         """Check one frame header at ``buf[at:at+9]``; returns 9 + its payload length."""
         word: int = _unpack_word(buf, at)[0]  # length (24 bits) and type (8 bits) at once
         length = word >> 8

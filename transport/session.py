@@ -62,8 +62,12 @@ class Driver(Protocol):
 
     def request_received(self, stream: StreamState) -> None: ...
 
-    def schedule_flush(self) -> None:
-        """Send ``core.data_to_send()`` soon (coalescing is the driver's business)."""
+    def schedule_flush(self, now: bool = False) -> None:
+        """Send ``core.data_to_send()`` soon (coalescing is the driver's business).
+
+        ``now``: the only open stream just finished sending, so nothing else is coming to
+        coalesce with, and the peer is waiting for exactly this: write without delay.
+        """
 
     def close_transport(self) -> None:
         """Flush what is queued, then close the socket."""
@@ -166,7 +170,16 @@ class StreamState:
         session.sent_data = True
         if end_stream:
             self._local_close()
-        session.driver.schedule_flush()
+        self._flush(end_stream)
+
+    def _flush(self, ended: bool) -> None:
+        """Have the queued frames written; at once if this ended the only open stream."""
+        session = self._session
+        if ended:
+            streams = session.streams
+            session.driver.schedule_flush(len(streams) == (self.stream_id in streams))
+        else:
+            session.driver.schedule_flush()
 
     def _write_blocked(self) -> bool:
         """True while the sender must wait: too much queued, or the socket buffer is full."""
@@ -191,7 +204,7 @@ class StreamState:
         session.sent_data = True
         if end_stream:
             self._local_close()
-        session.driver.schedule_flush()
+        self._flush(end_stream)
 
     def end(self) -> None:
         """Half-close our side after the queued data (an empty DATA frame with END_STREAM)."""
@@ -200,14 +213,14 @@ class StreamState:
         self._check_writable()
         self._session.core.end_stream(self.stream_id)
         self._local_close()
-        self._session.driver.schedule_flush()
+        self._flush(True)
 
     def send_trailers(self, headers: Headers) -> None:
         """Queue trailers: they end the stream after the queued data."""
         self._check_writable()
         self._session.core.send_trailers(self.stream_id, headers)
         self._local_close()
-        self._session.driver.schedule_flush()
+        self._flush(True)
 
     def reset(self, error_code: int = CANCEL) -> None:
         """Send RST_STREAM (unless the stream is already finished) and fail local waiters."""
@@ -341,7 +354,7 @@ class Session:
         self.driver.schedule_flush()
         return True
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: Bytes) -> None:
         """Bytes from the socket: update every stream they concern and wake its waiters."""
         driver = self.driver
         self.keepalive.heard_from_peer(driver.now())
