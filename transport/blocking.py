@@ -188,7 +188,7 @@ class _TlsPipe:
     def alpn(self) -> Optional[str]:
         return self._tls.selected_alpn_protocol()
 
-    def decrypt(self, raw: bytes) -> tuple[bytes, bytes]:
+    def decrypt(self, raw: Bytes) -> tuple[bytes, bytes]:
         """Feed raw bytes; return (application data, TLS bytes that must be sent back)."""
         with self._lock:
             self._incoming.write(raw)
@@ -414,6 +414,12 @@ class BlockingConnection(SessionView):
 
     def _read_loop(self) -> None:
         sock = self._sock
+        # Read into one buffer per connection: a fresh 256 KiB bytes per recv() is mmapped,
+        # mremapped and munmapped by malloc every time (three system calls and page faults per
+        # read). The kernel pages this buffer in only as far as reads fill it, and h2 copies
+        # what it keeps, so the view handed on is never held past ``data_received``.
+        buffer = bytearray(_RECV_SIZE)
+        view = memoryview(buffer)
         error: Optional[BaseException] = None
         try:
             while not self._closed:
@@ -421,7 +427,7 @@ class BlockingConnection(SessionView):
                 if linger is not None:
                     if time.monotonic() >= linger or not _readable(sock, linger - time.monotonic()):
                         break
-                    if not sock.recv(_RECV_SIZE):
+                    if not sock.recv_into(buffer):
                         break
                     continue  # discard what the peer still sends after our GOAWAY
                 with self.cond:
@@ -434,9 +440,10 @@ class BlockingConnection(SessionView):
                             self.session.on_timer()
                     self.flush()
                     continue
-                data = sock.recv(_RECV_SIZE)
-                if not data:
+                received = sock.recv_into(buffer)
+                if not received:
                     break
+                data: Bytes = view[:received]
                 if self._tls is not None:
                     data, reply = self._tls.decrypt(data)
                     if reply:
