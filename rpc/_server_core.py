@@ -342,6 +342,7 @@ class ServerCallCore:
         if self._done:
             return
         self._done = True
+        self._finishing()
         if status is not None:
             self._send_status(status)
         for callback in self._done_callbacks:
@@ -349,6 +350,9 @@ class ServerCallCore:
                 callback(self)
             except Exception:
                 log.exception("done callback of %s raised", self.method())
+
+    def _finishing(self) -> None:
+        """Just before the final status is queued (a hook for the servers' bookkeeping)."""
 
     def _send_status(self, status: Status) -> None:
         stream = self._stream

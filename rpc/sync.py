@@ -457,6 +457,10 @@ class ServicerContext(ServerCallCore):
         super().__init__(server, stream)
         self._end_lock = threading.Lock()
         self._corked = False
+        self._holds_slot = False  # counted against its connection's max_calls_per_connection
+
+    def _finishing(self) -> None:
+        self._server._release_slot(self)
 
     def send_initial_metadata(self, metadata: Any) -> None:
         self._send_headers(metadata)
@@ -699,6 +703,7 @@ class Server(ServerCore):
             if refusal is None:
                 self._calls.add(context)
                 self._per_connection_calls[conn] = self._per_connection_calls.get(conn, 0) + 1
+                context._holds_slot = True
         if refusal is not None:
             conn.call_soon(lambda: context._end(refusal))  # sends: not under the lock
             return
@@ -714,13 +719,27 @@ class Server(ServerCore):
         finally:
             self._forget(context)
 
-    def _forget(self, context: ServicerContext) -> None:
-        conn = context._stream.connection
-        with self._idle:
-            self._calls.discard(context)
+    def _release_slot(self, context: ServicerContext) -> None:
+        """The call is answering for the last time: its connection may start another one.
+
+        Done before the final status is queued, not when the worker returns: the client may
+        start its next call the moment it reads that status, and must not find the slot held.
+        """
+        with self._calls_lock:
+            self._release_slot_locked(context)
+
+    def _release_slot_locked(self, context: ServicerContext) -> None:
+        if context._holds_slot:
+            context._holds_slot = False
+            conn = context._stream.connection
             left = self._per_connection_calls.get(conn, 1) - 1
             if left:
                 self._per_connection_calls[conn] = left
             else:
                 self._per_connection_calls.pop(conn, None)
+
+    def _forget(self, context: ServicerContext) -> None:
+        with self._idle:
+            self._calls.discard(context)
+            self._release_slot_locked(context)
             self._idle.notify_all()

@@ -190,3 +190,32 @@ def test_blocking_channel_to_nowhere_is_unavailable_fast() -> None:
                 channel.unary_unary("/x.Y/Z")(b"", timeout=5)
             assert info.value.code() == rpc.StatusCode.UNAVAILABLE
             assert time.monotonic() - started < 2
+
+
+def test_a_client_at_the_per_connection_limit_is_never_refused_by_calls_already_answered():
+    """The slot is freed before the status is sent: the client's next call may arrive at once."""
+    limit = 4
+    server = rpc.sync.Server(max_workers=8, max_calls_per_connection=limit)
+    server.add_service(SERVICE, Guide())
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    errors: list[BaseException] = []
+    try:
+        with rpc.sync.Channel(f"127.0.0.1:{port}") as channel:
+            stub = rpc.Stub(channel, SERVICE)
+
+            def caller() -> None:
+                try:
+                    for _ in range(300):
+                        stub.GetFeature(pb.Point(latitude=1), timeout=5)
+                except BaseException as exc:
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=caller) for _ in range(limit)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+    finally:
+        server.stop(None)
+    assert not errors, errors[:1]
