@@ -84,15 +84,27 @@ class BlockingStream(StreamState):
         assert isinstance(driver, BlockingConnection)
         return driver
 
+    def _waiter(self, conn: BlockingConnection) -> threading.Condition:
+        """This stream's own condition (on the connection's lock), made on first wait.
+
+        Only this stream's threads wait on it, so news for one stream wakes only them: with
+        one condition per connection, every response woke every thread waiting on any call.
+        """
+        waiter = self.read_waiter
+        if waiter is None:
+            waiter = self.read_waiter = threading.Condition(conn.lock)
+        assert isinstance(waiter, threading.Condition)
+        return waiter
+
     def receive_response_headers(self, timeout: Optional[float] = None) -> Headers:
         conn = self.connection
         deadline = _Deadline(timeout)
-        with conn.cond:
+        with conn.lock:
             while True:
                 headers = self._take_response_headers()
                 if headers is not None:
                     break
-                conn.cond.wait(deadline.remaining())
+                self._waiter(conn).wait(deadline.remaining())
         conn.flush()
         return headers
 
@@ -100,12 +112,12 @@ class BlockingStream(StreamState):
         """The next chunk of body bytes, or ``b""`` once the peer has ended the stream."""
         conn = self.connection
         deadline = _Deadline(timeout)
-        with conn.cond:
+        with conn.lock:
             while True:
                 data = self._take()
                 if data is not None:
                     break
-                conn.cond.wait(deadline.remaining())
+                self._waiter(conn).wait(deadline.remaining())
         conn.flush()  # the window credit handed back
         return data
 
@@ -115,30 +127,30 @@ class BlockingStream(StreamState):
         """Queue body bytes and send them; waits while too much is queued (backpressure)."""
         conn = self.connection
         deadline = _Deadline(timeout)
-        with conn.cond:
+        with conn.lock:
             self._queue_data(data, end_stream)
         conn.flush()
-        with conn.cond:
+        with conn.lock:
             while self._write_blocked():
-                conn.cond.wait(deadline.remaining())
+                self._waiter(conn).wait(deadline.remaining())
 
     def send_headers(self, headers: Headers, *, end_stream: bool = False) -> None:
-        with self.connection.cond:
+        with self.connection.lock:
             super().send_headers(headers, end_stream=end_stream)
         self.connection.flush()
 
     def end(self) -> None:
-        with self.connection.cond:
+        with self.connection.lock:
             super().end()
         self.connection.flush()
 
     def send_trailers(self, headers: Headers) -> None:
-        with self.connection.cond:
+        with self.connection.lock:
             super().send_trailers(headers)
         self.connection.flush()
 
     def reset(self, error_code: int = CANCEL) -> None:
-        with self.connection.cond:
+        with self.connection.lock:
             super().reset(error_code)
         self.connection.flush()
 
@@ -226,7 +238,10 @@ class BlockingConnection(SessionView):
         self._tls = tls
         self._on_request = on_request
         self._on_closed = on_closed
-        self.cond = threading.Condition(threading.RLock())
+        #: The connection's lock: the session, its core and every stream are used under it.
+        self.lock = threading.RLock()
+        #: Connection-level waits (SETTINGS, a free stream slot); streams have their own.
+        self.cond = threading.Condition(self.lock)
         self._write_lock = threading.Lock()
         self._close_after_flush = False
         self._linger_until: Optional[float] = None
@@ -346,13 +361,19 @@ class BlockingConnection(SessionView):
         return BlockingStream(self.session, stream_id, request_headers)
 
     def wake_read(self, stream: StreamState) -> None:
-        self.cond.notify_all()
+        waiter = stream.read_waiter
+        if waiter is not None:
+            waiter.notify_all()  # type: ignore[attr-defined]
 
-    def wake_write(self, stream: StreamState) -> None:
-        self.cond.notify_all()
+    wake_write = wake_read
 
     def wake_connection(self) -> None:
+        self._wake_everyone()
+
+    def _wake_everyone(self) -> None:
         self.cond.notify_all()
+        for stream in list(self.session.streams.values()):
+            self.wake_read(stream)
 
     def slot_freed(self) -> None:
         self.cond.notify_all()
@@ -373,8 +394,8 @@ class BlockingConnection(SessionView):
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-        with self.cond:  # called with or without the (reentrant) lock held; notify needs it
-            self.cond.notify_all()
+        with self.lock:  # called with or without the (reentrant) lock held; notify needs it
+            self._wake_everyone()
 
     def rearm_timer(self) -> None:
         pass  # the reader thread recomputes its wait from the session on every pass
