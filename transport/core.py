@@ -16,6 +16,7 @@ protocol decisions.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import logging
 from collections import deque
@@ -77,7 +78,32 @@ def _speed_up_frame_repr() -> None:
     frames._raw_data_repr = raw_data_repr
 
 
+class _LazyRepr:
+    """Stands in for ``repr(obj)`` and becomes it only if it is ever formatted."""
+
+    __slots__ = ("_obj",)
+
+    def __init__(self, obj: object) -> None:
+        self._obj = obj
+
+    def __str__(self) -> str:
+        return builtins.repr(self._obj)
+
+    __repr__ = __str__
+
+
+def _defer_frame_repr() -> None:
+    """h2 calls ``repr(frame)`` for every frame it receives, to pass to a trace logger that is
+    a no-op unless h2 was configured with one: a few µs per frame spent on a string nobody
+    reads (8% of a client's CPU streaming 1 KiB messages). Inside ``h2.connection`` the name
+    ``repr`` is made to build a lazy stand-in instead, formatted into the very same text if a
+    logger formats it; the builtin is untouched everywhere else."""
+    if "repr" not in vars(h2.connection):
+        h2.connection.repr = _LazyRepr  # type: ignore[attr-defined]
+
+
 _speed_up_frame_repr()
+_defer_frame_repr()
 
 #: The largest HPACK dynamic table our encoder keeps, whatever the peer's SETTINGS allow.
 MAX_ENCODER_TABLE = 16 * 1024

@@ -220,3 +220,16 @@ def test_ping_ack_is_reported_to_the_sender_and_the_ping_to_the_receiver():
     assert [e.data for e in pair.take_client_events() if isinstance(e, PingAcknowledged)] == [
         b"12345678"
     ]
+
+
+def test_h2s_per_frame_repr_is_deferred_but_formats_the_same() -> None:
+    import h2.connection
+    from hyperframe.frame import DataFrame
+
+    import transport.core  # noqa: F401  (installs the stand-in)
+
+    frame = DataFrame(1)
+    frame.data = b"payload"
+    stand_in = h2.connection.repr(frame)  # type: ignore[attr-defined]
+    assert not isinstance(stand_in, str)  # nothing formatted yet
+    assert "%s" % stand_in == repr(frame) == str(stand_in)
