@@ -232,4 +232,4 @@ def test_h2s_per_frame_repr_is_deferred_but_formats_the_same() -> None:
     frame.data = b"payload"
     stand_in = h2.connection.repr(frame)  # type: ignore[attr-defined]
     assert not isinstance(stand_in, str)  # nothing formatted yet
-    assert "%s" % stand_in == repr(frame) == str(stand_in)
+    assert "%s" % (stand_in,) == repr(frame) == str(stand_in)  # noqa: UP031  (as logging does)
