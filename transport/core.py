@@ -210,6 +210,10 @@ class ConnectionCore:
         if extra > 0:
             self._h2.increment_flow_control_window(extra)
 
+    def pending_output(self) -> int:
+        """Bytes queued for the wire and not yet taken by ``data_to_send``."""
+        return len(self._h2._data_to_send) + len(self._extra_out)
+
     def data_to_send(self) -> bytes:
         """Everything queued for the wire since the last call (possibly ``b""``)."""
         data = self._h2.data_to_send()

@@ -192,3 +192,38 @@ def test_a_busy_iteration_writes_every_flush_every_frames_not_once_at_its_end():
     during, after = run(body())
     assert during == 64 // FLUSH_EVERY
     assert after == during  # the 64th request completed the last batch: nothing left over
+
+
+def test_bulk_data_is_written_once_flush_bytes_pile_up(monkeypatch: pytest.MonkeyPatch):
+    import transport.aio
+
+    monkeypatch.setattr(transport.aio, "FLUSH_BYTES", 4096)
+
+    async def body() -> tuple[int, int]:
+        async def ignore(stream: Stream) -> None:
+            await stream.read()
+
+        listener, _ = await serving(parse_address("127.0.0.1:0"), ignore)
+        conn = await connect(Address(host="127.0.0.1", port=listener.port))
+        transport = conn._transport
+        assert transport is not None
+        writes: list[int] = []
+        real_write = transport.write
+
+        def counting_write(data: Any) -> None:
+            writes.append(len(data))
+            real_write(data)
+
+        transport.write = counting_write  # type: ignore[method-assign]
+        stream = conn.session.open_stream(REQUEST)
+        stream._queue_data(b"x" * 1000, False)  # below the threshold: waits for the iteration
+        small = len(writes)
+        stream._queue_data(b"x" * 5000, False)  # above: written at once
+        big = len(writes)
+        conn.close()
+        listener.stop_accepting()
+        await listener.wait_stopped()
+        return small, big
+
+    small, big = run(body())
+    assert (small, big) == (0, 1)
