@@ -14,6 +14,7 @@ writing may proceed at once without two threads inside one OpenSSL object.
 from __future__ import annotations
 
 import logging
+import mmap
 import select
 import socket
 import ssl as ssl_module
@@ -437,9 +438,10 @@ class BlockingConnection(SessionView):
         sock = self._sock
         # Read into one buffer per connection: a fresh 256 KiB bytes per recv() is mmapped,
         # mremapped and munmapped by malloc every time (three system calls and page faults per
-        # read). The kernel pages this buffer in only as far as reads fill it, and h2 copies
-        # what it keeps, so the view handed on is never held past ``data_received``.
-        buffer = bytearray(_RECV_SIZE)
+        # read). An anonymous mapping, unlike a bytearray, is not zero-filled by us: the kernel
+        # brings in only the pages reads have filled, so an idle connection holds one page of
+        # it. h2 copies what it keeps: the view handed on is never held past ``data_received``.
+        buffer = mmap.mmap(-1, _RECV_SIZE)
         view = memoryview(buffer)
         error: Optional[BaseException] = None
         try:
