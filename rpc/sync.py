@@ -22,7 +22,6 @@ import ssl
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, NoReturn, Optional
 
 from codec import Metadata, Status, StatusCode
@@ -43,6 +42,7 @@ from ._client_core import (
     MultiCallableBase,
 )
 from ._errors import RpcError
+from ._handler_threads import HandlerThreads
 from ._handlers import Cardinality, Deserializer, Serializer
 from ._server_base import ServerCore
 from ._server_core import ServerCallCore, StreamGone, invoke_blocking
@@ -611,7 +611,7 @@ class Server(ServerCore):
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="h2rpc-handler")
+        self._pool = HandlerThreads(max_workers, "h2rpc-handler")
         #: One connection may hold at most this many workers, so that it cannot starve the
         #: others (by default three quarters of the pool): beyond, RESOURCE_EXHAUSTED.
         self._per_connection = max_calls_per_connection or max(1, max_workers * 3 // 4)
@@ -680,7 +680,7 @@ class Server(ServerCore):
         for conn in connections:
             conn.wait_closed(2.0)
         self._deadlines.stop()
-        self._pool.shutdown(wait=False)
+        self._pool.shutdown()
         self._stopped.set()
         return self._stopped
 

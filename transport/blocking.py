@@ -253,6 +253,7 @@ class BlockingConnection(SessionView):
         self.session = Session(
             self, client_side=client_side, options=options, accept_requests=on_request is not None
         )
+        self._core = self.session.core
 
     def __repr__(self) -> str:
         return f"<BlockingConnection {self.session!r}>"
@@ -408,6 +409,10 @@ class BlockingConnection(SessionView):
 
     def flush(self) -> None:
         """Send everything queued, in order; only one thread writes at a time."""
+        if not self._core.pending_output() and not self._close_after_flush:
+            # Nothing queued (a read that handed back no window credit, say): every path that
+            # queues frames calls flush() after it, so there is nothing for us to carry.
+            return
         if getattr(self._local, "corked", False):
             return
         with self._write_lock:
