@@ -52,6 +52,7 @@ from .guard import FrameGuard, Violation
 from .hpack_blocks import BlockCache, PreEncodingEncoder
 from .hpack_decode import CachingDecoder
 from .options import HTTP2_DEFAULT_WINDOW, ConnectionOptions
+from .output_buffer import OutputPieces
 from .validation import check_request, check_response, check_trailers
 
 
@@ -180,6 +181,7 @@ class ConnectionCore:
         # graceful form (RFC 9113 §6.8): streams up to last-stream-id go on. So GOAWAY is
         # received here, as information, and sent by ``goaway()`` without closing h2's state.
         conn._frame_dispatch_table[GoAwayFrame] = self._receive_goaway_frame
+        conn._data_to_send = OutputPieces()  # type: ignore[assignment]
         self._h2 = conn
         self._outbound: dict[int, _Outbound] = {}
         self._extra_out = b""
@@ -216,7 +218,12 @@ class ConnectionCore:
 
     def data_to_send(self) -> bytes:
         """Everything queued for the wire since the last call (possibly ``b""``)."""
-        data = self._h2.data_to_send()
+        pending = self._h2._data_to_send
+        if isinstance(pending, OutputPieces):
+            data = pending.take()
+        else:  # h2 put a bytearray back (clear_outbound_data_buffer): ours goes in again
+            data = bytes(pending)
+            self._h2._data_to_send = OutputPieces()  # type: ignore[assignment]
         if self._extra_out:
             data, self._extra_out = data + self._extra_out, b""
         if self._tracer is not None:
