@@ -124,7 +124,12 @@ class Stream(StreamState):
         if isinstance(waiter, asyncio.Future) and not waiter.done():
             await asyncio.shield(waiter)
             return
-        waiter = self.read_waiter = self.connection._loop.create_future()
+        conn = self.connection
+        if conn._flush_scheduled and len(self._session.streams) == 1:
+            # The only open stream now waits for its peer, who may be waiting for what it just
+            # queued (a bidi ping-pong): write it now rather than an iteration later.
+            conn.flush_now()
+        waiter = self.read_waiter = conn._loop.create_future()
         await waiter
 
     async def _wait_writable(self) -> None:
@@ -361,6 +366,11 @@ class AsyncConnection(SessionView, asyncio.BufferedProtocol):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        self._flush_now()
+
+    def flush_now(self) -> None:
+        """Write what is queued at once, without waiting for the end of the iteration."""
+        self._queued = 0
         self._flush_now()
 
     def _flush_now(self) -> None:
