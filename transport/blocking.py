@@ -131,9 +131,10 @@ class BlockingStream(StreamState):
         with conn.lock:
             self._queue_data(data, end_stream)
         conn.flush()
-        with conn.lock:
-            while self._write_blocked():
-                self._waiter(conn).wait(deadline.remaining())
+        if self._write_blocked():  # a racy first look; the wait itself looks under the lock
+            with conn.lock:
+                while self._write_blocked():
+                    self._waiter(conn).wait(deadline.remaining())
 
     def send_headers(self, headers: Headers, *, end_stream: bool = False) -> None:
         with self.connection.lock:
@@ -428,6 +429,8 @@ class BlockingConnection(SessionView):
                     except (OSError, ssl_module.SSLError) as exc:
                         self._on_io_error(exc)
                         return
+                    if not self._core.pending_output() and not self._close_after_flush:
+                        return  # nothing came in meanwhile: spare the lock
                     continue
                 if close:
                     # Lingering close (see aio.py): half-close, let the reader drain a moment.
