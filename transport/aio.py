@@ -298,8 +298,7 @@ class AsyncConnection(SessionView, asyncio.BufferedProtocol):
         if now or self._core.pending_output() >= FLUSH_BYTES:
             # ``now`` saves the loop iteration a scheduled flush would wait for (an epoll_wait
             # and the loop's own overhead): one call in flight is a ping-pong of such waits.
-            self._queued = 0
-            self._flush_now()
+            self.flush_now()
             return
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -308,8 +307,7 @@ class AsyncConnection(SessionView, asyncio.BufferedProtocol):
             return
         self._queued += 1
         if self._queued >= FLUSH_EVERY:
-            self._queued = 0
-            self._flush_now()
+            self.flush_now()
 
     def close_transport(self) -> None:
         self._flush()
