@@ -125,7 +125,7 @@ class Stream(StreamState):
             await asyncio.shield(waiter)
             return
         conn = self.connection
-        if conn._flush_scheduled and len(self._session.streams) == 1:
+        if conn._flush_scheduled and self._is_only_stream():
             # The only open stream now waits for its peer, who may be waiting for what it just
             # queued (a bidi ping-pong): write it now rather than an iteration later.
             conn.flush_now()
@@ -364,15 +364,12 @@ class AsyncConnection(SessionView, asyncio.BufferedProtocol):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        self._flush_now()
+        self.flush_now()
 
     def flush_now(self) -> None:
         """Write what is queued at once, without waiting for the end of the iteration."""
         self._queued = 0
-        self._flush_now()
-
-    def _flush_now(self) -> None:
-        data = self.session.core.data_to_send()
+        data = self._core.data_to_send()
         transport = self._transport
         if data and transport is not None and not transport.is_closing():
             transport.write(data)

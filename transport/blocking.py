@@ -408,9 +408,13 @@ class BlockingConnection(SessionView):
 
     # ---------------------------------------------------------------- I/O
 
+    def _flush_needed(self) -> bool:
+        """Frames are queued, or a half-close waits for the writer (an unlocked look)."""
+        return bool(self._core.pending_output()) or self._close_after_flush
+
     def flush(self) -> None:
         """Send everything queued, in order; only one thread writes at a time."""
-        if not self._core.pending_output() and not self._close_after_flush:
+        if not self._flush_needed():
             # Nothing queued (a read that handed back no window credit, say): every path that
             # queues frames calls flush() after it, so there is nothing for us to carry.
             return
@@ -429,7 +433,7 @@ class BlockingConnection(SessionView):
                     except (OSError, ssl_module.SSLError) as exc:
                         self._on_io_error(exc)
                         return
-                    if not self._core.pending_output() and not self._close_after_flush:
+                    if not self._flush_needed():
                         return  # nothing came in meanwhile: spare the lock
                     continue
                 if close:

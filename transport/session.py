@@ -172,14 +172,14 @@ class StreamState:
             self._local_close()
         self._flush(end_stream)
 
+    def _is_only_stream(self) -> bool:
+        """No other stream is open on the connection: nothing else will join our next write."""
+        streams = self._session.streams
+        return len(streams) == (self.stream_id in streams)
+
     def _flush(self, ended: bool) -> None:
         """Have the queued frames written; at once if this ended the only open stream."""
-        session = self._session
-        if ended:
-            streams = session.streams
-            session.driver.schedule_flush(len(streams) == (self.stream_id in streams))
-        else:
-            session.driver.schedule_flush()
+        self._session.driver.schedule_flush(ended and self._is_only_stream())
 
     def _write_blocked(self) -> bool:
         """True while the sender must wait: too much queued, or the socket buffer is full."""
