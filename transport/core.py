@@ -48,6 +48,7 @@ from .events import (
     StreamWritable,
     TrailersReceived,
 )
+from .frame_reader import FrameReader
 from .guard import FrameGuard, Violation
 from .hpack_blocks import BlockCache, PreEncodingEncoder
 from .hpack_decode import CachingDecoder
@@ -183,6 +184,7 @@ class ConnectionCore:
         conn._frame_dispatch_table[GoAwayFrame] = self._receive_goaway_frame
         conn._data_to_send = OutputPieces()  # type: ignore[assignment]
         self._h2 = conn
+        self._reader = FrameReader(conn, server_side=not client_side)
         self._outbound: dict[int, _Outbound] = {}
         self._extra_out = b""
         #: The last-stream-id of the graceful GOAWAY we sent, if any: later streams are refused.
@@ -245,7 +247,7 @@ class ConnectionCore:
             self.close(exc.error_code, exc.message.encode())
             raise RemoteProtocolError(exc.message) from None
         try:
-            h2_events = self._h2.receive_data(data)
+            h2_events = self._reader.receive(data)
         except h2.exceptions.ProtocolError as exc:
             self.closed = True
             if isinstance(exc.__cause__, hpack.HPACKError):
