@@ -49,6 +49,7 @@ from .events import (
     TrailersReceived,
 )
 from .frame_reader import FrameReader
+from .frame_writer import send_data_frame, send_headers_frame
 from .guard import FrameGuard, Violation
 from .hpack_blocks import BlockCache, PreEncodingEncoder
 from .hpack_decode import CachingDecoder
@@ -316,7 +317,10 @@ class ConnectionCore:
 
     def _send_header_block(self, stream_id: int, headers: Headers, end_stream: bool) -> None:
         if self._preencode:
-            self._encoder.next_block = self._blocks.get(headers)
+            block = self._blocks.get(headers)
+            if send_headers_frame(self._h2, stream_id, headers, block, end_stream):
+                return
+            self._encoder.next_block = block
         try:
             self._h2.send_headers(stream_id, headers, end_stream=end_stream)
         finally:
@@ -385,7 +389,11 @@ class ConnectionCore:
         chunks = out.chunks
         try:
             while chunks:
-                window = conn.local_flow_control_window(stream_id)
+                stream = conn.streams.get(stream_id)
+                if stream is None:  # h2 forgot it: its error says whether it closed or never was
+                    conn.local_flow_control_window(stream_id)
+                    return sent
+                window = min(conn.outbound_flow_control_window, stream.outbound_flow_control_window)
                 if window <= 0:
                     return sent
                 room = min(window, conn.max_outbound_frame_size)
@@ -398,7 +406,7 @@ class ConnectionCore:
                     chunks[0] = chunk[room:]
                 out.size -= len(piece)
                 last = not chunks and out.end_stream and out.trailers is None
-                conn.send_data(stream_id, piece, end_stream=last)
+                send_data_frame(conn, stream, stream_id, piece, last)
                 sent = True
                 if last:
                     del self._outbound[stream_id]
