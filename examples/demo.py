@@ -7,10 +7,10 @@ server.
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 
+import rpc
 from examples.route_guide.client import run
 
 
@@ -30,7 +30,7 @@ def main() -> int:
         port = int(line.split()[1])
         print(f"server: route guide listening on 127.0.0.1:{port} (pid {server.pid})")
         print("client: calling it, one call of each kind")
-        asyncio.run(run(f"127.0.0.1:{port}", say=lambda text: print(f"client: {text}")))
+        rpc.run(run(f"127.0.0.1:{port}", say=lambda text: print(f"client: {text}")))
         print("demo finished: all four call kinds succeeded")
         return 0
     finally:

@@ -38,6 +38,7 @@ from ._handlers import (
     unary_stream_rpc_method_handler,
     unary_unary_rpc_method_handler,
 )
+from ._loop import run
 from ._server import Server
 from ._server_call import ServicerContext
 from ._service import Stub, service_handlers
@@ -79,6 +80,7 @@ __all__ = [
     "deadline_scope",
     "method_handlers_generic_handler",
     "no_deadline_propagation",
+    "run",
     "serve",
     "service_handlers",
     "ssl_channel_context",

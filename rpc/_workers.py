@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 
 from transport import parse_address
 
+from ._loop import run
 from ._server import Server
 
 __all__ = ["serve"]
@@ -38,7 +39,13 @@ def _free_port(address: str) -> tuple[socket.socket, str]:
     return sock, f"{host}:{port}"
 
 
-def _worker(factory: Callable[[], Server], address: str, grace: float, ready: Any) -> None:
+def _worker(
+    factory: Callable[[], Server],
+    address: str,
+    grace: float,
+    ready: Any,
+    use_uvloop: Optional[bool],
+) -> None:
     async def main() -> None:
         server = factory()
         server._reuse_port = True
@@ -52,7 +59,7 @@ def _worker(factory: Callable[[], Server], address: str, grace: float, ready: An
         await stop.wait()
         await server.stop(grace)
 
-    asyncio.run(main())
+    run(main(), use_uvloop=use_uvloop)
 
 
 def serve(
@@ -63,12 +70,15 @@ def serve(
     grace: float = 5.0,
     on_ready: Optional[Callable[[int], None]] = None,
     stop: Optional[threading.Event] = None,
+    use_uvloop: Optional[bool] = None,
 ) -> None:
     """Serve ``factory()``'s services on ``address`` from ``workers`` processes, until SIGTERM,
     SIGINT or ``stop`` is set. ``on_ready(port)`` is called once all workers listen.
 
     ``factory`` builds a fresh ``rpc.Server`` (without ports) in each worker; with the "spawn"
     start method (where fork is unavailable) it must be picklable, e.g. a module-level function.
+    Each worker runs on uvloop when it is installed (``use_uvloop=False`` opts out; see
+    ``rpc.run``).
     """
     if workers < 1:
         raise ValueError("workers must be at least 1")
@@ -78,7 +88,9 @@ def serve(
         holder, address = _free_port(address)
     ready = context.Queue()
     processes = [
-        context.Process(target=_worker, args=(factory, address, grace, ready), daemon=True)
+        context.Process(
+            target=_worker, args=(factory, address, grace, ready, use_uvloop), daemon=True
+        )
         for _ in range(workers)
     ]
     done = stop or threading.Event()

@@ -27,7 +27,7 @@ def generate(live_trace: bool = False) -> str:
     tracer = rpc.Tracer()
     if live_trace:
         tracer.add_output(sys.stderr)
-    scenarios = asyncio.run(asyncio.wait_for(run_scenarios(tracer), 60))
+    scenarios = rpc.run(asyncio.wait_for(run_scenarios(tracer), 60))
     return render(scenarios)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Optional
 
 import rpc
@@ -31,7 +30,7 @@ def main() -> None:
         help="print the wire to stderr: frames,headers,messages (default all; add json)",
     )
     args = parser.parse_args()
-    print(asyncio.run(greet(args.target, args.name, args.trace)))
+    print(rpc.run(greet(args.target, args.name, args.trace)))
 
 
 if __name__ == "__main__":

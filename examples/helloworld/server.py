@@ -6,7 +6,6 @@ Prints ``PORT <n>`` once listening (``--address 127.0.0.1:0`` picks a free port)
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from typing import Optional
 
@@ -46,7 +45,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    asyncio.run(serve(args.address, args.trace))
+    rpc.run(serve(args.address, args.trace))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Callable, Optional
 
@@ -70,7 +69,7 @@ def main() -> None:
         help="print the wire to stderr: frames,headers,messages (default all; add json)",
     )
     args = parser.parse_args()
-    asyncio.run(run(args.target, trace=args.trace))
+    rpc.run(run(args.target, trace=args.trace))
 
 
 if __name__ == "__main__":

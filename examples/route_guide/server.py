@@ -97,7 +97,7 @@ def main() -> None:
         help="print the wire to stderr: frames,headers,messages (default all; add json)",
     )
     args = parser.parse_args()
-    asyncio.run(serve(args.address, args.trace))
+    rpc.run(serve(args.address, args.trace))
 
 
 if __name__ == "__main__":

@@ -211,7 +211,7 @@ def target_from(args: argparse.Namespace) -> Target:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     names = list(CASES) if args.test_case == "all" else [args.test_case]
-    results = asyncio.run(run_cases(names, target_from(args), args.case_timeout))
+    results = rpc.run(run_cases(names, target_from(args), args.case_timeout))
     if args.report_json:
         write_report(args.report_json, results)
     if args.test_case == "all":

@@ -360,7 +360,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        return asyncio.run(serve(args))
+        return rpc.run(serve(args))
     except KeyboardInterrupt:
         return 130
 
