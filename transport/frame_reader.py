@@ -20,7 +20,7 @@ as the bytes it came in, so h2 parses and validates it as ever.
 from __future__ import annotations
 
 import struct
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import h2.connection
 import h2.exceptions
@@ -48,11 +48,15 @@ _new_headers_frame = HeadersFrame.__new__
 class FrameReader:
     """Feeds one ``H2Connection`` its incoming bytes, parsing DATA and HEADERS itself."""
 
-    __slots__ = ("_conn", "_pending", "_to_h2")
+    __slots__ = ("_conn", "_head", "_need", "_parts", "_to_h2")
 
     def __init__(self, conn: h2.connection.H2Connection, *, server_side: bool) -> None:
         self._conn = conn
-        self._pending = bytearray()  # the start of a frame of ours the next read completes
+        # A frame of ours that a read cut short: its header (or the first bytes of it), the
+        # payload so far (copies: the driver's read buffer is reused) and how much is to come.
+        self._head = b""
+        self._parts: list[Bytes] = []
+        self._need = 0
         # Bytes owed to h2 before the next frame boundary: the client preface (server side),
         # then the rest of any frame h2 parses that a read cut short.
         self._to_h2 = conn.incoming_buffer._preamble_len if server_side else 0
@@ -62,85 +66,142 @@ class FrameReader:
 
         ``data`` may be a view of a buffer the driver reuses: nothing of it is kept.
         """
-        conn = self._conn
         events: list[Any] = []
+        rest: Optional[memoryview] = memoryview(data)
         if self._to_h2:
-            taken = min(self._to_h2, len(data))
-            self._to_h2 -= taken
-            events += conn.receive_data(data[:taken])
-            if taken == len(data):
-                return events
-            data = data[taken:]
-        pending = self._pending
-        if pending:
-            pending += data
-            buf: Bytes = pending
-        else:
-            buf = data
-        view = memoryview(buf)
+            rest = self._give_h2(memoryview(data), events)
+        elif self._head:
+            rest = self._finish_frame(memoryview(data), events)
+        if rest:
+            self._frames(rest, events)
+        return events
+
+    def _frames(self, view: memoryview, events: list[Any]) -> None:
+        """Take the frames of ``view`` in order; keep (or owe h2) what a read cut short."""
+        conn = self._conn
         end = len(view)
         pos = 0  # start of the next frame
         slow = 0  # start of frames not yet handed to h2 (slow < pos: bytes for h2)
         header_buffer = conn.incoming_buffer._headers_buffer
         max_size = conn.max_inbound_frame_size
-        try:
-            while end - pos >= 9:
-                word, flags, stream_id = _unpack_head(view, pos)
-                length = word >> 8
-                frame_end = pos + 9 + length
-                kind = word & 0xFF
-                stream_id &= 0x7FFFFFFF
-                if (
-                    kind > _HEADERS
-                    or not stream_id
-                    or flags & _PADDED
-                    or (kind == _HEADERS and flags & (_PRIORITY | _END_HEADERS) != _END_HEADERS)
-                    or length > max_size
-                    or header_buffer
-                ):
-                    # h2 parses this one (and judges it: errors are found where h2 finds them).
-                    if frame_end > end:
-                        self._to_h2 = frame_end - end
-                        pos = end
-                        break
-                    pos = frame_end
-                    continue
+        while end - pos >= 9:
+            word, flags, stream_id = _unpack_head(view, pos)
+            length = word >> 8
+            frame_end = pos + 9 + length
+            kind = word & 0xFF
+            stream_id &= 0x7FFFFFFF
+            if (
+                kind > _HEADERS
+                or not stream_id
+                or flags & _PADDED
+                or (kind == _HEADERS and flags & (_PRIORITY | _END_HEADERS) != _END_HEADERS)
+                or length > max_size
+                or header_buffer
+            ):
+                # h2 parses this one (and judges it: errors are found where h2 finds them).
                 if frame_end > end:
+                    self._to_h2 = frame_end - end
+                    pos = end
                     break
-                if slow < pos:
-                    events += conn.receive_data(view[slow:pos])
-                    header_buffer = conn.incoming_buffer._headers_buffer
-                    if header_buffer:  # a header block continues: h2 takes this frame too
-                        slow = pos
-                        continue
-                frame: Any
-                if kind == _DATA:
-                    frame = _new_data_frame(DataFrame)
-                    frame.flags = _DATA_FLAGS[flags & _END_STREAM]
-                    frame.pad_length = 0
-                else:
-                    frame = _new_headers_frame(HeadersFrame)
-                    frame.flags = _HEADERS_FLAGS[flags & _END_STREAM]
-                    frame.pad_length = 0
-                    frame.depends_on = 0
-                    frame.stream_weight = 0
-                    frame.exclusive = False
-                frame.stream_id = stream_id
-                frame.body_len = length
-                frame.data = bytes(view[pos + 9 : frame_end])
-                pos = slow = frame_end
-                events += conn._receive_frame(frame)
+                pos = frame_end
+                continue
             if slow < pos:
                 events += conn.receive_data(view[slow:pos])
+                slow = pos
+                header_buffer = conn.incoming_buffer._headers_buffer
+                if header_buffer:  # a header block continues: h2 takes this frame too
+                    continue
+            if frame_end > end:
+                self._head = bytes(view[pos : pos + 9])
+                self._parts = [bytes(view[pos + 9 :])]
+                self._need = frame_end - end
+                return
+            payload = bytes(view[pos + 9 : frame_end])
+            pos = slow = frame_end
+            events += self._deliver(kind, flags, stream_id, payload)
+        if slow < pos:
+            events += conn.receive_data(view[slow:pos])
+        if pos < end:
+            self._head = bytes(view[pos:])  # the first bytes of a frame header
+
+    def _give_h2(self, view: memoryview, events: list[Any]) -> memoryview:
+        """Hand h2 the bytes it is owed; the rest of ``view``."""
+        taken = min(self._to_h2, len(view))
+        self._to_h2 -= taken
+        events += self._conn.receive_data(view[:taken])
+        return view[taken:]
+
+    def _finish_frame(self, view: memoryview, events: list[Any]) -> Optional[memoryview]:
+        """Go on with a frame an earlier read cut short; the rest of ``view``, or None."""
+        head = self._head
+        if len(head) < 9:  # its header is not complete yet
+            missing = 9 - len(head)
+            head += bytes(view[:missing])
+            view = view[missing:]
+            if len(head) < 9:
+                self._head = head
+                return None
+            word, flags, stream_id = _unpack_head(head)
+            stream_id &= 0x7FFFFFFF
+            self._head = b""
+            if not self._ours(word & 0xFF, flags, stream_id, word >> 8):
+                events += self._conn.receive_data(head)
+                self._to_h2 = word >> 8
+                return self._give_h2(view, events)
+            self._head = head
+            self._parts = []
+            self._need = word >> 8
+        need = self._need
+        if len(view) < need:
+            self._parts.append(bytes(view))
+            self._need = need - len(view)
+            return None
+        parts = self._parts
+        parts.append(view[:need])
+        payload = b"".join(parts)
+        head = self._head
+        self._head = b""
+        self._parts = []
+        word, flags, stream_id = _unpack_head(head)
+        stream_id &= 0x7FFFFFFF
+        if self._conn.incoming_buffer._headers_buffer:  # h2 must see it (and refuse it)
+            events += self._conn.receive_data(head + payload)
+        else:
+            events += self._deliver(word & 0xFF, flags, stream_id, payload)
+        return view[need:]
+
+    def _ours(self, kind: int, flags: int, stream_id: int, length: int) -> bool:
+        """Whether a frame is parsed here (the main loop's test, for a header met alone)."""
+        return not (
+            kind > _HEADERS
+            or not stream_id
+            or flags & _PADDED
+            or (kind == _HEADERS and flags & (_PRIORITY | _END_HEADERS) != _END_HEADERS)
+            or length > self._conn.max_inbound_frame_size
+            or self._conn.incoming_buffer._headers_buffer
+        )
+
+    def _deliver(self, kind: int, flags: int, stream_id: int, payload: bytes) -> list[Any]:
+        """Build the frame h2 would have parsed and give it to h2's handler."""
+        frame: Any
+        if kind == _DATA:
+            frame = _new_data_frame(DataFrame)
+            frame.flags = _DATA_FLAGS[flags & _END_STREAM]
+            frame.pad_length = 0
+        else:
+            frame = _new_headers_frame(HeadersFrame)
+            frame.flags = _HEADERS_FLAGS[flags & _END_STREAM]
+            frame.pad_length = 0
+            frame.depends_on = 0
+            frame.stream_weight = 0
+            frame.exclusive = False
+        frame.stream_id = stream_id
+        frame.body_len = len(payload)
+        frame.data = payload
+        conn = self._conn
+        try:
+            return conn._receive_frame(frame)
         except h2.exceptions.ProtocolError as exc:
             # As h2's own receive_data: a GOAWAY with the error's code, then the error.
-            if slow == pos:  # raised by a frame parsed here (h2 did this itself otherwise)
-                conn._terminate_connection(exc.error_code)
+            conn._terminate_connection(exc.error_code)
             raise
-        finally:
-            view.release()
-        if pending:
-            del pending[:pos]
-        elif pos < end:
-            pending += data[pos:]
-        return events

@@ -4,8 +4,9 @@ h2 collects the serialized frames it has yet to hand out in one ``bytearray``, a
 frame as it is made, and copies the whole buffer out in ``data_to_send()``. On PyPy appending
 to a large bytearray copies it, so an iteration that queued a few MiB of DATA frames cost time
 quadratic in its bytes (half of a PyPy server's CPU while streaming 1 MiB messages). This
-stand-in keeps the pieces (immutable ``bytes``, never copied on append) and joins them once
-when the core takes them; a single piece is handed out as it is.
+stand-in keeps the pieces (``bytes``, or views of the message bytes a DATA frame carries: never
+copied on append) and joins them once when the core takes them; a single ``bytes`` piece is
+handed out as it is.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ class OutputPieces:
     __slots__ = ("_pieces", "_size")
 
     def __init__(self) -> None:
-        self._pieces: list[bytes] = []
+        self._pieces: list[Union[bytes, memoryview]] = []
         self._size = 0
 
     def __iadd__(self, data: Union[bytes, bytearray, memoryview]) -> OutputPieces:
         if data:
-            piece = data if type(data) is bytes else bytes(data)
+            # A view (a DATA payload sliced from a message) is kept as it is, not copied: the
+            # join in take() is the one copy. A bytearray could change under us: copied.
+            piece = bytes(data) if isinstance(data, bytearray) else data
             self._pieces.append(piece)
             self._size += len(piece)
         return self
@@ -36,7 +39,10 @@ class OutputPieces:
 
     def __bytes__(self) -> bytes:
         pieces = self._pieces
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        if len(pieces) == 1:
+            piece = pieces[0]
+            return piece if type(piece) is bytes else bytes(piece)
+        return b"".join(pieces)
 
     def __getitem__(self, key: slice) -> bytes:
         # h2's data_to_send(amount) slices (the core never asks for an amount).

@@ -32,3 +32,17 @@ def test_a_core_pair_talks_through_it_and_survives_h2_replacing_it() -> None:
         e.data for e in pair.take_client_events() if type(e).__name__ == "DataReceived"
     )
     assert received == b"x" * 100_000
+
+
+def test_views_are_joined_not_copied_on_append_and_bytearrays_are_copied() -> None:
+    message = b"m" * 100_000
+    out = OutputPieces()
+    out += b"head"
+    out += memoryview(message)[10:20]
+    changing = bytearray(b"xy")
+    out += changing
+    changing[:] = b"zz"  # a bytearray may change after it was queued: ours did not
+    assert out.take() == b"head" + b"m" * 10 + b"xy"
+    out += memoryview(message)[:3]  # a lone view comes out as bytes
+    data = out.take()
+    assert type(data) is bytes and data == b"mmm"
