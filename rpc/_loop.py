@@ -11,6 +11,7 @@ entry points that create a loop) choose it, and the choice can be turned off per
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 from collections.abc import Coroutine
 from typing import Any, Optional, TypeVar
@@ -34,19 +35,21 @@ def uvloop_wanted(use_uvloop: Optional[bool] = None) -> bool:
         )
     if not use_uvloop:
         return False
+    return _uvloop() is not None
+
+
+def _uvloop() -> Any:
+    """The uvloop module, or None (not installed, or not importable here: PyPy, Windows)."""
     try:
-        import uvloop  # noqa: F401
+        return importlib.import_module("uvloop")
     except ImportError:
-        return False
-    return True
+        return None
 
 
 def new_event_loop(use_uvloop: Optional[bool] = None) -> asyncio.AbstractEventLoop:
     """A new event loop: uvloop's when ``uvloop_wanted(use_uvloop)``, asyncio's otherwise."""
     if uvloop_wanted(use_uvloop):
-        import uvloop
-
-        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+        loop: asyncio.AbstractEventLoop = _uvloop().new_event_loop()
         return loop
     return asyncio.new_event_loop()
 
