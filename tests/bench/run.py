@@ -369,6 +369,13 @@ class Setup:
     def warmup(self, impl: Impl) -> float:
         return self.args.pypy_warmup if impl.python == "pypy" else self.args.warmup
 
+    def env_for(self, impl: Impl) -> dict[str, str]:
+        """The environment of an implementation's processes: PyPy's gets its nursery size."""
+        env = dict(self.env)
+        if impl.python == "pypy" and self.args.pypy_gc_nursery:
+            env.setdefault("PYPY_GC_NURSERY", self.args.pypy_gc_nursery)
+        return env
+
 
 def _run_quiet(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -563,7 +570,7 @@ def start_server(
         *impl.args,
         *extra,
     ]
-    env = dict(setup.env)
+    env = setup.env_for(impl)
     if cpu is not None:
         env[CPU_ENV] = str(cpu)
     server = Child(f"{impl.name} server", argv, env, cpu)
@@ -596,7 +603,7 @@ def run_client(setup: Setup, impl: Impl, server: Child, scenario: str) -> dict[s
         str(args.seconds),
         *impl.args,
     ]
-    env = dict(setup.env)
+    env = setup.env_for(impl)
     if setup.client_cpu is not None:
         env[CPU_ENV] = str(setup.client_cpu)
     client = Child(f"{impl.name} client {scenario}", argv, env, setup.client_cpu)
@@ -1288,6 +1295,14 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, help="warm-up (default 0.5, quick 0.3)")
     parser.add_argument("--pypy-warmup", type=float, help="warm-up on PyPy (default 2, quick 1)")
     parser.add_argument("--pypy", default="pypy3", help="the PyPy interpreter (default pypy3)")
+    parser.add_argument(
+        "--pypy-gc-nursery",
+        default="32MB",
+        help="PYPY_GC_NURSERY for h2rpc's PyPy processes unless set already (default 32MB; PyPy "
+        "sizes it from the L2 cache, 1 MB here, and then allocates every message above a "
+        "fraction of it outside the nursery: 1 MiB messages spent 2/3 of the CPU in the GC); "
+        "'' keeps PyPy's own",
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory section")
     parser.add_argument("--no-floor", action="store_true", help="skip the h2 floor")
     parser.add_argument("--no-workers", action="store_true", help="skip the workers section")
@@ -1429,7 +1444,12 @@ def render(data: dict[str, Any]) -> str:
         "",
         f"{config['repeats']} interleaved round(s); each run: {config['warmup']:g} s warm-up "
         f"({config['pypy_warmup']:g} s on PyPy), {config['seconds']:g} s timed; 16-byte payloads; "
-        "server and client of the same implementation, one connection. MB = 10^6 bytes.",
+        + (
+            f"PyPy processes with PYPY_GC_NURSERY={config['pypy_gc_nursery']}; "
+            if config.get("pypy_gc_nursery")
+            else ""
+        )
+        + "server and client of the same implementation, one connection. MB = 10^6 bytes.",
         "",
         *markdown_tables(cells, impls, config["scenarios"]),
         *targets(cells),
