@@ -571,15 +571,26 @@ class Session:
         self.driver.schedule_flush()
 
     def _release(self, stream: StreamState) -> None:
-        """Forget a finished stream; give back window for bytes nobody will read."""
+        """Forget a finished stream; give back the connection window its unread bytes hold.
+
+        A failed stream's bytes will never be read: they are dropped. An ended stream's bytes
+        are still the application's to read, but the stream is over on the wire, and the peer
+        must not be kept from other streams by bytes an application may never read (a caller
+        that stops iterating a finished stream): they stop counting against the connection
+        window now, and reading them later gives no credit twice.
+        """
         if self.streams.pop(stream.stream_id, None) is None:
             return
         inbox = stream._inbox
-        if inbox and not stream._ended:
+        if inbox:
             unread = sum(flow for _, flow in inbox)
-            inbox.clear()
-            self.core.acknowledge_received_data(stream.stream_id, unread)
-            self.driver.schedule_flush()
+            if stream._ended:
+                stream._inbox = deque((data, 0) for data, _ in inbox)
+            else:
+                inbox.clear()
+            if unread:
+                self.core.acknowledge_received_data(stream.stream_id, unread)
+                self.driver.schedule_flush()
         self.driver.slot_freed()
         if not self.streams:
             self._idle_since = self.driver.now()

@@ -1,0 +1,67 @@
+"""A caller that stops reading a finished response stream leaves the connection usable.
+
+The server ends each stream (3 x 1 MiB, within the 4 MiB stream window) before the client has
+read past the first message; the client then drops the call. Those unread bytes used to go on
+counting against the 16 MiB connection window forever, so after a few such calls the server
+could not send another byte on the connection: a full stream then ran into its deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import rpc
+from tests.rpc.server_thread import ServerThread
+
+MESSAGE = b"x" * (1 << 20)
+COUNT = 3
+ABANDONED = 12  # 12 x 2 MiB unread > the 16 MiB connection window
+
+
+async def three_mib(request: bytes, context: rpc.ServicerContext) -> AsyncIterator[bytes]:
+    for _ in range(COUNT):
+        yield MESSAGE
+
+
+def make_server() -> rpc.Server:
+    handler = rpc.unary_stream_rpc_method_handler(three_mib)
+    return rpc.Server([rpc.method_handlers_generic_handler("a.A", {"Three": handler})])
+
+
+def test_async_client_abandoning_finished_streams() -> None:
+    async def main() -> None:
+        server = make_server()
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with rpc.Channel(f"127.0.0.1:{port}") as channel:
+                three = channel.unary_stream("/a.A/Three")
+                for _ in range(ABANDONED):
+                    call: Any = three(b"", timeout=10)
+                    await asyncio.sleep(0.3)  # the server finishes the stream meanwhile
+                    async for message in call:
+                        assert message == MESSAGE
+                        break
+                    del call
+                    gc.collect()
+                received = [m async for m in three(b"", timeout=3)]
+                assert len(received) == COUNT
+        finally:
+            await server.stop(0)
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_blocking_client_abandoning_finished_streams() -> None:
+    with ServerThread(make_server) as target, rpc.sync.Channel(target) as channel:
+        three = channel.unary_stream("/a.A/Three")
+        for _ in range(ABANDONED):
+            call: Any = three(b"", timeout=10)
+            time.sleep(0.3)
+            assert next(iter(call)) == MESSAGE
+            del call
+        assert len(list(three(b"", timeout=3))) == COUNT
