@@ -132,6 +132,8 @@ class BlockingStream(StreamState):
             self._queue_data(data, end_stream)
         conn.flush()
         if self._write_blocked():  # a racy first look; the wait itself looks under the lock
+            # The window opens only once the peer has what is queued: corked or not, send it.
+            conn.flush(even_corked=True)
             with conn.lock:
                 while self._write_blocked():
                     self._waiter(conn).wait(deadline.remaining())
@@ -412,13 +414,17 @@ class BlockingConnection(SessionView):
         """Frames are queued, or a half-close waits for the writer (an unlocked look)."""
         return bool(self._core.pending_output()) or self._close_after_flush
 
-    def flush(self) -> None:
-        """Send everything queued, in order; only one thread writes at a time."""
+    def flush(self, *, even_corked: bool = False) -> None:
+        """Send everything queued, in order; only one thread writes at a time.
+
+        A corked thread's flushes wait for ``uncork()``, except ``even_corked`` ones: a thread
+        about to wait for the peer (for window) must first send what the peer is waiting for.
+        """
         if not self._flush_needed():
             # Nothing queued (a read that handed back no window credit, say): every path that
             # queues frames calls flush() after it, so there is nothing for us to carry.
             return
-        if getattr(self._local, "corked", False):
+        if not even_corked and getattr(self._local, "corked", False):
             return
         with self._write_lock:
             while True:
