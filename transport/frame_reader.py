@@ -45,6 +45,18 @@ _new_data_frame = DataFrame.__new__
 _new_headers_frame = HeadersFrame.__new__
 
 
+def _left_to_h2(kind: int, flags: int, stream_id: int, length: int, max_size: int) -> bool:
+    """Whether h2 parses (and judges) a frame of this header: anything but DATA and a whole,
+    unpadded, unprioritised HEADERS block on a stream, within our frame size."""
+    return (
+        kind > _HEADERS
+        or not stream_id
+        or bool(flags & _PADDED)
+        or (kind == _HEADERS and flags & (_PRIORITY | _END_HEADERS) != _END_HEADERS)
+        or length > max_size
+    )
+
+
 class FrameReader:
     """Feeds one ``H2Connection`` its incoming bytes, parsing DATA and HEADERS itself."""
 
@@ -67,11 +79,12 @@ class FrameReader:
         ``data`` may be a view of a buffer the driver reuses: nothing of it is kept.
         """
         events: list[Any] = []
-        rest: Optional[memoryview] = memoryview(data)
+        view = memoryview(data)
+        rest: Optional[memoryview] = view
         if self._to_h2:
-            rest = self._give_h2(memoryview(data), events)
+            rest = self._give_h2(view, events)
         elif self._head:
-            rest = self._finish_frame(memoryview(data), events)
+            rest = self._finish_frame(view, events)
         if rest:
             self._frames(rest, events)
         return events
@@ -90,14 +103,7 @@ class FrameReader:
             frame_end = pos + 9 + length
             kind = word & 0xFF
             stream_id &= 0x7FFFFFFF
-            if (
-                kind > _HEADERS
-                or not stream_id
-                or flags & _PADDED
-                or (kind == _HEADERS and flags & (_PRIORITY | _END_HEADERS) != _END_HEADERS)
-                or length > max_size
-                or header_buffer
-            ):
+            if header_buffer or _left_to_h2(kind, flags, stream_id, length, max_size):
                 # h2 parses this one (and judges it: errors are found where h2 finds them).
                 if frame_end > end:
                     self._to_h2 = frame_end - end
@@ -144,13 +150,17 @@ class FrameReader:
             word, flags, stream_id = _unpack_head(head)
             stream_id &= 0x7FFFFFFF
             self._head = b""
-            if not self._ours(word & 0xFF, flags, stream_id, word >> 8):
-                events += self._conn.receive_data(head)
-                self._to_h2 = word >> 8
+            conn = self._conn
+            length = word >> 8
+            if conn.incoming_buffer._headers_buffer or _left_to_h2(
+                word & 0xFF, flags, stream_id, length, conn.max_inbound_frame_size
+            ):
+                events += conn.receive_data(head)
+                self._to_h2 = length
                 return self._give_h2(view, events)
             self._head = head
             self._parts = []
-            self._need = word >> 8
+            self._need = length
         need = self._need
         if len(view) < need:
             self._parts.append(bytes(view))
@@ -169,17 +179,6 @@ class FrameReader:
         else:
             events += self._deliver(word & 0xFF, flags, stream_id, payload)
         return view[need:]
-
-    def _ours(self, kind: int, flags: int, stream_id: int, length: int) -> bool:
-        """Whether a frame is parsed here (the main loop's test, for a header met alone)."""
-        return not (
-            kind > _HEADERS
-            or not stream_id
-            or flags & _PADDED
-            or (kind == _HEADERS and flags & (_PRIORITY | _END_HEADERS) != _END_HEADERS)
-            or length > self._conn.max_inbound_frame_size
-            or self._conn.incoming_buffer._headers_buffer
-        )
 
     def _deliver(self, kind: int, flags: int, stream_id: int, payload: bytes) -> list[Any]:
         """Build the frame h2 would have parsed and give it to h2's handler."""

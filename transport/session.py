@@ -567,8 +567,9 @@ class Session:
         self.driver.wake_connection()
 
     def _consumed(self, stream_id: int, flow: int) -> None:
-        self.core.acknowledge_received_data(stream_id, flow)
-        self.driver.schedule_flush()
+        if flow:  # (0: credited already, when its finished stream was released)
+            self.core.acknowledge_received_data(stream_id, flow)
+            self.driver.schedule_flush()
 
     def _release(self, stream: StreamState) -> None:
         """Forget a finished stream; give back the connection window its unread bytes hold.

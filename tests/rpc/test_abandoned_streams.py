@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import rpc
+from tests.rpc.helpers import generic_server, run, serving
 from tests.rpc.server_thread import ServerThread
 
 MESSAGE = b"x" * (1 << 20)
@@ -28,32 +29,25 @@ async def three_mib(request: bytes, context: rpc.ServicerContext) -> AsyncIterat
 
 
 def make_server() -> rpc.Server:
-    handler = rpc.unary_stream_rpc_method_handler(three_mib)
-    return rpc.Server([rpc.method_handlers_generic_handler("a.A", {"Three": handler})])
+    return generic_server({"Three": rpc.unary_stream_rpc_method_handler(three_mib)}, "a.A")
 
 
 def test_async_client_abandoning_finished_streams() -> None:
     async def main() -> None:
-        server = make_server()
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        try:
-            async with rpc.Channel(f"127.0.0.1:{port}") as channel:
-                three = channel.unary_stream("/a.A/Three")
-                for _ in range(ABANDONED):
-                    call: Any = three(b"", timeout=10)
-                    await asyncio.sleep(0.3)  # the server finishes the stream meanwhile
-                    async for message in call:
-                        assert message == MESSAGE
-                        break
-                    del call
-                    gc.collect()
-                received = [m async for m in three(b"", timeout=3)]
-                assert len(received) == COUNT
-        finally:
-            await server.stop(0)
+        async with serving(make_server()) as target, rpc.Channel(target) as channel:
+            three = channel.unary_stream("/a.A/Three")
+            for _ in range(ABANDONED):
+                call: Any = three(b"", timeout=10)
+                await asyncio.sleep(0.3)  # the server finishes the stream meanwhile
+                async for message in call:
+                    assert message == MESSAGE
+                    break
+                del call
+                gc.collect()
+            received = [m async for m in three(b"", timeout=3)]
+            assert len(received) == COUNT
 
-    asyncio.run(asyncio.wait_for(main(), 60))
+    run(main(), 60)
 
 
 def test_blocking_client_abandoning_finished_streams() -> None:

@@ -12,6 +12,7 @@ import pytest
 
 import rpc
 from rpc._loop import uvloop_wanted
+from tests.rpc.helpers import generic_server, serving
 
 try:
     import uvloop  # noqa: F401
@@ -29,20 +30,10 @@ async def echo(request: bytes, context: rpc.ServicerContext) -> bytes:
     return request + (await loop_module()).encode()
 
 
-def echo_server() -> rpc.Server:
-    handler = rpc.unary_unary_rpc_method_handler(echo)
-    return rpc.Server([rpc.method_handlers_generic_handler("e.E", {"Echo": handler})])
-
-
 async def call_itself() -> bytes:
-    server = echo_server()
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with rpc.Channel(f"127.0.0.1:{port}") as channel:
-            return await channel.unary_unary("/e.E/Echo")(b"on ", timeout=5)  # type: ignore[no-any-return]
-    finally:
-        await server.stop(0)
+    server = generic_server({"Echo": rpc.unary_unary_rpc_method_handler(echo)}, "e.E")
+    async with serving(server) as target, rpc.Channel(target) as channel:
+        return await channel.unary_unary("/e.E/Echo")(b"on ", timeout=5)  # type: ignore[no-any-return]
 
 
 @pytest.mark.skipif(not HAVE_UVLOOP, reason="uvloop is not installed (PyPy)")

@@ -14,6 +14,7 @@ import pytest
 from tests.transport.pair import REQUEST, RESPONSE, TRAILERS
 from transport import (
     Address,
+    AsyncConnection,
     ConnectionClosedError,
     ConnectionOptions,
     Listener,
@@ -159,37 +160,45 @@ def test_lost_connection_fails_every_pending_stream_at_once():
     run(scenario())
 
 
+async def _counting_writes(body: Callable[[AsyncConnection, list[int]], Any]) -> Any:
+    """Run ``body(conn, writes)`` on a client connection whose transport writes are counted
+    (``writes`` gets each write's size), against a server that reads and never answers."""
+
+    async def ignore(stream: Stream) -> None:
+        await stream.read()
+
+    listener, _ = await serving(parse_address("127.0.0.1:0"), ignore)
+    conn = await connect(Address(host="127.0.0.1", port=listener.port))
+    transport = conn._transport
+    assert transport is not None
+    writes: list[int] = []
+    real_write = transport.write
+
+    def counting_write(data: Any) -> None:
+        writes.append(len(data))
+        real_write(data)
+
+    transport.write = counting_write  # type: ignore[method-assign]
+    try:
+        return await body(conn, writes)
+    finally:
+        conn.close()
+        listener.stop_accepting()
+        await listener.wait_stopped()
+
+
 def test_a_busy_iteration_writes_every_flush_every_frames_not_once_at_its_end():
     """64 requests opened in one loop iteration leave in a few writes, so the peer starts early."""
     from transport.aio import FLUSH_EVERY
 
-    async def body() -> list[int]:
-        async def ignore(stream: Stream) -> None:
-            await stream.read()
-
-        listener, _ = await serving(parse_address("127.0.0.1:0"), ignore)
-        conn = await connect(Address(host="127.0.0.1", port=listener.port))
-        transport = conn._transport
-        assert transport is not None
-        writes: list[int] = []
-        real_write = transport.write
-
-        def counting_write(data: Any) -> None:
-            writes.append(len(data))
-            real_write(data)
-
-        transport.write = counting_write  # type: ignore[method-assign]
+    async def body(conn: AsyncConnection, writes: list[int]) -> list[int]:
         for _ in range(64):  # no await in between: all in one iteration
             conn.session.open_stream(REQUEST, end_stream=True)
         during = len(writes)
         await asyncio.sleep(0)
-        after = len(writes)
-        conn.close()
-        listener.stop_accepting()
-        await listener.wait_stopped()
-        return [during, after]
+        return [during, len(writes)]
 
-    during, after = run(body())
+    during, after = run(_counting_writes(body))
     assert during == 64 // FLUSH_EVERY
     assert after == during  # the 64th request completed the last batch: nothing left over
 
@@ -199,31 +208,12 @@ def test_bulk_data_is_written_once_flush_bytes_pile_up(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(transport.aio, "FLUSH_BYTES", 4096)
 
-    async def body() -> tuple[int, int]:
-        async def ignore(stream: Stream) -> None:
-            await stream.read()
-
-        listener, _ = await serving(parse_address("127.0.0.1:0"), ignore)
-        conn = await connect(Address(host="127.0.0.1", port=listener.port))
-        transport = conn._transport
-        assert transport is not None
-        writes: list[int] = []
-        real_write = transport.write
-
-        def counting_write(data: Any) -> None:
-            writes.append(len(data))
-            real_write(data)
-
-        transport.write = counting_write  # type: ignore[method-assign]
+    async def body(conn: AsyncConnection, writes: list[int]) -> tuple[int, int]:
         stream = conn.session.open_stream(REQUEST)
         stream._queue_data(b"x" * 1000, False)  # below the threshold: waits for the iteration
         small = len(writes)
         stream._queue_data(b"x" * 5000, False)  # above: written at once
-        big = len(writes)
-        conn.close()
-        listener.stop_accepting()
-        await listener.wait_stopped()
-        return small, big
+        return small, len(writes)
 
-    small, big = run(body())
+    small, big = run(_counting_writes(body))
     assert (small, big) == (0, 1)
