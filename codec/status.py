@@ -36,6 +36,36 @@ class StatusCode(enum.IntEnum):
     DATA_LOSS = 15
     UNAUTHENTICATED = 16
 
+    # grpcio's ``grpc.StatusCode`` members have ``(int, name)`` tuples as values. Accepting and
+    # comparing them here (by duck typing: h2rpc never imports grpcio) lets grpcio programs keep
+    # ``context.set_code(grpc.StatusCode.NOT_FOUND)`` and ``err.code() == grpc.StatusCode.X``.
+
+    @classmethod
+    def _missing_(cls, value: object) -> StatusCode | None:
+        """``StatusCode(grpc.StatusCode.NOT_FOUND)`` is ``StatusCode.NOT_FOUND``."""
+        number = _grpcio_code_number(value)
+        return None if number is None else cls(number)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, int):
+            return int(self) == other
+        number = _grpcio_code_number(other)
+        return NotImplemented if number is None else int(self) == number
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = int.__hash__
+
+
+def _grpcio_code_number(value: object) -> int | None:
+    """The number of a grpcio ``grpc.StatusCode`` member (value ``(number, name)``), else None."""
+    pair = getattr(value, "value", None)
+    if type(pair) is tuple and len(pair) == 2 and type(pair[0]) is int:
+        return pair[0]
+    return None
+
 
 _HTTP_TO_STATUS = {
     400: StatusCode.INTERNAL,

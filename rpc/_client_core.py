@@ -484,7 +484,7 @@ class ClientCallCore:
         if not messages:
             status = self._status
             assert status is not None
-            if status.code != StatusCode.OK:
+            if status.code is not StatusCode.OK:
                 raise self._rpc_error()
             return EOF
         data = messages.popleft()

@@ -159,8 +159,7 @@ class ServerCallCore:
         A ``grpc-status-details-bin`` entry in its trailing metadata (what grpcio-status's
         ``rpc_status.to_status()`` puts there) is sent as the status details.
         """
-        code = status.code
-        code = StatusCode(code.value[0] if isinstance(code.value, tuple) else code)
+        code = StatusCode(status.code)
         pairs = list(status.trailing_metadata or ())
         details = [v for k, v in pairs if k == "grpc-status-details-bin"]
         if details:
@@ -302,7 +301,7 @@ class ServerCallCore:
 
     def _unary_response_wanted(self, response: Any) -> bool:
         """Whether a unary handler's return value must be sent (not after ``set_code``)."""
-        if self._code is not None and self._code != StatusCode.OK:
+        if self._code is not None and self._code is not StatusCode.OK:
             return False  # the handler chose an error status with set_code()
         if response is None:
             raise RpcError(StatusCode.INTERNAL, "handler returned no response message")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import enum
+
 import pytest
 
 from codec import Metadata, Status, StatusCode, status_from_http, status_from_reset
@@ -82,3 +84,32 @@ def test_status_defaults_and_immutability() -> None:
     assert Status(StatusCode.OK).metadata is not Status(StatusCode.OK).metadata
     with pytest.raises(AttributeError):
         status.code = StatusCode.OK  # type: ignore[misc]
+
+
+class _GrpcioLikeCode(enum.Enum):
+    """The shape of grpcio's ``grpc.StatusCode``: values are ``(number, name)`` tuples."""
+
+    OK = (0, "ok")
+    NOT_FOUND = (5, "not found")
+    UNIMPLEMENTED = (12, "unimplemented")
+
+
+def test_grpcio_shaped_codes_convert_to_ours() -> None:
+    assert StatusCode(_GrpcioLikeCode.NOT_FOUND) is StatusCode.NOT_FOUND
+    assert StatusCode(_GrpcioLikeCode.UNIMPLEMENTED) is StatusCode.UNIMPLEMENTED
+    with pytest.raises(ValueError):
+        StatusCode("NOT_FOUND")  # type: ignore[arg-type]
+
+
+def test_grpcio_shaped_codes_compare_equal_both_ways() -> None:
+    assert StatusCode.NOT_FOUND == _GrpcioLikeCode.NOT_FOUND
+    assert _GrpcioLikeCode.NOT_FOUND == StatusCode.NOT_FOUND
+    assert StatusCode.OK != _GrpcioLikeCode.NOT_FOUND
+    assert (StatusCode.OK != _GrpcioLikeCode.OK) is False
+    assert StatusCode.OK != "OK"
+
+
+def test_codes_stay_ints_for_hashing_and_comparison() -> None:
+    assert StatusCode.NOT_FOUND == 5 and hash(StatusCode.NOT_FOUND) == hash(5)
+    assert {StatusCode.OK: "ok"}[0] == "ok"
+    assert StatusCode(5) is StatusCode.NOT_FOUND
