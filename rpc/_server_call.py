@@ -4,6 +4,7 @@ server's thread pool), and this shell does the waiting for ``ServerCallCore``'s 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -13,7 +14,6 @@ from codec import Status, StatusCode
 from transport import Stream, TransportError
 
 from ._client_core import EOF
-from ._deadline import set_deadline
 from ._errors import RpcError
 from ._handlers import Cardinality, MethodHandler
 from ._server_core import ServerCallCore, StreamGone, invoke_blocking
@@ -71,7 +71,6 @@ class ServicerContext(ServerCallCore):
                     self._timer = loop.call_at(
                         loop.time() + (self.time_remaining() or 0.0), self._on_deadline
                     )
-                    set_deadline(self._deadline)  # calls the handler makes inherit it
                 handler = self._handler
                 assert handler is not None
                 try:
@@ -119,8 +118,11 @@ class ServicerContext(ServerCallCore):
         """A plain ``def`` handler: run it in the server's pool, bridged to this loop."""
         loop = asyncio.get_running_loop()
         bridge = _ThreadContext(self, loop)
+        # run_in_executor does not carry contextvars over: run in a copy of this task's context,
+        # so that the handler's own calls inherit its deadline.
         await loop.run_in_executor(
             self._server._thread_pool(),
+            contextvars.copy_context().run,
             invoke_blocking,
             self,
             bridge,

@@ -36,6 +36,7 @@ from transport import TransportError
 from transport.session import StreamState
 
 from ._client_core import EOF, normalize_compression
+from ._deadline import set_deadline
 from ._errors import AbortError, RpcError
 from ._handlers import MethodHandler
 from ._messages import decode_messages, frame_message
@@ -200,6 +201,10 @@ class ServerCallCore:
         self._handler = handler
         if head.timeout is not None:
             self._deadline = time.monotonic() + head.timeout
+        # Calls the handler makes inherit the deadline (gRPC deadline propagation). Every shell
+        # calls _begin in the context the handler runs in: the call's task, or a fresh
+        # contextvars.Context per call on a handler thread (so nothing leaks to the next call).
+        set_deadline(self._deadline)
         return None
 
     def _reject(self, exc: RequestRejected) -> None:

@@ -16,6 +16,7 @@ thread-driven transport (``transport.blocking``): a reader thread per connection
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import heapq
 import logging
 import ssl
@@ -715,7 +716,9 @@ class Server(ServerCore):
 
     def _serve(self, context: ServicerContext) -> None:
         try:
-            context._run()
+            # A fresh context per call: what the call sets (its deadline, for the calls the
+            # handler makes) stays with it instead of passing to the thread's next call.
+            contextvars.Context().run(context._run)
         finally:
             self._forget(context)
 
