@@ -25,7 +25,7 @@ from ._channel import (
     UnaryUnaryMultiCallable,
 )
 from ._deadline import current_deadline, deadline_scope, no_deadline_propagation
-from ._errors import RpcError, UsageError
+from ._errors import RpcError, UsageError, rich_error
 from ._handlers import (
     Cardinality,
     GenericRpcHandler,
@@ -80,6 +80,7 @@ __all__ = [
     "deadline_scope",
     "method_handlers_generic_handler",
     "no_deadline_propagation",
+    "rich_error",
     "run",
     "serve",
     "service_handlers",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Optional
 
 from codec import Metadata, Status, StatusCode
+
+from ._status_details import decode_status_details, encode_status_details
 
 
 class RpcError(Exception):
@@ -74,6 +77,19 @@ class RpcError(Exception):
             return None
         return status_pb2.Status.FromString(self._status_details)
 
+    def rich_details(self) -> list[Any]:
+        """The ``google.protobuf.Any`` details of the rich status (``[]`` without one).
+
+        Needs no googleapis package: ``detail.Is(BadRequest.DESCRIPTOR)`` and
+        ``detail.Unpack(message)`` work on each. A malformed details trailer gives ``[]``.
+        """
+        if self._status_details is None:
+            return []
+        try:
+            return decode_status_details(self._status_details)[2]
+        except Exception:
+            return []
+
     def debug_error_string(self) -> str:
         return f"{self._code.name}: {self._details}"
 
@@ -89,3 +105,26 @@ class AbortError(Exception):
 
 class UsageError(ValueError):
     """We (the application) asked for something invalid, e.g. a malformed target or metadata."""
+
+
+def rich_error(
+    code: StatusCode,
+    message: str,
+    details: Iterable[Any] = (),
+    trailing_metadata: Optional[Metadata] = None,
+) -> RpcError:
+    """An ``RpcError`` carrying a ``google.rpc.Status`` with ``details`` (messages or ``Any``).
+
+    A handler raises it (or passes it to ``context.abort_with_status``); clients read the details
+    with ``err.rich_details()`` (h2rpc) or grpcio-status's ``rpc_status.from_call(err)`` (grpcio)::
+
+        raise rpc.rich_error(rpc.StatusCode.INVALID_ARGUMENT, "bad name",
+                             [error_details_pb2.BadRequest(field_violations=[...])])
+    """
+    code = StatusCode(code)
+    return RpcError(
+        code,
+        message,
+        trailing_metadata,
+        status_details=encode_status_details(code, message, details),
+    )

@@ -191,8 +191,16 @@ class _ThreadContext:
     def abort_with_status(self, status: Any) -> NoReturn:
         self._call._abort_with_status(status)
 
-    def add_callback(self, callback: Callable[[Any], Any]) -> None:
-        self._loop.call_soon_threadsafe(self._call.add_done_callback, callback)
+    def add_callback(self, callback: Callable[[], Any]) -> bool:
+        return bool(self._on_loop(self._call_soon(self._call.add_callback, callback)))
+
+    def add_done_callback(self, callback: Callable[[Any], Any]) -> None:
+        self._on_loop(self._call_soon(self._call.add_done_callback, callback))
+
+    @staticmethod
+    async def _call_soon(function: Callable[..., Any], *args: Any) -> Any:
+        """Run ``function`` on the loop (the call's state is the loop's), for ``_on_loop``."""
+        return function(*args)
 
     def requests(self) -> Iterator[Any]:
         while True:

@@ -10,6 +10,7 @@ threads) read, write and run the handler.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import deque
@@ -35,6 +36,7 @@ from codec import (
 from transport import TransportError
 from transport.session import StreamState
 
+from ._auth import auth_context, peer_identities, peer_identity_key
 from ._client_core import EOF, normalize_compression
 from ._deadline import set_deadline
 from ._errors import AbortError, RpcError
@@ -75,7 +77,7 @@ class ServerCallCore:
         self._request_encoding: Optional[str] = None
         self._response_encoding: Optional[str] = server._compression
         self._compress_next = True
-        self._done_callbacks: list[Callable[[Any], Any]] = []
+        self._done_callbacks: list[Callable[[], Any]] = []
 
     # ------------------------------------------------------------------ context API
 
@@ -138,13 +140,36 @@ class ServerCallCore:
         self._compress_next = False
 
     def add_done_callback(self, callback: Callable[[Any], Any]) -> None:
-        """Call ``callback(context)`` when the call ends, however it ends (cancelled too)."""
+        """Call ``callback(context)`` when the call ends, however it ends (grpc.aio's form).
+
+        Called at once if the call has already ended.
+        """
         if self._done:
             callback(self)
         else:
-            self._done_callbacks.append(callback)
+            self._done_callbacks.append(functools.partial(callback, self))
 
-    add_callback = add_done_callback  # grpcio's sync name
+    def add_callback(self, callback: Callable[[], Any]) -> bool:
+        """Call ``callback()`` when the call ends (grpcio's synchronous form: no argument).
+
+        False, and the callback is never called, if the call has already ended.
+        """
+        if self._done:
+            return False
+        self._done_callbacks.append(callback)
+        return True
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        """grpcio's authentication properties: TLS, and the client certificate under mTLS."""
+        return auth_context(self._stream._session.tls)
+
+    def peer_identities(self) -> Optional[list[bytes]]:
+        """The client's certificate identities (SANs, else common name); None without one."""
+        return peer_identities(self.auth_context())
+
+    def peer_identity_key(self) -> Optional[str]:
+        """The ``auth_context()`` key that ``peer_identities()`` come from, or None."""
+        return peer_identity_key(self.auth_context())
 
     def _abort(self, code: StatusCode, details: str, trailing_metadata: Any) -> NoReturn:
         if code == StatusCode.OK:
@@ -155,18 +180,30 @@ class ServerCallCore:
         raise AbortError(details)
 
     def _abort_with_status(self, status: Any) -> NoReturn:
-        """grpcio's rich-error form: ``status`` has ``code``, ``details``, ``trailing_metadata``.
+        """End the call with a status given as an object, in any of the forms users have:
 
-        A ``grpc-status-details-bin`` entry in its trailing metadata (what grpcio-status's
-        ``rpc_status.to_status()`` puts there) is sent as the status details.
+        - grpcio's ``grpc.Status`` (``code``, ``details``, ``trailing_metadata``), e.g. from
+          grpcio-status's ``rpc_status.to_status()``: a ``grpc-status-details-bin`` entry in its
+          trailing metadata is sent as the rich status details;
+        - a ``google.rpc.Status`` message (``code``, ``message``, ``details``): sent as the code,
+          the message and, serialized, the rich status details;
+        - h2rpc's own ``rpc.Status`` (or an ``rpc.RpcError``, e.g. from ``rpc.rich_error``).
         """
-        code = StatusCode(status.code)
+        if isinstance(status, RpcError):
+            self._status_details = status.status_details()
+            self._abort(status.code(), status.details(), status.trailing_metadata() or None)
+        if isinstance(status, Status):
+            self._status_details = status.details
+            self._abort(status.code, status.message, status.metadata or None)
+        if hasattr(status, "SerializeToString"):  # google.rpc.Status
+            self._status_details = status.SerializeToString()
+            self._abort(StatusCode(status.code), status.message, None)
         pairs = list(status.trailing_metadata or ())
         details = [v for k, v in pairs if k == "grpc-status-details-bin"]
         if details:
             self._status_details = bytes(details[0])
         metadata = [(k, v) for k, v in pairs if k != "grpc-status-details-bin"]
-        self._abort(code, status.details, metadata)
+        self._abort(StatusCode(status.code), status.details, metadata)
 
     # ------------------------------------------------------------------ the request head
 
@@ -351,7 +388,7 @@ class ServerCallCore:
             self._send_status(status)
         for callback in self._done_callbacks:
             try:
-                callback(self)
+                callback()
             except Exception:
                 log.exception("done callback of %s raised", self.method())
 

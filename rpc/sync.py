@@ -456,7 +456,8 @@ class ServicerContext(ServerCallCore):
 
     def __init__(self, server: Server, stream: BlockingStream) -> None:
         super().__init__(server, stream)
-        self._end_lock = threading.Lock()
+        # Reentrant: a done callback run by _end may add another callback.
+        self._end_lock = threading.RLock()
         self._corked = False
         self._holds_slot = False  # counted against its connection's max_calls_per_connection
 
@@ -465,6 +466,14 @@ class ServicerContext(ServerCallCore):
 
     def send_initial_metadata(self, metadata: Any) -> None:
         self._send_headers(metadata)
+
+    def add_callback(self, callback: Callable[[], Any]) -> bool:
+        with self._end_lock:  # the deadline watcher may be ending the call right now
+            return super().add_callback(callback)
+
+    def add_done_callback(self, callback: Callable[[Any], Any]) -> None:
+        with self._end_lock:
+            super().add_done_callback(callback)
 
     def abort(self, code: StatusCode, details: str = "", trailing_metadata: Any = None) -> NoReturn:
         """End the call now with ``code`` (not OK) and ``details``."""
@@ -538,16 +547,23 @@ class ServicerContext(ServerCallCore):
             super()._end(status)
 
     def _interrupt(self) -> None:
-        # A thread cannot be cancelled: answer now (a passed deadline), and let the handler's
-        # next read or write fail; its return value is then dropped.
-        if self._deadline_passed:
+        # A thread cannot be cancelled. The call is over for the client: end it now (answer a
+        # passed deadline; run the done callbacks, as grpcio runs them when the call terminates,
+        # so that a handler blocked until one fires (grpcio-health-checking's Watch) is released)
+        # and let the handler's next read or write fail; its return value is then dropped.
+        if self._deadline_passed:  # on the server's timer thread
             self._end(self._status_after_cancel())
             with contextlib.suppress(TransportError):
                 self._stream.reset(CANCEL)
+        else:
+            # The client reset the stream: we are on its connection's reader thread, under the
+            # connection's lock, where application callbacks must not run.
+            self._server._deadlines.watch(0.0, lambda: self._end(self._status_after_cancel()))
 
 
 class _DeadlineWatcher:
-    """One thread per server that fires call deadlines (threads cannot be cancelled)."""
+    """One thread per server that fires call deadlines (threads cannot be cancelled), and runs
+    what must not run on a connection's reader thread (the done callbacks of cancelled calls)."""
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Callable[[], None]]] = []

@@ -31,6 +31,7 @@ from .events import (
     TrailersReceived,
 )
 from .options import ConnectionOptions
+from .tls import TlsInfo
 
 __all__ = [
     "Address",
@@ -54,6 +55,7 @@ __all__ = [
     "StreamReset",
     "StreamResetError",
     "StreamWritable",
+    "TlsInfo",
     "TrailersReceived",
     "TransportError",
     "bind_listening_socket",

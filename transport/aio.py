@@ -24,6 +24,7 @@ from .core import Bytes
 from .events import Headers
 from .options import ConnectionOptions
 from .session import CANCEL, NO_ERROR, Session, SessionView, StreamState
+from .tls import TlsInfo
 
 __all__ = ["CANCEL", "NO_ERROR", "AsyncConnection", "Listener", "Stream", "connect"]
 
@@ -230,9 +231,9 @@ class AsyncConnection(SessionView, asyncio.BufferedProtocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self._transport = cast(asyncio.Transport, transport)
         ssl_object = transport.get_extra_info("ssl_object")
-        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+        tls = TlsInfo.of(ssl_object) if ssl_object is not None else None
         peer = transport.get_extra_info("peername")
-        if not self.session.connection_made(peer, alpn, tls=ssl_object is not None):
+        if not self.session.connection_made(peer, tls):
             self._transport.abort()
             return
         self._flush()

@@ -28,6 +28,7 @@ from .errors import ConnectionClosedError, TransportError
 from .events import Headers
 from .options import ConnectionOptions
 from .session import CANCEL, NO_ERROR, Session, SessionView, StreamState
+from .tls import TlsInfo
 
 log = logging.getLogger(__name__)
 
@@ -200,9 +201,8 @@ class _TlsPipe:
         if pending:
             self._sock.sendall(pending)
 
-    @property
-    def alpn(self) -> Optional[str]:
-        return self._tls.selected_alpn_protocol()
+    def info(self) -> TlsInfo:
+        return TlsInfo.of(self._tls)
 
     def decrypt(self, raw: Bytes) -> tuple[bytes, bytes]:
         """Feed raw bytes; return (application data, TLS bytes that must be sent back)."""
@@ -269,9 +269,9 @@ class BlockingConnection(SessionView):
             peer = self._sock.getpeername()
         except OSError:
             peer = None
-        alpn = self._tls.alpn if self._tls is not None else None
+        tls = self._tls.info() if self._tls is not None else None
         with self.cond:
-            ok = self.session.connection_made(peer, alpn, tls=self._tls is not None)
+            ok = self.session.connection_made(peer, tls)
         if not ok:
             self.abort_transport()
             raise self.session.error or ConnectionClosedError("connection refused")

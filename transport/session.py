@@ -36,6 +36,7 @@ from .events import (
 )
 from .keepalive import KeepaliveAction, KeepaliveTimer, PingPolicy
 from .options import ConnectionOptions
+from .tls import TlsInfo
 
 log = logging.getLogger(__name__)
 
@@ -293,6 +294,8 @@ class Session:
         self.goaway_debug_data = b""
         self.closing_when_idle = False
         self.peer = ""
+        #: What the TLS handshake established (None for cleartext), set by connection_made.
+        self.tls: Optional[TlsInfo] = None
         self._accept_requests = accept_requests
         now = driver.now()
         self.keepalive = KeepaliveTimer(core.options, now)
@@ -338,14 +341,15 @@ class Session:
 
     # ---------------------------------------------------------------- socket events
 
-    def connection_made(self, peer: object, alpn: Optional[str], tls: bool) -> bool:
+    def connection_made(self, peer: object, tls: Optional[TlsInfo]) -> bool:
         """The socket is up; False (and the connection fails) if TLS did not agree on h2."""
         if isinstance(peer, tuple):
             host = peer[0]
             self.peer = f"ipv6:[{host}]:{peer[1]}" if ":" in host else f"ipv4:{host}:{peer[1]}"
         else:
             self.peer = f"unix:{peer or ''}"
-        if tls and alpn != "h2":
+        self.tls = tls
+        if tls is not None and tls.alpn != "h2":
             # gRPC over TLS is HTTP/2 negotiated by ALPN (RFC 9113 §3.2); anything else is
             # refused before a single frame is exchanged.
             self.fail(ConnectionClosedError("TLS peer did not negotiate ALPN protocol h2"))
