@@ -20,7 +20,7 @@ from ._call import (
     UnaryUnaryCall,
     _ClientCall,
 )
-from ._client_core import ChannelCore, MultiCallableBase
+from ._client_core import ChannelCore, MultiCallableBase, no_call_credentials
 from ._errors import RpcError
 from ._handlers import Cardinality
 
@@ -124,12 +124,16 @@ class _MultiCallable(MultiCallableBase):
     def __call__(
         self,
         request: Any = None,
-        *,
         timeout: Optional[float] = None,
         metadata: Any = None,
-        compression: Optional[str] = None,
+        credentials: Any = None,
         wait_for_ready: Optional[bool] = None,
+        compression: Optional[str] = None,
     ) -> Any:
+        # grpcio's parameters in grpcio's order. ``credentials`` is accepted for compatibility:
+        # anything but None is an error (h2rpc has no call credentials).
+        if credentials is not None:
+            raise no_call_credentials(credentials)
         return self._call_class(
             request,
             self._channel,

@@ -40,6 +40,7 @@ from ._client_core import (
     ChannelCore,
     ClientCallCore,
     MultiCallableBase,
+    no_call_credentials,
 )
 from ._errors import RpcError
 from ._handler_threads import HandlerThreads
@@ -363,7 +364,10 @@ class _MultiCallable(MultiCallableBase):
         metadata: Any,
         compression: Optional[str],
         wait_for_ready: Optional[bool],
+        credentials: Any = None,
     ) -> Call:
+        if credentials is not None:
+            raise no_call_credentials(credentials)
         return Call(
             self._kind,
             first,
@@ -379,29 +383,34 @@ class _MultiCallable(MultiCallableBase):
 
 
 class _UnaryResponse(_MultiCallable):
+    # grpcio's parameters, in grpcio's order (positional or keyword). ``credentials`` is accepted
+    # for compatibility: anything but None is an error (h2rpc has no call credentials).
+
     def __call__(
         self,
         request: Any = None,
-        *,
         timeout: Optional[float] = None,
         metadata: Any = None,
-        compression: Optional[str] = None,
+        credentials: Any = None,
         wait_for_ready: Optional[bool] = None,
+        compression: Optional[str] = None,
     ) -> Any:
         """Make the call and return its response (RpcError if it fails)."""
-        return self._start(request, timeout, metadata, compression, wait_for_ready).result()
+        return self._start(
+            request, timeout, metadata, compression, wait_for_ready, credentials
+        ).result()
 
     def with_call(
         self,
         request: Any = None,
-        *,
         timeout: Optional[float] = None,
         metadata: Any = None,
-        compression: Optional[str] = None,
+        credentials: Any = None,
         wait_for_ready: Optional[bool] = None,
+        compression: Optional[str] = None,
     ) -> tuple[Any, Call]:
         """Like calling it, but also return the call (for its metadata and status)."""
-        call = self._start(request, timeout, metadata, compression, wait_for_ready)
+        call = self._start(request, timeout, metadata, compression, wait_for_ready, credentials)
         return call.result(), call
 
 
@@ -409,14 +418,14 @@ class _StreamResponse(_MultiCallable):
     def __call__(
         self,
         request: Any = None,
-        *,
         timeout: Optional[float] = None,
         metadata: Any = None,
-        compression: Optional[str] = None,
+        credentials: Any = None,
         wait_for_ready: Optional[bool] = None,
+        compression: Optional[str] = None,
     ) -> Call:
         """Start the call; iterate the returned call for the responses."""
-        return self._start(request, timeout, metadata, compression, wait_for_ready)
+        return self._start(request, timeout, metadata, compression, wait_for_ready, credentials)
 
 
 class UnaryUnaryMultiCallable(_UnaryResponse):
