@@ -82,6 +82,7 @@ def test_mistakes_raise_before_sending_and_the_channel_goes_on_blocking(
         for attempt in (
             lambda: stub.Unary(REQUEST, **kwargs),
             lambda: stub.Unary.with_call(REQUEST, **kwargs),
+            lambda: stub.Unary.future(REQUEST, **kwargs),
             lambda: stub.ServerStream(REQUEST, **kwargs),
             lambda: stub.ClientStream(iter([REQUEST]), **kwargs),
         ):
@@ -99,6 +100,7 @@ def test_grpcio_positional_order_and_credentials_none_blocking() -> None:
         assert stub.Unary(REQUEST, 5.0, metadata, None, True, "gzip").payload == b"hi"
         response, call = stub.Unary.with_call(REQUEST, 5.0, metadata, None)
         assert response.payload == b"hi" and call.trailing_metadata()["x-echo-k"] == "v"
+        assert stub.Unary.future(REQUEST, 5.0, metadata).result(timeout=5).payload == b"hi"
         stream = stub.ServerStream(pb.EchoRequest(response_count=2), 5.0, metadata, None)
         assert [r.index for r in stream] == [0, 1]
         summary = stub.ClientStream(iter([REQUEST] * 3), 5.0, None, None, False, "identity")
