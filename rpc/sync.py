@@ -439,6 +439,7 @@ class CallFuture(FutureBase, Call):
             if self.done() or not ClientCallCore.cancel(self):
                 return False
             self._set_outcome(cancelled=True)
+            self._unwatch()
         return True
 
     def initial_metadata(self) -> Metadata:

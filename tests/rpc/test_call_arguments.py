@@ -105,6 +105,8 @@ def test_grpcio_positional_order_and_credentials_none_blocking() -> None:
         assert [r.index for r in stream] == [0, 1]
         summary = stub.ClientStream(iter([REQUEST] * 3), 5.0, None, None, False, "identity")
         assert summary.received_count == 3
+        summary, call = stub.ClientStream.with_call(iter([REQUEST] * 2), 5.0, metadata)
+        assert summary.received_count == 2 and call.initial_metadata()["x-echo-k"] == "v"
 
 
 def test_grpcio_positional_order_and_credentials_none_async() -> None:
