@@ -514,7 +514,16 @@ class CallFuture(FutureBase, Call):
             stream = self._get_stream()
         except RpcError:
             return  # the call is over; its status is the outcome
+        except Exception as exc:  # a bug of ours: end the call, never leave it pending
+            with self._lock:
+                self._fail_internally(exc)
+            return
         self._send_request(stream)
+
+    def _fail_internally(self, exc: Exception) -> None:
+        log.error("future of %s failed", self._path, exc_info=exc)
+        self._finish(Status(StatusCode.INTERNAL, f"internal error: {exc!r}"), CANCEL)
+        self._set_outcome(error=self._rpc_error())
 
     def _get_stream(self) -> BlockingStream:
         # Opened without holding the call's lock (connecting may take long: cancel() and the
@@ -601,6 +610,8 @@ class CallFuture(FutureBase, Call):
                     self._take_messages()
             except RpcError as exc:
                 self._set_outcome(error=exc)
+            except Exception as exc:  # a bug of ours: end the call, never leave it pending
+                self._fail_internally(exc)
             if self.done():
                 self._unwatch()
         if retry_after is not None:

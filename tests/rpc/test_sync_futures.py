@@ -194,6 +194,21 @@ def test_a_refused_stream_is_retried_transparently(monkeypatch: pytest.MonkeyPat
         assert len(refused) == 1 and future._stream is not refused[0] and future._retries == 1
 
 
+def test_a_bug_while_advancing_ends_the_future_internal_instead_of_leaving_it_pending(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(self: Any) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(rpc.sync.CallFuture, "_take_arrived", broken)
+    with sync_serving() as target, rpc.sync.Channel(target) as channel:
+        future = rpc.Stub(channel, SERVICE).Unary.future(pb.EchoRequest())
+        error = future.exception(timeout=5)
+        assert isinstance(error, rpc.RpcError) and error.code() == rpc.StatusCode.INTERNAL
+        assert "RuntimeError('bug')" in error.details()
+    assert "future of /h2rpc.test.EchoTest/Unary failed" in caplog.text
+
+
 # --- callbacks and the task thread -----------------------------------------------------
 
 
