@@ -18,6 +18,7 @@ __all__ = [
     "InvalidResponseError",
     "InvalidTimeoutError",
     "MessageTooLargeError",
+    "MetadataTypeError",
     "RequestRejected",
     "TruncatedMessageError",
 ]
@@ -47,6 +48,13 @@ class TruncatedMessageError(CodecError):
 
 class InvalidMetadataError(CodecError):
     """A metadata key or value is not allowed on the wire (or a ``-bin`` value is not base64)."""
+
+
+class MetadataTypeError(InvalidMetadataError, TypeError):
+    """Metadata that is not a sequence of ``(key, value)`` pairs at all (a dict, a string, ...).
+
+    A TypeError, as a wrong argument type is; an InvalidMetadataError for code that catches that.
+    """
 
 
 class InvalidTimeoutError(CodecError):

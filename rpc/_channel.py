@@ -20,7 +20,7 @@ from ._call import (
     UnaryUnaryCall,
     _ClientCall,
 )
-from ._client_core import ChannelCore, MultiCallableBase
+from ._client_core import ChannelCore, MultiCallableBase, no_call_credentials
 from ._errors import RpcError
 from ._handlers import Cardinality
 
@@ -62,7 +62,9 @@ class Channel(ChannelCore):
             await asyncio.wait_for(conn.wait_closed(), 5.0)
 
     async def channel_ready(self) -> None:
-        """Wait until the channel is connected (retrying with backoff, like wait-for-ready)."""
+        """Wait until the channel is connected (retrying with backoff, like wait-for-ready), as
+        grpc.aio's does: bound it with ``asyncio.wait_for``. RpcError CANCELLED if the channel
+        is closed meanwhile."""
         await self._get_connection(wait_for_ready=True)
 
     async def _get_connection(self, wait_for_ready: bool = False) -> AsyncConnection:
@@ -81,11 +83,16 @@ class Channel(ChannelCore):
                     await asyncio.sleep(delay)
                     continue
                 self._connecting = asyncio.ensure_future(self._connect())
+            connecting = self._connecting
             try:
-                return await asyncio.shield(self._connecting)
+                return await asyncio.shield(connecting)
             except RpcError:
                 if not wait_for_ready:
                     raise
+            except asyncio.CancelledError:
+                if connecting.cancelled() and self._closed:  # close() stopped the attempt
+                    raise RpcError(StatusCode.CANCELLED, "channel is closed") from None
+                raise  # we were cancelled
 
     async def _connect(self) -> AsyncConnection:
         try:
@@ -124,12 +131,16 @@ class _MultiCallable(MultiCallableBase):
     def __call__(
         self,
         request: Any = None,
-        *,
         timeout: Optional[float] = None,
         metadata: Any = None,
-        compression: Optional[str] = None,
+        credentials: Any = None,
         wait_for_ready: Optional[bool] = None,
+        compression: Optional[str] = None,
     ) -> Any:
+        # grpcio's parameters in grpcio's order. ``credentials`` is accepted for compatibility:
+        # anything but None is an error (h2rpc has no call credentials).
+        if credentials is not None:
+            raise no_call_credentials(credentials)
         return self._call_class(
             request,
             self._channel,

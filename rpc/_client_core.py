@@ -92,6 +92,15 @@ class _EOFType:
 EOF = _EOFType()
 
 
+def no_call_credentials(credentials: object) -> UsageError:
+    """The error for grpcio's ``credentials=`` call argument: h2rpc has no call credentials."""
+    return UsageError(
+        f"h2rpc has no call credentials (credentials={credentials!r}): send a token as metadata, "
+        "e.g. metadata=[('authorization', 'Bearer <token>')], on a TLS channel "
+        "(ssl_context=rpc.ssl_channel_context())"
+    )
+
+
 def normalize_compression(compression: Optional[str]) -> Optional[str]:
     """``identity`` and None mean no compression; anything else must be supported."""
     if compression == "identity":
@@ -341,6 +350,8 @@ class ClientCallCore:
                 user_agent=channel._user_agent,
             )
         except InvalidMetadataError as exc:
+            if isinstance(exc, TypeError):  # not pairs at all (a dict...): say so as TypeError
+                raise
             raise UsageError(f"invalid metadata: {exc}") from None
 
     # ------------------------------------------------------------------ public, all kinds

@@ -27,7 +27,12 @@ def effective_deadline(timeout: Optional[float]) -> Optional[float]:
     inherited = _current.get()
     if timeout is None:
         return inherited
-    own = time.monotonic() + timeout
+    try:
+        own = time.monotonic() + timeout
+    except TypeError:
+        raise TypeError(
+            f"timeout must be a number of seconds, not {type(timeout).__name__} {timeout!r}"
+        ) from None
     return own if inherited is None else min(own, inherited)
 
 

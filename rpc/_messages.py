@@ -22,6 +22,10 @@ from codec import (
 from ._errors import RpcError
 
 
+class WrongMessageType(TypeError):
+    """A handler gave a message that is not of its method's response type."""
+
+
 def frame_message(
     payload: bytes, encoding: Optional[str], limit: Optional[int], compressed: bool = True
 ) -> bytes:

@@ -112,7 +112,16 @@ class ServicerContext(ServerCallCore):
             async for response in result:
                 await self._send_message(response)
         else:
-            await result  # the handler wrote its responses with context.write()
+            # A coroutine: it writes its responses with context.write(); it returns nothing.
+            returned = await result
+            if returned is not None:
+                log.warning(
+                    "handler for %s is an async def returning a %s, which is ignored: a "
+                    "server-streaming handler must yield its responses (an async generator) "
+                    "or send them with 'await context.write(response)'",
+                    self.method(),
+                    type(returned).__name__,
+                )
 
     async def _invoke_in_thread(self) -> None:
         """A plain ``def`` handler: run it in the server's pool, bridged to this loop."""

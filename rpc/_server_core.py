@@ -41,7 +41,7 @@ from ._client_core import EOF, normalize_compression
 from ._deadline import set_deadline
 from ._errors import AbortError, RpcError
 from ._handlers import MethodHandler
-from ._messages import decode_messages, frame_message
+from ._messages import WrongMessageType, decode_messages, frame_message
 
 if TYPE_CHECKING:
     from ._server_base import ServerCore
@@ -334,12 +334,31 @@ class ServerCallCore:
         handler = self._handler
         assert handler is not None
         compressed, self._compress_next = self._compress_next, True
-        return frame_message(
-            handler.response_serializer(message),
-            self._response_encoding,
-            self._server._max_send_message_length,
-            compressed,
-        )
+        try:
+            return frame_message(
+                handler.response_serializer(message),
+                self._response_encoding,
+                self._server._max_send_message_length,
+                compressed,
+            )
+        except RpcError:
+            raise
+        except Exception as exc:
+            raise self._serialize_failed(message, exc) from None
+
+    def _serialize_failed(self, message: Any, exc: Exception) -> RpcError:
+        """A response could not be serialized (a handler returned the wrong type, say): the
+        call fails INTERNAL, as in grpcio, and the log says which method and why."""
+        if isinstance(exc, WrongMessageType):  # from a service's descriptor: says it all
+            log.error("handler for %s gave a wrong response: %s", self.method(), exc)
+        else:
+            log.error(
+                "could not serialize the response of %s (a %s) with its response_serializer",
+                self.method(),
+                type(message).__name__,
+                exc_info=exc,
+            )
+        return RpcError(StatusCode.INTERNAL, "Failed to serialize response!")
 
     def _unary_response_wanted(self, response: Any) -> bool:
         """Whether a unary handler's return value must be sent (not after ``set_code``)."""
@@ -477,5 +496,15 @@ def invoke_blocking(
         if core._unary_response_wanted(result):
             send(result)
     elif result is not None:
-        for response in result:
+        try:
+            responses = iter(result)
+        except TypeError:
+            log.error(
+                "handler for %s returned a %s: a server-streaming def handler must return an "
+                "iterable of responses (or be a generator), or send them with context.write()",
+                core.method(),
+                type(result).__name__,
+            )
+            raise RpcError(StatusCode.UNKNOWN, "Exception iterating responses") from None
+        for response in responses:
             send(response)

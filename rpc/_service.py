@@ -17,6 +17,7 @@ from codec import StatusCode
 
 from ._errors import RpcError
 from ._handlers import Cardinality, MethodHandler, ServiceHandlers
+from ._messages import WrongMessageType
 from ._trace import MESSAGE_TYPES
 
 if TYPE_CHECKING:
@@ -38,6 +39,29 @@ def method_cardinality(method: MethodDescriptor) -> Cardinality:
 
 def _message_class(descriptor: Any) -> Any:
     return message_factory.GetMessageClass(descriptor)
+
+
+def response_serializer(message_class: Any) -> Callable[[Any], bytes]:
+    """Serializes responses of ``message_class``; a message of another type raises
+    WrongMessageType naming both (protobuf would serialize it without a word, to bytes the
+    client then reads as its response type)."""
+    serialize = message_class.SerializeToString
+    full_name = message_class.DESCRIPTOR.full_name
+
+    def serialize_response(message: Any) -> bytes:
+        if message.__class__ is not message_class:
+            # The same message type from another generated module (or pool) is fine.
+            given = getattr(getattr(message, "DESCRIPTOR", None), "full_name", None)
+            if given != full_name:
+                raise WrongMessageType(
+                    f"the response must be a {full_name} message, not "
+                    f"{given or type(message).__name__}"
+                )
+            data: bytes = message.SerializeToString()
+            return data
+        return serialize(message)  # type: ignore[no-any-return]
+
+    return serialize_response
 
 
 def _unimplemented(name: str) -> Callable[..., Any]:
@@ -62,7 +86,7 @@ def service_handlers(descriptor: ServiceDescriptor, servicer: object) -> Service
             method_cardinality(method),
             behavior,
             _message_class(method.input_type).FromString,
-            serialize_message,
+            response_serializer(_message_class(method.output_type)),
         )
     return ServiceHandlers(descriptor.full_name, handlers)
 

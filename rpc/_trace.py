@@ -523,9 +523,38 @@ def tracer_from_environment() -> Optional[Tracer]:
             spec = os.environ.get(ENV_TRACE, "").strip()
             tracer = None
             if spec and spec.lower() not in ("0", "off", "false", "no"):
-                tracer = Tracer.from_spec(spec, os.environ.get(ENV_TRACE_FILE) or None)
+                path = os.environ.get(ENV_TRACE_FILE) or None
+                try:
+                    tracer = Tracer.from_spec(_known_kinds(spec), path)
+                except (OSError, ValueError) as exc:  # e.g. a file that cannot be opened
+                    log.warning("%s=%r: tracing off: %s", ENV_TRACE, spec, exc)
             _ENV_TRACER.append(tracer)
         return _ENV_TRACER[0]
+
+
+_SPEC_WORDS = (*KINDS, "all", "json", "text", "1", "on", "true", "yes")
+
+
+def _known_kinds(spec: str) -> str:
+    """``spec`` without the words it should not have, each named in a warning: a typo in an
+    environment variable must not stop the application (the rest is traced)."""
+    words = [w.strip() for w in spec.split(",") if w.strip()]
+    unknown = [w for w in words if w.lower() not in _SPEC_WORDS]
+    if not unknown:
+        return spec
+    known = [w for w in words if w.lower() in _SPEC_WORDS]
+    kinds = [w.lower() for w in known if w.lower() in KINDS] or list(KINDS)
+    log.warning(
+        "%s=%r: unknown trace kind%s %s ignored (valid kinds: %s, or all; add json for JSON "
+        "lines); tracing %s",
+        ENV_TRACE,
+        spec,
+        "s" if len(unknown) > 1 else "",
+        ", ".join(repr(w) for w in unknown),
+        ", ".join(KINDS),
+        ", ".join(kinds),
+    )
+    return ",".join(known) or "all"
 
 
 TraceOption = Union[None, bool, str, Tracer]

@@ -41,8 +41,10 @@ from ._client_core import (
     ChannelCore,
     ClientCallCore,
     MultiCallableBase,
+    no_call_credentials,
 )
 from ._errors import RpcError
+from ._futures import FutureBase, FutureCancelledError, FutureTimeoutError, TaskThread
 from ._handler_threads import HandlerThreads
 from ._handlers import Cardinality, Deserializer, Serializer
 from ._server_base import ServerCore
@@ -50,7 +52,17 @@ from ._server_core import ServerCallCore, StreamGone, invoke_blocking
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EOF", "Call", "Channel", "Server", "ServicerContext"]
+__all__ = [
+    "EOF",
+    "Call",
+    "CallFuture",
+    "Channel",
+    "FutureCancelledError",
+    "FutureTimeoutError",
+    "Server",
+    "ServicerContext",
+    "channel_ready_future",
+]
 
 
 # ====================================================================== client
@@ -66,6 +78,9 @@ class Channel(ChannelCore):
     def _setup(self) -> None:
         self._conn: Optional[BlockingConnection] = None
         self._lock = threading.Lock()
+        #: Where this channel's futures advance (``.future()``), and where their callbacks run.
+        self._future_tasks = TaskThread("h2rpc-futures")
+        self._future_callbacks = TaskThread("h2rpc-future-callbacks")
 
     def __enter__(self) -> Channel:
         return self
@@ -83,19 +98,37 @@ class Channel(ChannelCore):
             conn.wait_closed(5.0)
 
     def channel_ready(self, timeout: Optional[float] = None) -> None:
-        """Block until connected (retrying with backoff), or RpcError after ``timeout``."""
+        """Block until connected (retrying with backoff), or RpcError after ``timeout``.
+
+        ``rpc.sync.channel_ready_future(channel)`` is the grpcio-style form.
+        """
         end = None if timeout is None else time.monotonic() + timeout
         self._get_connection(wait_for_ready=True, deadline=end)
 
+    def _ready_connection(self) -> Optional[BlockingConnection]:
+        """The connection if a new call may use it now (no connecting, no waiting), else None."""
+        conn = self._conn
+        if conn is not None and conn.is_usable and not self._closed:
+            return conn
+        return None
+
     def _get_connection(
-        self, wait_for_ready: bool, deadline: Optional[float]
+        self,
+        wait_for_ready: bool,
+        deadline: Optional[float],
+        call: Optional[ClientCallCore] = None,
     ) -> BlockingConnection:
-        """The connection for a new call; one thread connects while the others wait for it."""
+        """The connection for a new call; one thread connects while the others wait for it.
+
+        A ``call`` that ends meanwhile (cancelled from another thread) stops the waiting.
+        """
         while True:
             with self._lock:
                 conn = self._conn
                 if conn is not None and conn.is_usable:
                     return conn
+                if call is not None and call._status is not None:
+                    raise RpcError(StatusCode.CANCELLED, "Locally cancelled by application!")
                 if conn is not None:
                     self._conn = None
                     session = conn.session
@@ -223,7 +256,7 @@ class Call(ClientCallCore):
     def _open(self) -> BlockingStream:
         for attempt in range(MAX_TRANSPARENT_RETRIES + 1):
             try:
-                conn = self._channel._get_connection(self._wait_for_ready, self._deadline)
+                conn = self._channel._get_connection(self._wait_for_ready, self._deadline, self)
                 # A unary request's HEADERS wait for its DATA: one send for both.
                 return conn.open_stream(
                     self._headers,
@@ -350,6 +383,337 @@ class Call(ClientCallCore):
         self._writer_stop.set()
 
 
+_NOTHING: Any = object()  # no response message taken yet
+
+
+class _FutureWaiter(threading.Condition):
+    """A future's stream waiter: news for the stream (the connection's reader thread wakes its
+    waiter) also has the call advanced on the channel's task thread."""
+
+    def __init__(self, lock: Any, call: CallFuture) -> None:
+        super().__init__(lock)
+        self.call: Optional[CallFuture] = call
+
+    def notify_all(self) -> None:
+        super().notify_all()
+        call = self.call
+        if call is not None:
+            call._schedule_advance()
+
+
+class CallFuture(FutureBase, Call):
+    """What ``.future()`` returns: a ``grpc.Future`` of the single response, and the call.
+
+    ``result(timeout)`` gives the response or raises the call's ``RpcError`` (which carries its
+    code, details and metadata); ``exception()``, ``traceback()``, ``add_done_callback(fn)``,
+    ``cancel()``, ``cancelled()``, ``running()``, ``done()`` behave as grpcio's. As a call it has
+    ``initial_metadata()``, ``trailing_metadata()``, ``code()``, ``details()`` (these wait),
+    ``time_remaining()`` and ``is_active()``.
+
+    No thread of its own waits for the call: the connection's reader thread wakes the stream's
+    waiter, which queues the call on the channel's task thread (one per channel, started when
+    needed), where everything that has arrived is taken in without waiting; the deadline is a
+    timer there. Done callbacks run on a second thread of the channel, so that a callback that
+    waits for another future cannot stall the first one. Threads are used only where something
+    must block: connecting, or waiting for a free stream slot, before the request can go out
+    (a short-lived thread until the stream is open; on a connected channel there is none), and
+    sending a request stream (its writer thread, as for a blocking call).
+    """
+
+    _channel: Channel
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        channel = self._channel
+        self._init_future(self._lock, channel._future_callbacks)
+        self._tasks = channel._future_tasks
+        self._first: Any = _NOTHING
+        self._advance_queued = False
+        self._timer: Any = None
+        self._data: Optional[bytes] = None  # the framed request (kept for a transparent retry)
+
+    # ------------------------------------------------------------------ grpc.Future and call
+
+    def cancel(self) -> bool:
+        """Cancel the call (RST_STREAM(CANCEL)); False if it is already done."""
+        with self._lock:
+            if self.done() or not ClientCallCore.cancel(self):
+                return False
+            self._set_outcome(cancelled=True)
+            self._unwatch()
+        return True
+
+    def initial_metadata(self) -> Metadata:
+        with self._future_cond:
+            self._future_cond.wait_for(
+                lambda: self._initial_metadata is not None or self._status is not None
+            )
+        return self._initial_metadata if self._initial_metadata is not None else Metadata()
+
+    def trailing_metadata(self) -> Metadata:
+        return self._final_status().metadata
+
+    def code(self) -> StatusCode:
+        return self._final_status().code
+
+    def details(self) -> str:
+        return self._final_status().message
+
+    def read(self) -> Any:
+        raise TypeError("a future has a single response: use result()")
+
+    __iter__ = None  # type: ignore[assignment]  # not an iterator of responses
+
+    def _final_status(self) -> Status:
+        with self._future_cond:
+            self._future_cond.wait_for(self.done)
+        assert self._status is not None
+        return self._status
+
+    # ------------------------------------------------------------------ starting
+
+    def _begin(self) -> None:
+        """Start the call (``future()`` returns right after)."""
+        if self._deadline is not None:
+            self._timer = self._tasks.call_at(self._deadline, self._on_deadline)
+        if self._kind.request_streaming:
+            self._writer = threading.Thread(
+                target=self._write_request_stream, name="h2rpc-request-writer", daemon=True
+            )
+            self._writer.start()
+            return
+        try:
+            self._data = self._frame(self._request, True)
+        except RpcError:
+            return  # the call is over; its status is the outcome
+        except Exception as exc:  # grpcio's wording
+            self._finish(Status(StatusCode.INTERNAL, f"Exception serializing request: {exc!r}"))
+            return
+        self._launch()
+
+    def _launch(self) -> None:
+        """Open the stream and queue the request: at once on a connected channel with a free
+        stream slot, else on a short-lived thread (connecting or waiting for a slot blocks)."""
+        if self._status is not None:
+            return
+        conn = self._channel._ready_connection()
+        if conn is not None:
+            try:
+                stream = conn.open_stream(self._headers, timeout=0.0, flush=False)
+            except (TimeoutError, TransportError):
+                pass  # no free slot, or the connection just went: the thread will see
+            else:
+                if self._adopt(stream):
+                    self._send_request(stream)
+                return
+        thread = threading.Thread(target=self._start_blocking, name="h2rpc-future-start")
+        thread.daemon = True
+        thread.start()
+
+    def _start_blocking(self) -> None:
+        try:
+            stream = self._get_stream()
+        except RpcError:
+            return  # the call is over; its status is the outcome
+        except Exception as exc:  # a bug of ours: end the call, never leave it pending
+            with self._lock:
+                self._fail_internally(exc)
+            return
+        self._send_request(stream)
+
+    def _fail_internally(self, exc: Exception) -> None:
+        log.error("future of %s failed", self._path, exc_info=exc)
+        self._finish(Status(StatusCode.INTERNAL, f"internal error: {exc!r}"), CANCEL)
+        self._set_outcome(error=self._rpc_error())
+
+    def _get_stream(self) -> BlockingStream:
+        # Opened without holding the call's lock (connecting may take long: cancel() and the
+        # deadline timer must not wait for it); only one thread at a time opens a future's stream.
+        stream = self._stream
+        if stream is not None:
+            assert isinstance(stream, BlockingStream)
+            return stream
+        if self._status is not None:
+            raise self._rpc_error()
+        stream = self._open()
+        if not self._adopt(stream):
+            raise self._rpc_error()
+        return stream
+
+    def _adopt(self, stream: BlockingStream) -> bool:
+        """Make ``stream`` the call's and watch it; False (and reset) if the call is over."""
+        with self._lock:
+            if self._status is not None:
+                stream.reset(CANCEL)
+                return False
+            self._stream = stream
+        conn = stream.connection
+        with conn.lock:
+            stream.read_waiter = _FutureWaiter(conn.lock, self)
+        self._schedule_advance()  # news that came before the waiter
+        return True
+
+    def _send_request(self, stream: BlockingStream) -> None:
+        """Queue the framed request with END_STREAM; never waits for flow control (the reader
+        thread sends the rest as the server's window opens)."""
+        assert self._data is not None
+        try:
+            stream.send_data(self._data, end_stream=True, timeout=0.0)
+        except TimeoutError:
+            pass  # all queued; only the wait for it to drain timed out
+        except TransportError:
+            pass  # the stream failed: taking in the response tells why
+
+    def _write_request_stream(self) -> None:
+        """The writer thread of a request stream: open the stream, then send the requests."""
+        try:
+            self._get_stream()
+        except RpcError:
+            return
+        self._consume_requests()
+
+    # ------------------------------------------------------------------ advancing (task thread)
+
+    def _schedule_advance(self) -> None:
+        if not self._advance_queued:
+            self._advance_queued = True
+            self._tasks.call_soon(self._advance)
+
+    def _on_deadline(self) -> None:
+        with self._lock:  # only ever held briefly (never while connecting)
+            if self._status is None:
+                self._deadline_exceeded()
+
+    def _on_finished(self) -> None:
+        super()._on_finished()
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            timer.cancel()
+        self._schedule_advance()
+
+    def _advance(self) -> None:
+        """Take in whatever has arrived, without waiting; set the outcome once the call is over.
+
+        The steps of ``Call.result()``, each done only if it need not wait: the response head,
+        then messages up to the end of the stream; a transparent retry restarts the call.
+        """
+        self._advance_queued = False
+        retry_after: Optional[float] = None
+        with self._lock:
+            if self.done():
+                return
+            try:
+                while not self.done():
+                    retry_after = self._take_arrived()
+                    if retry_after is not None or (self._status is None and not self._messages):
+                        break  # a retry is coming, or nothing more has arrived
+                    self._take_messages()
+            except RpcError as exc:
+                self._set_outcome(error=exc)
+            except Exception as exc:  # a bug of ours: end the call, never leave it pending
+                self._fail_internally(exc)
+            if self.done():
+                self._unwatch()
+        if retry_after is not None:
+            self._tasks.call_at(time.monotonic() + retry_after, self._launch)
+
+    def _take_arrived(self) -> Optional[float]:
+        """Take the head and data that have arrived; the pause before a transparent retry, if
+        the stream was refused. Stops at the first message, or when it would have to wait."""
+        while self._status is None and not self._messages:
+            stream = self._stream
+            if stream is None:
+                return None  # not open yet (starting, or a retry is coming)
+            assert isinstance(stream, BlockingStream)
+            if self._initial_metadata is None:
+                try:
+                    headers = stream.receive_response_headers(timeout=0.0)
+                except TimeoutError:
+                    return None
+                except TransportError as exc:
+                    pause = self._retry_pause(exc)
+                    if pause is not None:
+                        return pause
+                    continue
+                self._on_response_head(stream, headers)
+                self._future_cond.notify_all()  # for initial_metadata()
+                continue
+            try:
+                chunk = stream.read(timeout=0.0)
+            except TimeoutError:
+                return None
+            except TransportError as exc:
+                self._on_read_error(exc)
+                continue
+            self._on_chunk(chunk)
+        return None
+
+    def _take_messages(self) -> None:
+        """The first and second reads of ``Call.result()``: the response, then the end."""
+        if self._first is _NOTHING:
+            self._first = self._next_message()
+            if self._first is not EOF and self._status is None and not self._messages:
+                return  # wait for the end of the stream
+        second = self._next_message() if self._first is not EOF else EOF
+        self._set_outcome(self._single_from(self._first, second))
+
+    def _unwatch(self) -> None:
+        """Done: the stream's waiter no longer needs the call (and keeps no cycle alive)."""
+        stream = self._stream
+        if stream is not None and isinstance(stream.read_waiter, _FutureWaiter):
+            stream.read_waiter.call = None
+
+
+class _ChannelReadyFuture(FutureBase):
+    """``channel_ready_future(channel)``: done once the channel is connected."""
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+        self._stop = threading.Event()
+        self._init_future(threading.Lock(), channel._future_callbacks)
+        if channel._ready_connection() is not None:
+            self._set_outcome(None)
+        else:  # connecting blocks: a thread of its own, until connected or cancelled
+            threading.Thread(target=self._connect, name="h2rpc-channel-ready", daemon=True).start()
+
+    def cancel(self) -> bool:
+        """Stop waiting (the channel itself is not affected); False once it is connected."""
+        if self._set_outcome(cancelled=True):
+            self._stop.set()
+            return True
+        return False
+
+    def _connect(self) -> None:
+        channel = self._channel
+        while not self._stop.is_set():
+            try:
+                channel._get_connection(wait_for_ready=False, deadline=None)
+            except RpcError:
+                if channel._closed:
+                    return  # never ready: result() times out, as grpcio's does
+                # Backing off after a failed attempt: the next one when the channel allows it.
+                self._stop.wait(max(channel._retry_at - time.monotonic(), 0.01))
+                continue
+            self._set_outcome(None)
+            return
+
+
+def channel_ready_future(channel: Channel) -> FutureBase:
+    """A future done once ``channel`` is connected (``grpc.channel_ready_future``).
+
+    ``channel_ready_future(channel).result(timeout=5)`` waits up to 5 s (FutureTimeoutError
+    after); it connects, retrying with the channel's backoff, until connected or cancelled.
+    ``channel.channel_ready(timeout)`` is the direct form.
+    """
+    if not isinstance(channel, Channel):
+        raise TypeError(
+            f"channel_ready_future() takes an rpc.sync.Channel, not {type(channel).__name__} "
+            "(with rpc.Channel, use 'await channel.channel_ready()')"
+        )
+    return _ChannelReadyFuture(channel)
+
+
 class _MultiCallable(MultiCallableBase):
     """A method bound to a blocking channel."""
 
@@ -364,8 +728,12 @@ class _MultiCallable(MultiCallableBase):
         metadata: Any,
         compression: Optional[str],
         wait_for_ready: Optional[bool],
+        credentials: Any = None,
+        call_class: type[Call] = Call,
     ) -> Call:
-        return Call(
+        if credentials is not None:
+            raise no_call_credentials(credentials)
+        return call_class(
             self._kind,
             first,
             self._channel,
@@ -380,44 +748,67 @@ class _MultiCallable(MultiCallableBase):
 
 
 class _UnaryResponse(_MultiCallable):
+    # grpcio's parameters, in grpcio's order (positional or keyword). ``credentials`` is accepted
+    # for compatibility: anything but None is an error (h2rpc has no call credentials).
+
     def __call__(
         self,
         request: Any = None,
-        *,
         timeout: Optional[float] = None,
         metadata: Any = None,
-        compression: Optional[str] = None,
+        credentials: Any = None,
         wait_for_ready: Optional[bool] = None,
+        compression: Optional[str] = None,
     ) -> Any:
         """Make the call and return its response (RpcError if it fails)."""
-        return self._start(request, timeout, metadata, compression, wait_for_ready).result()
+        return self._start(
+            request, timeout, metadata, compression, wait_for_ready, credentials
+        ).result()
 
     def with_call(
         self,
         request: Any = None,
-        *,
         timeout: Optional[float] = None,
         metadata: Any = None,
-        compression: Optional[str] = None,
+        credentials: Any = None,
         wait_for_ready: Optional[bool] = None,
+        compression: Optional[str] = None,
     ) -> tuple[Any, Call]:
         """Like calling it, but also return the call (for its metadata and status)."""
-        call = self._start(request, timeout, metadata, compression, wait_for_ready)
+        call = self._start(request, timeout, metadata, compression, wait_for_ready, credentials)
         return call.result(), call
+
+    def future(
+        self,
+        request: Any = None,
+        timeout: Optional[float] = None,
+        metadata: Any = None,
+        credentials: Any = None,
+        wait_for_ready: Optional[bool] = None,
+        compression: Optional[str] = None,
+    ) -> CallFuture:
+        """Start the call and return at once a ``CallFuture``: ``future.result(timeout)`` is the
+        response (grpcio's ``future()``)."""
+        call = self._start(
+            request, timeout, metadata, compression, wait_for_ready, credentials, CallFuture
+        )
+        assert isinstance(call, CallFuture)
+        call._begin()
+        return call
 
 
 class _StreamResponse(_MultiCallable):
     def __call__(
         self,
         request: Any = None,
-        *,
         timeout: Optional[float] = None,
         metadata: Any = None,
-        compression: Optional[str] = None,
+        credentials: Any = None,
         wait_for_ready: Optional[bool] = None,
+        compression: Optional[str] = None,
     ) -> Call:
         """Start the call; iterate the returned call for the responses."""
-        return self._start(request, timeout, metadata, compression, wait_for_ready)
+        return self._start(request, timeout, metadata, compression, wait_for_ready, credentials)
 
 
 class UnaryUnaryMultiCallable(_UnaryResponse):

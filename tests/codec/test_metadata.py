@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from codec import (
     InvalidMetadataError,
     Metadata,
+    MetadataTypeError,
+    Metadatum,
     decode_metadata,
     encode_metadata,
     validate_metadata,
@@ -82,6 +84,54 @@ def test_metadata_is_unhashable_because_it_is_mutable() -> None:
         hash(Metadata())
 
 
+# --- read like grpcio's metadata tuple (a tuple of _Metadatum namedtuples) ------------------
+
+
+def test_items_are_key_value_tuples_with_key_and_value_attributes() -> None:
+    md = Metadata(("a", "1"), ("b-bin", b"\x02"))
+    items = list(md)
+    assert items == [("a", "1"), ("b-bin", b"\x02")]
+    assert all(isinstance(item, tuple) and isinstance(item, Metadatum) for item in items)
+    assert [(item.key, item.value) for item in md] == [("a", "1"), ("b-bin", b"\x02")]
+    assert [item.key for item in md.items()] == ["a", "b-bin"]
+    assert dict(md) == {"a": "1", "b-bin": b"\x02"}
+    key, value = md[1]
+    assert (key, value) == ("b-bin", b"\x02")
+
+
+def test_integer_index_and_slice_give_items_and_string_key_gives_the_value() -> None:
+    md = Metadata(("a", "1"), ("b", "2"), ("a", "3"))
+    assert md[0] == ("a", "1") and md[0].value == "1"
+    assert md[-1].key == "a" and md[-1].value == "3"
+    assert md["a"] == "1"  # the first value of a key, as before
+    assert md[1:] == (("b", "2"), ("a", "3"))
+    assert isinstance(md[1:], Metadata)
+    with pytest.raises(IndexError):
+        md[3]
+    with pytest.raises(KeyError):
+        md["c"]
+
+
+def test_decoded_metadata_items_are_metadatum_too() -> None:
+    md = decode_metadata([(b"k", b"v"), (b"k-bin", b"AAE")])
+    assert md[0].key == "k" and md[1].value == b"\x00\x01"
+    md.add("later", "x")  # added after the items were made
+    assert [item.key for item in md] == ["k", "k-bin", "later"]
+    assert all(isinstance(item, Metadatum) for item in md)
+
+
+def test_compares_and_concatenates_with_tuples_of_pairs_as_grpcio_users_do() -> None:
+    md = Metadata(("a", "1"))
+    pairs = (("a", "1"),)
+    assert md == pairs and pairs.__eq__(md) is NotImplemented  # then Python asks md: equal
+    assert (pairs == md) is True
+    assert md == [("a", "1")]
+    assert ("a", "1") in md and ("a", "2") not in md and "a" in md
+    assert (("z", "0"),) + md == (("z", "0"), ("a", "1"))  # noqa: RUF005 - __radd__ is tested
+    assert [("z", "0")] + md == (("z", "0"), ("a", "1"))  # noqa: RUF005
+    assert md + (("z", "0"),) == (("a", "1"), ("z", "0"))  # noqa: RUF005 - __add__ is tested
+
+
 # --- validation of outgoing metadata --------------------------------------------------------
 
 
@@ -143,6 +193,29 @@ def test_encode_converts_to_header_bytes_and_bin_values_to_unpadded_base64() -> 
 def test_encode_validates() -> None:
     with pytest.raises(InvalidMetadataError):
         encode_metadata([("grpc-timeout", "1S")])
+
+
+@pytest.mark.parametrize(
+    ("metadata", "words"),
+    [
+        ({"ab": "c"}, "not a dict: pass list(d.items())"),
+        ("ab", "not str 'ab'"),
+        (b"ab", "not bytes"),
+        (5, "not int 5"),
+        (["abc"], "holds 'abc'"),
+        ([("k", "v", "extra")], "holds ('k', 'v', 'extra')"),
+        ((pair for pair in [("k",)]), "sequence of (key, value) pairs"),
+    ],
+)
+def test_metadata_that_is_not_a_sequence_of_pairs_is_a_type_error(
+    metadata: Any, words: str
+) -> None:
+    with pytest.raises(TypeError, match="metadata must be a sequence of") as info:
+        encode_metadata(metadata)
+    assert words in str(info.value)
+    # Also an InvalidMetadataError, for code that catches that (the servers do).
+    assert isinstance(info.value, MetadataTypeError)
+    assert isinstance(info.value, InvalidMetadataError)
 
 
 # --- decoding received metadata -------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import os
 import re
 import subprocess
@@ -516,6 +517,53 @@ def test_environment_variable_is_read_once(monkeypatch: pytest.MonkeyPatch, tmp_
     assert {e["kind"] for e in events} >= {"headers", "message"}
     assert "frame" not in {e["kind"] for e in events}
     assert {e["side"] for e in events} == {"client", "server"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "kinds", "unknown"),
+    [
+        ("frame,messages", {"messages"}, "kind 'frame'"),  # a typo: the rest is traced
+        ("bogus", {"frames", "headers", "messages"}, "kind 'bogus'"),  # nothing valid: everything
+        ("headers,nope,json,xyz", {"headers"}, "kinds 'nope', 'xyz'"),
+    ],
+)
+def test_environment_variable_with_an_unknown_kind_warns_and_the_application_runs(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path,
+    spec: str,
+    kinds: set[str],
+    unknown: str,
+):
+    monkeypatch.setattr(_trace, "_ENV_TRACER", [])
+    monkeypatch.setenv("H2RPC_TRACE", spec)
+    monkeypatch.setenv("H2RPC_TRACE_FILE", str(tmp_path / "trace.txt"))
+
+    async def main() -> None:  # channels and servers are made, calls go through
+        async with serving(_server()) as target:
+            async with rpc.Channel(target) as channel:
+                await rpc.Stub(channel, GUIDE).GetFeature(POINT)
+                assert channel._connection_options.tracer is _trace._ENV_TRACER[0]
+
+    run(main())
+    tracer = _trace._ENV_TRACER[0]
+    assert tracer is not None and tracer.kinds == kinds
+    tracer.stop()
+    [record] = [r for r in caplog.records if r.name == "rpc._trace"]
+    assert record.levelno == logging.WARNING
+    message = record.getMessage()
+    assert f"unknown trace {unknown} ignored" in message
+    assert "valid kinds: frames, headers, messages, or all" in message
+
+
+def test_environment_variable_with_a_file_that_cannot_be_opened_warns_and_traces_nothing(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path
+):
+    monkeypatch.setattr(_trace, "_ENV_TRACER", [])
+    monkeypatch.setenv("H2RPC_TRACE", "all")
+    monkeypatch.setenv("H2RPC_TRACE_FILE", str(tmp_path / "no-such-directory" / "trace.txt"))
+    assert _trace.tracer_from_environment() is None
+    assert "H2RPC_TRACE='all': tracing off" in caplog.text
 
 
 def test_environment_variable_traces_a_process_to_stderr():
