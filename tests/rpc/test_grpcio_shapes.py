@@ -1,7 +1,7 @@
 """grpcio's shapes without grpcio: the objects grpcio-generated ``_pb2_grpc`` code hands to a
-channel and a server, replicated by their attributes (rpc must accept them by duck typing). The
-same against real grpcio peers, with the generated modules of two grpcio-tools versions:
-tests/interop/test_grpcio_gencode.py.
+channel and a server, replicated by their attributes (rpc must accept them by duck typing), and
+grpcio's rule for a handler that raises after ``set_code``. The same against real grpcio peers,
+with the generated modules of two grpcio-tools versions: tests/interop/test_grpcio_gencode.py.
 """
 
 from __future__ import annotations
@@ -281,3 +281,73 @@ def test_channels_accept_the_registered_method_flag_of_generated_stubs(blocking:
         factory("/raw.Bytes/M", None, None, False)  # grpcio's positional order
     if blocking:
         channel.close()
+
+
+# --- set_code, then raise: grpcio's rule ------------------------------------------------
+
+
+def _failing(mode: str) -> Any:
+    def behavior(request: bytes, context: Any) -> bytes:
+        if mode in ("code+details", "code"):
+            context.set_code(rpc.StatusCode.FAILED_PRECONDITION)
+        if mode == "code+details":
+            context.set_details("not now")
+        if mode == "ok":
+            context.set_code(rpc.StatusCode.OK)
+        raise NotImplementedError("secret internal detail")
+
+    return behavior
+
+
+def _async_failing(mode: str) -> Any:
+    sync_behavior = _failing(mode)
+
+    async def behavior(request: bytes, context: Any) -> bytes:
+        return sync_behavior(request, context)
+
+    return behavior
+
+
+SET_CODE_CASES = [
+    ("code+details", rpc.StatusCode.FAILED_PRECONDITION, "not now"),
+    ("code", rpc.StatusCode.FAILED_PRECONDITION, "Unexpected NotImplementedError in handler"),
+    ("ok", rpc.StatusCode.UNKNOWN, "Unexpected NotImplementedError in handler"),
+    ("none", rpc.StatusCode.UNKNOWN, "Unexpected NotImplementedError in handler"),
+]
+
+
+@pytest.mark.parametrize("server_kind", ["async-def", "async-coroutine", "blocking"])
+@pytest.mark.parametrize(
+    ("mode", "code", "details"), SET_CODE_CASES, ids=[c[0] for c in SET_CODE_CASES]
+)
+def test_exception_after_set_code_sends_that_code_and_details(
+    server_kind: str, mode: str, code: rpc.StatusCode, details: str
+) -> None:
+    behavior = _async_failing(mode) if server_kind == "async-coroutine" else _failing(mode)
+    handlers = rpc.method_handlers_generic_handler(
+        "raw.Fail", {"M": rpc.unary_unary_rpc_method_handler(behavior)}
+    )
+
+    async def call(target: str) -> rpc.RpcError:
+        async with rpc.Channel(target) as ch:
+            with pytest.raises(rpc.RpcError) as info:
+                await ch.unary_unary("/raw.Fail/M")(b"x")
+            return info.value
+
+    async def main() -> rpc.RpcError:
+        async with serving(rpc.Server([handlers])) as target:
+            return await call(target)
+
+    if server_kind == "blocking":
+        server = rpc.sync.Server([handlers])
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        try:
+            error = run(call(f"127.0.0.1:{port}"))
+        finally:
+            server.stop(0.5)
+    else:
+        error = run(main())
+    assert error.code() == code
+    assert error.details() == details
+    assert "secret" not in error.details()
