@@ -42,10 +42,12 @@ class Registry:
             self._generic.append(handler)
             # grpcio's service handlers (grpc.ServiceRpcHandler) also say their service's name.
             service_name = getattr(handler, "service_name", None)
-            if callable(service_name):
-                name = service_name()
-                if isinstance(name, str):
-                    self._add_service_name(name)
+            try:
+                name = service_name() if callable(service_name) else None
+            except TypeError:  # some other method of that name
+                name = None
+            if isinstance(name, str):
+                self._add_service_name(name)
 
     def add_registered(self, service_name: str, method_handlers: Mapping[str, Any]) -> None:
         """grpcio's ``add_registered_method_handlers``: exact paths that take precedence over
