@@ -1,9 +1,10 @@
 """Method handlers: what the server runs for one ``/package.Service/Method`` path.
 
 A handler pairs the application's function with the call's cardinality and the message
-(de)serializers. They come from protobuf service descriptors (``_service.py``) or are built by hand
+(de)serializers. They come from protobuf service descriptors (``_service.py``), are built by hand
 with the grpcio-named helpers below (the "generic handler" route, for services without a
-``.proto``).
+``.proto``), or are converted from grpcio's own handlers (``as_method_handler``), which is what
+``add_XServicer_to_server`` in grpcio-generated ``_pb2_grpc`` modules registers.
 """
 
 from __future__ import annotations
@@ -58,6 +59,45 @@ class MethodHandler:
     @property
     def response_streaming(self) -> bool:
         return self.cardinality.response_streaming
+
+
+#: The attribute of a grpcio ``RpcMethodHandler`` that holds the behavior of each call kind.
+_GRPCIO_BEHAVIOR_FIELDS = {
+    Cardinality.UNARY_UNARY: "unary_unary",
+    Cardinality.UNARY_STREAM: "unary_stream",
+    Cardinality.STREAM_UNARY: "stream_unary",
+    Cardinality.STREAM_STREAM: "stream_stream",
+}
+
+
+def as_method_handler(handler: Any) -> MethodHandler:
+    """``handler`` as a ``MethodHandler``: ours as it is, grpcio's converted by its attributes.
+
+    grpcio-generated ``add_XServicer_to_server`` builds handlers with
+    ``grpc.unary_unary_rpc_method_handler(...)`` and friends: ``grpc.RpcMethodHandler`` tuples of
+    ``request_streaming``, ``response_streaming``, ``request_deserializer``,
+    ``response_serializer`` and one behavior per call kind (``unary_unary``, ``unary_stream``,
+    ``stream_unary``, ``stream_stream``; the others None). They are read by duck typing, so that
+    ``rpc`` never imports grpcio. Called once per handler at registration, not per call.
+    """
+    if isinstance(handler, MethodHandler):
+        return handler
+    try:
+        kind = Cardinality.of(handler.request_streaming, handler.response_streaming)
+        behavior = getattr(handler, _GRPCIO_BEHAVIOR_FIELDS[kind])
+        request_deserializer = handler.request_deserializer
+        response_serializer = handler.response_serializer
+    except AttributeError as exc:
+        raise TypeError(
+            f"not a method handler: {handler!r} (an rpc.MethodHandler, or an object with "
+            f"grpc.RpcMethodHandler's attributes, is needed): {exc}"
+        ) from None
+    if not callable(behavior):
+        raise TypeError(
+            f"method handler {handler!r} is {kind.name.lower()} but its "
+            f"{_GRPCIO_BEHAVIOR_FIELDS[kind]} behavior is {behavior!r}"
+        )
+    return _handler(kind, behavior, request_deserializer, response_serializer)
 
 
 def _handler(
@@ -119,18 +159,27 @@ class HandlerCallDetails:
 
 
 class GenericRpcHandler(Protocol):
-    """grpcio's generic handler protocol: pick a handler for any path, or return None."""
+    """grpcio's generic handler protocol: pick a handler for any path, or return None.
+
+    grpcio's own generic handlers (``grpc.method_handlers_generic_handler(...)``, as registered by
+    grpcio-generated ``add_XServicer_to_server``) work too: the ``grpc.RpcMethodHandler`` they
+    return is converted with ``as_method_handler``.
+    """
 
     def service(self, handler_call_details: HandlerCallDetails) -> Optional[MethodHandler]: ...
 
 
 class ServiceHandlers:
-    """A fixed set of method handlers for one service, looked up by exact path."""
+    """A fixed set of method handlers for one service, looked up by exact path.
 
-    def __init__(self, service_name: str, method_handlers: Mapping[str, MethodHandler]) -> None:
+    The handlers may be grpcio's ``RpcMethodHandler``s too: they are converted here, once.
+    """
+
+    def __init__(self, service_name: str, method_handlers: Mapping[str, Any]) -> None:
         self.service_name = service_name
         self.method_handlers: dict[str, MethodHandler] = {
-            f"/{service_name}/{name}": handler for name, handler in method_handlers.items()
+            f"/{service_name}/{name}": as_method_handler(handler)
+            for name, handler in method_handlers.items()
         }
 
     def service(self, handler_call_details: HandlerCallDetails) -> Optional[MethodHandler]:
@@ -138,7 +187,7 @@ class ServiceHandlers:
 
 
 def method_handlers_generic_handler(
-    service: str, method_handlers: Mapping[str, MethodHandler]
+    service: str, method_handlers: Mapping[str, Any]
 ) -> ServiceHandlers:
     """Bundle handlers named by method into a service (grpcio's function of the same name)."""
     return ServiceHandlers(service, method_handlers)

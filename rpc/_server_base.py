@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 from google.protobuf.descriptor import ServiceDescriptor
@@ -91,8 +91,27 @@ class ServerCore:
         self._registry.add(service_handlers(descriptor, servicer))
 
     def add_generic_rpc_handlers(self, handlers: Sequence[GenericRpcHandler]) -> None:
+        """Add handlers that pick a method handler per path (grpcio's name).
+
+        h2rpc's own (``rpc.method_handlers_generic_handler``) are merged into the exact-path
+        table; any other object with a ``service(handler_call_details)`` method, grpcio's
+        included, is asked per call for a path not in that table.
+        """
         for handler in handlers:
             self._registry.add(handler)
+
+    def add_registered_method_handlers(
+        self, service_name: str, method_handlers: Mapping[str, Any]
+    ) -> None:
+        """Serve ``service_name``'s methods with ``method_handlers`` by method name (grpcio's name).
+
+        grpcio-generated ``add_XServicer_to_server`` (recent grpcio-tools, 1.64 already) calls
+        this after ``add_generic_rpc_handlers`` with the same handlers; as in grpcio, these take
+        precedence over a generic handler's for the same paths. The handlers may be
+        ``rpc.MethodHandler`` or grpcio's ``grpc.RpcMethodHandler`` (converted once, here), and
+        their paths are served by one dict lookup per call.
+        """
+        self._registry.add_registered(service_name, method_handlers)
 
     def add_method(self, path: str, handler: MethodHandler) -> None:
         """Serve one ``/package.Service/Method`` path with a hand-built handler."""

@@ -375,7 +375,12 @@ class ServerCallCore:
         return Status(code, self._details)
 
     def _status_of_exception(self, exc: BaseException) -> Optional[Status]:
-        """The one place where a handler's failure becomes a status (None: nobody to tell)."""
+        """The one place where a handler's failure becomes a status (None: nobody to tell).
+
+        ``RpcError`` and ``abort`` carry their status; any other exception is UNKNOWN, unless the
+        handler had already chosen a non-OK code with ``set_code`` (then that code and its
+        ``set_details``, as grpcio does).
+        """
         if isinstance(exc, RpcError):
             if exc.trailing_metadata():
                 self._trailing_metadata = exc.trailing_metadata()
@@ -386,9 +391,20 @@ class ServerCallCore:
             return self._abort_status
         if isinstance(exc, StreamGone):
             return self._status_after_cancel() if self._deadline_passed else None
-        log.error("handler for %s raised", self.method(), exc_info=exc)
         # The client learns the exception type, never its text or traceback.
-        return Status(StatusCode.UNKNOWN, f"Unexpected {type(exc).__name__} in handler")
+        generic_details = f"Unexpected {type(exc).__name__} in handler"
+        code = self._code
+        if code is not None and code is not StatusCode.OK:
+            # The handler chose a status with set_code() and then raised: grpcio sends that code
+            # and the details it set (its _server.py, _abortion_code), not UNKNOWN. Generated
+            # servicer bases rely on it: their unimplemented methods do set_code(UNIMPLEMENTED),
+            # set_details('Method not implemented!'), then raise NotImplementedError.
+            log.info(
+                "handler for %s raised after set_code(%s)", self.method(), code.name, exc_info=exc
+            )
+            return Status(code, self._details or generic_details)
+        log.error("handler for %s raised", self.method(), exc_info=exc)
+        return Status(StatusCode.UNKNOWN, generic_details)
 
     def _status_after_cancel(self) -> Optional[Status]:
         if self._deadline_passed:

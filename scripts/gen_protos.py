@@ -5,6 +5,11 @@ with grpcio-tools 1.64.1: its code (protobuf gencode 5.26.1) has no runtime vers
 loads on every protobuf we support (>= 5.26.1, down to Python 3.9 and PyPy). Code from a newer
 protoc insists on a protobuf runtime at least as new as itself.
 
+One ``_pb2_grpc.py`` is committed too: grpcio-tools 1.64.1's grpcio code for the test proto
+(``tests/protos/grpcio_tools_1_64_1/``), so that the tests run grpcio-generated stubs and servicers
+of an older generator on h2rpc next to those of the installed (newest) one, which the tests
+generate as they run (tests/interop/test_grpcio_gencode.py).
+
 Usage::
 
     python scripts/gen_protos.py                 # regenerate in place
@@ -32,19 +37,34 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GRPCIO_TOOLS = "grpcio-tools==1.64.1"
 GENCODE_VERSION = "5.26.1"  # what grpcio-tools 1.64.1 writes in "# Protobuf Python Version:"
+#: What grpcio-tools 1.64.1 writes in its ``_pb2_grpc`` modules.
+GRPC_GENCODE_MARKER = "GRPC_GENERATED_VERSION = '1.64.1'"
 
 
 @dataclass(frozen=True)
 class ProtoSet:
     """Protos compiled together: ``include`` is the proto path, ``protos`` are relative to it.
 
-    The generated modules land under ``include`` as protoc lays them out; a proto's path
-    relative to ``include`` is also its name in the descriptor pool and, for its imports, its
-    Python module path.
+    The generated modules land under ``out`` (default: ``include``) as protoc lays them out; a
+    proto's path relative to ``include`` is also its name in the descriptor pool and, for its
+    imports, its Python module path. ``grpc_only``: only the ``_pb2_grpc.py`` module (grpcio's
+    stubs and servicers), not the ``_pb2`` ones.
     """
 
     include: str
     protos: tuple[str, ...]
+    out: str = ""
+    grpc_only: bool = False
+
+    @property
+    def out_dir(self) -> str:
+        return self.out or self.include
+
+    def generated_names(self, proto: str) -> list[str]:
+        stem = proto[: -len(".proto")]
+        if self.grpc_only:
+            return [f"{stem}_pb2_grpc.py"]
+        return [f"{stem}_pb2.py", f"{stem}_pb2.pyi"]
 
 
 PROTO_SETS = (
@@ -61,12 +81,15 @@ PROTO_SETS = (
             "rpc/interop/proto/test.proto",
         ),
     ),
+    # grpcio-tools 1.64.1's grpcio code for the test proto; it imports "h2rpc_test_pb2", which
+    # the tests compile as they run (tests/protos/compile.py).
+    ProtoSet(
+        "tests/protos",
+        ("h2rpc_test.proto",),
+        out="tests/protos/grpcio_tools_1_64_1",
+        grpc_only=True,
+    ),
 )
-
-
-def generated_names(proto: str) -> list[str]:
-    stem = proto[: -len(".proto")]
-    return [f"{stem}_pb2.py", f"{stem}_pb2.pyi"]
 
 
 def tools_version(python: str) -> str | None:
@@ -96,26 +119,29 @@ def make_generator_venv(directory: Path) -> str:
 def generate(python: str, out_dir: Path) -> None:
     """Compile every proto set into ``out_dir`` (laid out like the repository)."""
     for proto_set in PROTO_SETS:
-        target = out_dir / proto_set.include
+        target = out_dir / proto_set.out_dir
         target.mkdir(parents=True, exist_ok=True)
+        if proto_set.grpc_only:
+            outputs = [f"--grpc_python_out={target}"]
+            marker, lines, what = GRPC_GENCODE_MARKER, 15, "grpcio-tools 1.64.1 grpcio code"
+        else:
+            outputs = [f"--python_out={target}", f"--pyi_out={target}"]
+            marker = f"# Protobuf Python Version: {GENCODE_VERSION}"
+            lines, what = 5, f"protobuf {GENCODE_VERSION} gencode"
         command = [
             python,
             "-m",
             "grpc_tools.protoc",
             f"--proto_path={REPO_ROOT / proto_set.include}",
-            f"--python_out={target}",
-            f"--pyi_out={target}",
+            *outputs,
             *proto_set.protos,
         ]
         subprocess.run(command, check=True, cwd=REPO_ROOT / proto_set.include)
         for proto in proto_set.protos:
-            module = target / generated_names(proto)[0]
-            header = module.read_text(encoding="utf-8").splitlines()[:5]
-            if f"# Protobuf Python Version: {GENCODE_VERSION}" not in header:
-                raise SystemExit(
-                    f"{module.name}: not protobuf {GENCODE_VERSION} gencode; "
-                    f"the generator must be {GRPCIO_TOOLS}"
-                )
+            module = target / proto_set.generated_names(proto)[0]
+            header = module.read_text(encoding="utf-8").splitlines()[:lines]
+            if marker not in header:
+                raise SystemExit(f"{module.name}: not {what}; the generator must be {GRPCIO_TOOLS}")
 
 
 def compare_or_copy(out_dir: Path, *, check: bool) -> list[str]:
@@ -123,15 +149,16 @@ def compare_or_copy(out_dir: Path, *, check: bool) -> list[str]:
     stale = []
     for proto_set in PROTO_SETS:
         for proto in proto_set.protos:
-            for name in generated_names(proto):
-                fresh = out_dir / proto_set.include / name
-                committed = REPO_ROOT / proto_set.include / name
+            for name in proto_set.generated_names(proto):
+                fresh = out_dir / proto_set.out_dir / name
+                committed = REPO_ROOT / proto_set.out_dir / name
                 relative = str(committed.relative_to(REPO_ROOT))
                 if committed.is_file() and filecmp.cmp(fresh, committed, shallow=False):
                     continue
                 if check:
                     stale.append(relative)
                 else:
+                    committed.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(fresh, committed)
                     print(f"wrote {relative}")
     return stale

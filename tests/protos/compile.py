@@ -33,8 +33,11 @@ PROTOS_DIR = Path(__file__).resolve().parent
 PROTO_FILES = ("h2rpc_test.proto",)
 
 
-def compile_protos(out_dir: str | os.PathLike[str], *, grpc: bool = True) -> Path:
-    """Generate the ``_pb2`` (and, if ``grpc``, ``_pb2_grpc``) modules of the test protos."""
+def compile_protos(
+    out_dir: str | os.PathLike[str], *, grpc: bool = True, messages: bool = True
+) -> Path:
+    """Generate the ``_pb2`` (if ``messages``) and ``_pb2_grpc`` (if ``grpc``) modules of the
+    test protos."""
     try:
         from grpc_tools import protoc
     except ImportError as exc:
@@ -53,7 +56,7 @@ def compile_protos(out_dir: str | os.PathLike[str], *, grpc: bool = True) -> Pat
                 "grpc_tools.protoc",
                 f"--proto_path={PROTOS_DIR}",
                 f"--proto_path={well_known_includes}",
-                f"--python_out={out}",
+                *([f"--python_out={out}"] if messages else []),
                 *([f"--grpc_python_out={out}"] if grpc else []),
                 str(PROTOS_DIR / proto),
             ]
