@@ -4,6 +4,7 @@ The server ends each stream (3 x 1 MiB, within the 4 MiB stream window) before t
 read past the first message; the client then drops the call. Those unread bytes used to go on
 counting against the 16 MiB connection window forever, so after a few such calls the server
 could not send another byte on the connection: a full stream then ran into its deadline.
+The same decision is pinned at the session level first, over the in-memory link (no sockets).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 import rpc
 from tests.rpc.helpers import generic_server, run, serving
 from tests.rpc.server_thread import ServerThread
+from tests.transport.pair import REQUEST, RESPONSE, TRAILERS
+from tests.transport.session_pair import SessionPair
 
 MESSAGE = b"x" * (1 << 20)
 COUNT = 3
@@ -26,6 +29,38 @@ ABANDONED = 12  # 12 x 2 MiB unread > the 16 MiB connection window
 async def three_mib(request: bytes, context: rpc.ServicerContext) -> AsyncIterator[bytes]:
     for _ in range(COUNT):
         yield MESSAGE
+
+
+def test_unread_bytes_of_a_finished_stream_go_back_to_the_connection_window() -> None:
+    pair = SessionPair()  # 4 MiB stream windows, a 16 MiB connection window
+    body = bytes(range(256)) * (2 << 12)  # 2 MiB
+    for _ in range(ABANDONED):
+        call = pair.open(REQUEST, end_stream=True)
+        (handler,) = pair.take_requests()
+        handler.send_headers(RESPONSE)
+        handler.send_data(body)
+        handler.send_trailers(TRAILERS)
+        pair.pump()
+        # Before the fix the ninth response stalled here: the connection window was full.
+        assert call.trailers == TRAILERS, "the server could not finish the response"
+        assert call.read()  # the caller reads a first chunk and drops the call
+        assert call.unread > 0
+    last = pair.open(REQUEST, end_stream=True)
+    (handler,) = pair.take_requests()
+    handler.send_headers(RESPONSE)
+    handler.send_data(body)
+    handler.send_trailers(TRAILERS)
+    pair.pump()
+    assert last.read_available() == body
+    assert last.trailers == TRAILERS
+    pair.pump()
+    # Bytes left in an abandoned stream stay readable; reading them gives no credit twice.
+    updates = len(pair.frames("client", "WINDOW_UPDATE"))
+    unread = call.unread
+    assert call.read_available() == body[-unread:]
+    assert not pair.client_driver.flush_requested
+    pair.pump()
+    assert len(pair.frames("client", "WINDOW_UPDATE")) == updates
 
 
 def make_server() -> rpc.Server:
