@@ -9,14 +9,13 @@ The same decision is pinned at the session level first, over the in-memory link 
 
 from __future__ import annotations
 
-import asyncio
 import gc
-import time
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import rpc
-from tests.rpc.helpers import generic_server, run, serving
+from tests.rpc.helpers import eventually, generic_server, run, serving, wait_until
 from tests.rpc.server_thread import ServerThread
 from tests.transport.pair import REQUEST, RESPONSE, TRAILERS
 from tests.transport.session_pair import SessionPair
@@ -67,16 +66,22 @@ def make_server() -> rpc.Server:
     return generic_server({"Three": rpc.unary_stream_rpc_method_handler(three_mib)}, "a.A")
 
 
+def server_finished(call: Any) -> bool:
+    """The whole response stream is in (END_STREAM came): the call's stream is released."""
+    stream = call._stream
+    return stream is not None and stream.remote_ended
+
+
 def test_async_client_abandoning_finished_streams() -> None:
     async def main() -> None:
         async with serving(make_server()) as target, rpc.Channel(target) as channel:
             three = channel.unary_stream("/a.A/Three")
             for _ in range(ABANDONED):
                 call: Any = three(b"", timeout=10)
-                await asyncio.sleep(0.3)  # the server finishes the stream meanwhile
                 async for message in call:
                     assert message == MESSAGE
                     break
+                await eventually(partial(server_finished, call))
                 del call
                 gc.collect()
             received = [m async for m in three(b"", timeout=3)]
@@ -90,7 +95,7 @@ def test_blocking_client_abandoning_finished_streams() -> None:
         three = channel.unary_stream("/a.A/Three")
         for _ in range(ABANDONED):
             call: Any = three(b"", timeout=10)
-            time.sleep(0.3)
             assert next(iter(call)) == MESSAGE
+            wait_until(partial(server_finished, call))
             del call
         assert len(list(three(b"", timeout=3))) == COUNT
