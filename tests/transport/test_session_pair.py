@@ -150,3 +150,21 @@ def test_a_blocking_end_serves_a_unary_call_without_its_reader_thread() -> None:
     assert call.read_available() == b"world"
     assert call.trailers == TRAILERS
     assert not pair.client.streams and not pair.server.streams
+
+
+def test_a_blocking_end_makes_a_unary_call_without_its_reader_thread() -> None:
+    pair = SessionPair(blocking_client=True)
+    call = pair.open(REQUEST)
+    call.send_data(b"hello", end_stream=True, timeout=0)
+    pair.pump()
+    (handler,) = pair.take_requests()
+    assert handler.read_available() == b"hello"
+    handler.send_headers(RESPONSE)
+    handler.send_data(b"world")
+    handler.send_trailers(TRAILERS)
+    pair.pump()
+    assert call.receive_response_headers(timeout=0) == RESPONSE
+    assert call.read(timeout=0) == b"world"
+    assert call.read(timeout=0) == b""
+    assert call.trailers == TRAILERS
+    assert not pair.client.streams and not pair.server.streams
