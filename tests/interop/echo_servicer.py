@@ -100,7 +100,7 @@ class EchoTestServicer:
             index += 1
 
 
-def make_server(**options: Any) -> rpc.Server:
+def make_server(*, servicer: Optional[EchoTestServicer] = None, **options: Any) -> rpc.Server:
     server = rpc.Server(**options)
-    server.add_service(SERVICE, EchoTestServicer())
+    server.add_service(SERVICE, servicer or EchoTestServicer())
     return server

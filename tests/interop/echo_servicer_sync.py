@@ -88,8 +88,10 @@ class EchoTestServicer:
             yield _respond(context, request, index)
 
 
-def make_sync_server(**options: Any) -> rpc.sync.Server:
+def make_sync_server(
+    *, servicer: Optional[EchoTestServicer] = None, **options: Any
+) -> rpc.sync.Server:
     options.setdefault("max_workers", 400)
     server = rpc.sync.Server(**options)
-    server.add_service(SERVICE, EchoTestServicer())
+    server.add_service(SERVICE, servicer or EchoTestServicer())
     return server

@@ -28,18 +28,40 @@ sys.path.insert(0, str(HERE))
 from compile import ensure_proto_path  # noqa: E402
 
 ensure_proto_path()
+import echo_servicer  # noqa: E402
+import echo_servicer_sync  # noqa: E402
 from echo_servicer import make_server  # noqa: E402
 from echo_servicer_sync import make_sync_server  # noqa: E402
-from peer_options import add_server_options  # noqa: E402
+from peer_options import CALL_BEGUN, add_server_options  # noqa: E402
 
 import rpc  # noqa: E402
 
 MAX_MESSAGE_LENGTH = 64 * 1024 * 1024
 STOP_GRACE_SECONDS = 1.0
+log = logging.getLogger("h2rpc_peer")
+
+
+class LoggingServicer(echo_servicer.EchoTestServicer):
+    """--log-calls: says on stderr when each Unary call begins (tests wait for it)."""
+
+    async def Unary(self, request: Any, context: Any) -> Any:
+        log.info(CALL_BEGUN)
+        return await super().Unary(request, context)
+
+
+class LoggingSyncServicer(echo_servicer_sync.EchoTestServicer):
+    def Unary(self, request: Any, context: Any) -> Any:
+        log.info(CALL_BEGUN)
+        return super().Unary(request, context)
 
 
 def server_options(args: argparse.Namespace) -> dict[str, Any]:
+    if args.log_calls:
+        servicer = LoggingSyncServicer() if args.sync else LoggingServicer()
+    else:
+        servicer = None
     return {
+        "servicer": servicer,
         "max_receive_message_length": args.max_receive_message_length,
         "max_send_message_length": MAX_MESSAGE_LENGTH,
         "max_concurrent_streams": args.max_concurrent_streams or None,
@@ -112,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--sync", action="store_true", help="serve with rpc.sync.Server")
+    parser.add_argument("--log-calls", action="store_true", help="log each Unary call's start")
     add_server_options(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

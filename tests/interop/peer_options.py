@@ -6,6 +6,11 @@ import argparse
 
 DEFAULT_MAX_MESSAGE_LENGTH = 64 * 1024 * 1024
 
+#: What the h2rpc peer started with ``--log-calls`` writes to stderr as each Unary call begins,
+#: so that a test whose client cannot see that (grpcio's unary future shows nothing before its
+#: end) can wait for it.
+CALL_BEGUN = "call begun: Unary"
+
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

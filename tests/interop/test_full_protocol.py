@@ -12,6 +12,7 @@ import contextlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from peer_options import CALL_BEGUN
 from peers import (
     GRPCIO_AVAILABLE,
     GRPCIO_UNAVAILABLE_REASON,
@@ -38,6 +40,7 @@ import h2rpc_test_pb2_grpc as pb_grpc
 import trustme
 
 import rpc
+from tests.rpc.helpers import eventually, wait_until
 
 SERVICE = pb.DESCRIPTOR.services_by_name["EchoTest"]
 SCRIPTS = {"grpcio": INTEROP_DIR / "grpcio_peer.py", "h2rpc": INTEROP_DIR / "h2rpc_peer.py"}
@@ -58,6 +61,18 @@ def peer(kind: str, *flags: str) -> Iterator[tuple[PeerProcess, str]]:
     finally:
         proc.stop()
         proc.remove_logs()
+
+
+def wait_for_calls(proc: PeerProcess, count: int) -> None:
+    """Wait until an h2rpc peer started with ``--log-calls`` has begun ``count`` more Unary calls
+    (counted in its stderr from the previous ``new_stderr()`` on)."""
+    log: list[str] = []
+
+    def begun() -> bool:
+        log.append(proc.new_stderr())
+        return "".join(log).count(CALL_BEGUN) >= count
+
+    wait_until(begun, message=f"the server did not begin {count} calls")
 
 
 def run(coro: Any, timeout: float = 40) -> Any:
@@ -136,18 +151,21 @@ def test_cancel_after_begin_and_after_first_response_against_grpcio(grpcio_serve
 def test_cancel_after_begin_and_after_first_response_against_h2rpc(
     grpcio_stub: pb_grpc.EchoTestStub,
 ):
+    begun = threading.Event()
+
     def never_ending() -> Iterator[pb.EchoRequest]:
         yield pb.EchoRequest(payload=b"x")
-        time.sleep(30)
+        begun.set()  # grpcio came back for more: the call has begun
+        time.sleep(30)  # a request stream that never ends
 
     future = grpcio_stub.ClientStream.future(never_ending())
-    time.sleep(0.1)
+    assert begun.wait(5)
     assert future.cancel()
     assert future.code() == grpc.StatusCode.CANCELLED
 
     def two() -> Iterator[pb.EchoRequest]:
         yield pb.EchoRequest(payload=b"first")
-        time.sleep(30)
+        time.sleep(30)  # and then nothing: the request stream stalls
 
     call = grpcio_stub.Bidi(two())
     assert next(call).payload == b"first"
@@ -268,8 +286,8 @@ def test_server_killed_mid_call_h2rpc_client_sees_unavailable():
         async with rpc.Channel(target) as channel:
             stub = rpc.Stub(channel, SERVICE)
             await stub.Unary(pb.EchoRequest())
-            pending = asyncio.ensure_future(stub.Unary(pb.EchoRequest(sleep_ms=30_000)))
-            await asyncio.sleep(0.2)
+            pending = stub.Unary(pb.EchoRequest(sleep_ms=30_000))
+            await pending.initial_metadata()  # the server is in the call
             proc.kill()
             started = time.monotonic()
             with pytest.raises(rpc.RpcError) as info:
@@ -283,11 +301,12 @@ def test_server_killed_mid_call_h2rpc_client_sees_unavailable():
 
 @pytest.mark.parametrize("server", ["h2rpc", "h2rpc_sync"])
 def test_server_killed_mid_call_grpcio_client_sees_unavailable(server: str):
-    with peer(server) as (proc, target), grpc.insecure_channel(target) as channel:
+    with peer(server, "--log-calls") as (proc, target), grpc.insecure_channel(target) as channel:
         stub = pb_grpc.EchoTestStub(channel)
         stub.Unary(pb.EchoRequest(), timeout=10)
+        proc.new_stderr()
         future = stub.Unary.future(pb.EchoRequest(sleep_ms=30_000), timeout=20)
-        time.sleep(0.2)
+        wait_for_calls(proc, 1)  # the server is in the call
         proc.kill()
         started = time.monotonic()
         assert future.code() == grpc.StatusCode.UNAVAILABLE
@@ -299,11 +318,8 @@ def test_graceful_stop_of_grpcio_finishes_h2rpc_calls_in_flight():
         async with rpc.Channel(target) as channel:
             stub = rpc.Stub(channel, SERVICE)
             await stub.Unary(pb.EchoRequest())
-            calls = [
-                asyncio.ensure_future(stub.Unary(pb.EchoRequest(payload=b"%d" % i, sleep_ms=400)))
-                for i in range(10)
-            ]
-            await asyncio.sleep(0.1)
+            calls = [stub.Unary(pb.EchoRequest(payload=b"%d" % i, sleep_ms=400)) for i in range(10)]
+            await asyncio.gather(*(call.initial_metadata() for call in calls))  # all in flight
             proc.send_signal(signal.SIGTERM)  # the peer stops with a 1 s grace
             replies = await asyncio.gather(*calls)
             assert [r.payload for r in replies] == [b"%d" % i for i in range(10)]
@@ -314,14 +330,15 @@ def test_graceful_stop_of_grpcio_finishes_h2rpc_calls_in_flight():
 
 @pytest.mark.parametrize("server", ["h2rpc", "h2rpc_sync"])
 def test_graceful_stop_of_h2rpc_finishes_grpcio_calls_in_flight(server: str):
-    with peer(server) as (proc, target), grpc.insecure_channel(target) as channel:
+    with peer(server, "--log-calls") as (proc, target), grpc.insecure_channel(target) as channel:
         stub = pb_grpc.EchoTestStub(channel)
         stub.Unary(pb.EchoRequest(), timeout=10)
+        proc.new_stderr()
         futures = [
             stub.Unary.future(pb.EchoRequest(payload=b"%d" % i, sleep_ms=400), timeout=10)
             for i in range(10)
         ]
-        time.sleep(0.1)
+        wait_for_calls(proc, 10)  # all ten are in the server's hands
         proc.send_signal(signal.SIGTERM)
         assert [f.result().payload for f in futures] == [b"%d" % i for i in range(10)]
         assert proc.wait(10) == 0, proc.stderr_text()
@@ -363,7 +380,8 @@ stub.Unary(pb.EchoRequest(sleep_ms=30_000), timeout=60)
 
 def test_h2rpc_server_keepalive_detects_a_grpcio_client_that_stops_answering():
     """grpcio's client is frozen mid-call (SIGSTOP): our server's PINGs go unanswered."""
-    with peer("h2rpc", "--keepalive-time", "0.3", "--keepalive-timeout", "0.5") as (proc, target):
+    flags = ("--keepalive-time", "0.3", "--keepalive-timeout", "0.5", "--log-calls")
+    with peer("h2rpc", *flags) as (proc, target):
         client = subprocess.Popen(
             [sys.executable, "-c", GRPCIO_LONG_CALL, target],
             stdout=subprocess.PIPE,
@@ -372,15 +390,15 @@ def test_h2rpc_server_keepalive_detects_a_grpcio_client_that_stops_answering():
         )
         try:
             assert client.stdout is not None and client.stdout.readline() == "calling\n"
-            time.sleep(0.3)
-            proc.new_stderr()
+            wait_for_calls(proc, 1)  # the server is in the call
             client.send_signal(signal.SIGSTOP)
-            deadline = time.monotonic() + 5
-            log = ""
-            while "did not answer a keepalive PING" not in log:
-                assert time.monotonic() < deadline, f"the server never gave up: {log}"
-                time.sleep(0.05)
-                log += proc.new_stderr()
+            log: list[str] = []
+
+            def gave_up() -> bool:
+                log.append(proc.new_stderr())
+                return "did not answer a keepalive PING" in "".join(log)
+
+            wait_until(gave_up, message="the server never gave up")
         finally:
             client.kill()
             client.wait(5)
@@ -404,10 +422,7 @@ def test_grpcio_server_says_too_many_pings_and_h2rpc_backs_off():
             await stub.Unary(pb.EchoRequest())
             conn = channel._conn
             assert conn is not None
-            for _ in range(200):
-                if conn.goaway_received:
-                    break
-                await asyncio.sleep(0.02)
+            await eventually(lambda: conn.goaway_received, timeout=4)
             assert conn.goaway_debug_data == b"too_many_pings"
             assert (await stub.Unary(pb.EchoRequest(payload=b"again"))).payload == b"again"
             assert channel._connection_options.keepalive_time == pytest.approx(0.1)
@@ -511,6 +526,19 @@ if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
 
 
+def calls_begun(channel: rpc.sync.Channel) -> int:
+    """Calls on the channel's connection whose response headers came: the server has begun them.
+
+    (The echo servers send their headers before they sleep; a blocking unary call has no API to
+    wait for its headers alone.)
+    """
+    conn = channel._conn
+    if conn is None:
+        return 0
+    with conn.lock:
+        return sum(s.response_headers is not None for s in conn.session.streams.values())
+
+
 def test_graceful_stop_of_grpcio_finishes_blocking_h2rpc_calls_in_flight():
     with peer("grpcio") as (proc, target), rpc.sync.Channel(target) as channel:
         stub = rpc.Stub(channel, SERVICE)
@@ -520,7 +548,7 @@ def test_graceful_stop_of_grpcio_finishes_blocking_h2rpc_calls_in_flight():
                 pool.submit(stub.Unary, pb.EchoRequest(payload=b"%d" % i, sleep_ms=400))
                 for i in range(10)
             ]
-            time.sleep(0.1)
+            wait_until(lambda: calls_begun(channel) == 10)  # all ten are in the server's hands
             proc.send_signal(signal.SIGTERM)
             assert [f.result(10).payload for f in futures] == [b"%d" % i for i in range(10)]
 
@@ -534,7 +562,7 @@ def test_blocking_server_stop_with_calls_in_flight_seen_by_blocking_client():
                 pool.submit(stub.Unary, pb.EchoRequest(payload=b"%d" % i, sleep_ms=400))
                 for i in range(10)
             ]
-            time.sleep(0.1)
+            wait_until(lambda: calls_begun(channel) == 10)  # all ten are in the server's hands
             proc.send_signal(signal.SIGTERM)
             assert [f.result(10).payload for f in futures] == [b"%d" % i for i in range(10)]
         assert proc.wait(10) == 0

@@ -6,7 +6,6 @@ peer completely: no error event, every message typed, windows that agree with h2
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ import h2rpc_test_pb2 as pb
 from echo_servicer_sync import make_sync_server
 
 import rpc
+from tests.rpc.helpers import eventually, wait_until
 
 SERVICE = pb.DESCRIPTOR.services_by_name["EchoTest"]
 UNARY = "/h2rpc.test.EchoTest/Unary"
@@ -41,6 +41,14 @@ def _check_complete(tracer: rpc.Tracer, side: str) -> None:
                 "literal-without-indexing",
                 "literal-never-indexed",
             )
+
+
+def _late_ping_in(tracer: rpc.Tracer) -> bool:
+    """grpcio's PING after the last request or response (its BDP probe, ~0.1 s after the data)
+    has been traced: the frames it sends late are in the trace too."""
+    frames = tracer.frames(direction="in")
+    heads = [i for i, e in enumerate(frames) if e["type"] == "HEADERS"]
+    return bool(heads) and any(e["type"] == "PING" for e in frames[heads[-1] + 1 :])
 
 
 def _assert_connection_windows_match_h2(core: Any) -> None:
@@ -67,7 +75,7 @@ def test_h2rpc_client_traced_against_grpcio_server(grpcio_server_target: str) ->
             assert [r.index for r in replies] == [0, 1, 2]
             with pytest.raises(rpc.RpcError):
                 await stub.Unary(pb.EchoRequest(status_code=5, status_message="nope"))
-            await asyncio.sleep(0.1)  # let grpcio's late frames (PING, WINDOW_UPDATE) land
+            await eventually(lambda: _late_ping_in(tracer))  # grpcio's late frames land
             conn = channel._conn
             assert conn is not None
             _assert_connection_windows_match_h2(conn.session.core)
@@ -126,8 +134,13 @@ def test_h2rpc_server_traced_under_grpcio_client() -> None:
                 0,
                 1,
             ]
-            time.sleep(0.1)
             [conn] = server._listeners[0].snapshot()
+
+            def late_ping() -> bool:
+                with conn.cond:
+                    return _late_ping_in(tracer)
+
+            wait_until(late_ping)  # grpcio's late frames land
             with conn.cond:
                 _assert_connection_windows_match_h2(conn.session.core)
                 tracer.stop()

@@ -20,6 +20,7 @@ import argparse
 import json
 import queue
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterator, Sequence
@@ -74,6 +75,8 @@ class Requests:
 
     def __init__(self) -> None:
         self._queue: queue.Queue[Any] = queue.Queue()
+        #: grpcio began to consume the requests: the call has begun.
+        self.started = threading.Event()
 
     def put(self, message: Any) -> None:
         self._queue.put(message)
@@ -82,6 +85,7 @@ class Requests:
         self._queue.put(self._END)
 
     def __iter__(self) -> Iterator[Any]:
+        self.started.set()
         while True:
             item = self._queue.get()
             if item is self._END:
@@ -316,7 +320,7 @@ def cancel_after_begin(s: Stubs) -> None:
     requests = Requests()
     future = s.StreamingInputCall.future(iter(requests), timeout=s.timeout)
     try:
-        time.sleep(0.05)
+        check(requests.started.wait(s.timeout), "the call never began")
         check(not future.done(), "the call ended before it was cancelled")
         check(future.cancel(), "cancel() had no effect")
         check(future.cancelled(), "the call is not cancelled")

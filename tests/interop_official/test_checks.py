@@ -154,8 +154,8 @@ def test_the_server_observes_interval_us_and_half_duplex() -> None:
         await call.write(request(3))
         await call.write(request(4, 5))
         read = asyncio.ensure_future(call.read())
-        await asyncio.sleep(0.1)
-        assert not read.done()  # nothing before the half-close
+        await asyncio.sleep(0.1)  # a time that must pass without a response...
+        assert not read.done()  # ... as nothing comes before the half-close
         await call.done_writing()
         assert len((await read).payload.body) == 3
         assert [len(r.payload.body) async for r in call] == [4, 5]

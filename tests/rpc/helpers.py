@@ -1,9 +1,12 @@
-"""Shared helpers for in-process rpc tests: bounded asyncio runs and servers for one test."""
+"""Shared helpers for in-process rpc tests: bounded asyncio runs and servers for one test, and
+polling for a condition (``eventually`` in asyncio, ``wait_until`` in threads) instead of sleeping
+for a time that is usually enough."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -36,11 +39,33 @@ async def serving(server: rpc.Server, address: str = "127.0.0.1:0") -> AsyncIter
         await server.stop(0.5)
 
 
-async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait until ``predicate()`` holds, polling; AssertionError after ``timeout``."""
+async def eventually(
+    predicate: Callable[[], bool],
+    timeout: float = 5.0,
+    message: str = "condition not reached in time",
+) -> None:
+    """Wait until ``predicate()`` holds, polling; AssertionError(message) after ``timeout``."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
+    interval = 0.001  # quick conditions are seen at once, slow ones cost few polls
     while not predicate():
         if loop.time() > end:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
+            raise AssertionError(message)
+        await asyncio.sleep(interval)
+        interval = min(2 * interval, 0.01)
+
+
+def wait_until(
+    predicate: Callable[[], bool],
+    timeout: float = 5.0,
+    message: str = "condition not reached in time",
+) -> None:
+    """``eventually`` for threads: block until ``predicate()`` holds, polling; AssertionError
+    after ``timeout``."""
+    end = time.monotonic() + timeout
+    interval = 0.001
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(message)
+        time.sleep(interval)
+        interval = min(2 * interval, 0.01)

@@ -14,6 +14,7 @@ import pytest
 
 import rpc
 from tests.interop.echo_servicer import SERVICE, make_server
+from tests.rpc.helpers import eventually
 
 
 def run(coro: Awaitable[Any], timeout: float = 20) -> Any:
@@ -242,10 +243,7 @@ def test_client_cancel_is_cancelled_and_stops_the_handler():
             with pytest.raises(rpc.RpcError) as info:
                 await call.read()
             assert info.value.code() == rpc.StatusCode.CANCELLED
-            for _ in range(100):
-                if observed:
-                    break
-                await asyncio.sleep(0.01)
+            await eventually(lambda: bool(observed))
             assert observed == ["cancelled"]
 
     run(with_server(server, body))

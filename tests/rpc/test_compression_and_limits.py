@@ -192,7 +192,7 @@ def test_300_concurrent_calls_against_a_limit_of_100_all_succeed():
         nonlocal active, peak
         active += 1
         peak = max(peak, active)
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # long enough for the calls to pile up against the limit
         active -= 1
         return request
 

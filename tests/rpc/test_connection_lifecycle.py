@@ -15,7 +15,7 @@ from tests.rpc.helpers import eventually, generic_server, run, serving
 
 
 async def sleepy(request: bytes, context: rpc.ServicerContext) -> bytes:
-    await asyncio.sleep(float(request or b"0"))
+    await asyncio.sleep(float(request or b"0"))  # a call that lasts as long as it is asked to
     return b"done " + request
 
 
@@ -30,9 +30,10 @@ def test_graceful_stop_lets_in_flight_calls_finish_and_refuses_new_ones():
         async with rpc.Channel(f"127.0.0.1:{port}") as channel:
             call = channel.unary_unary("/t.T/Sleep")
             in_flight = [asyncio.ensure_future(call(b"0.3")) for _ in range(5)]
-            await asyncio.sleep(0.1)
+            await eventually(lambda: len(server._calls) == 5)  # all five are being served
+            conn = channel._conn
             stopping = asyncio.ensure_future(server.stop(grace=5))
-            await asyncio.sleep(0.05)
+            await eventually(lambda: conn is not None and conn.goaway_received)  # it stops
             assert await asyncio.gather(*in_flight) == [b"done 0.3"] * 5
             await stopping
             with pytest.raises(rpc.RpcError) as info:
@@ -49,7 +50,7 @@ def test_stop_after_grace_cancels_what_is_left():
         await server.start()
         async with rpc.Channel(f"127.0.0.1:{port}") as channel:
             slow = asyncio.ensure_future(channel.unary_unary("/t.T/Sleep")(b"30"))
-            await asyncio.sleep(0.1)
+            await eventually(lambda: len(server._calls) == 1)  # it is being served
             started = time.monotonic()
             await server.stop(grace=0.2)
             with pytest.raises(rpc.RpcError) as info:
@@ -68,7 +69,7 @@ def test_goaway_moves_new_calls_to_a_new_connection():
             await call(b"0")
             first = channel._conn
             slow = asyncio.ensure_future(call(b"0.3"))
-            await asyncio.sleep(0.05)
+            await eventually(lambda: len(server._calls) == 1)  # the server has its stream
             for listener in server._listeners:
                 for conn in listener.connections:
                     conn.goaway()  # as a server draining this connection would
@@ -98,7 +99,7 @@ def test_reconnects_after_the_server_restarts_and_wait_for_ready_waits():
             assert info.value.code() == rpc.StatusCode.UNAVAILABLE
             # ...while a wait-for-ready call waits for the server to come up.
             waiting = asyncio.ensure_future(call(b"0", timeout=10, wait_for_ready=True))
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.3)  # a time that must pass: several reconnect attempts fail
             assert not waiting.done()
             server = generic_server(HANDLERS)
             server.add_insecure_port(target)

@@ -140,6 +140,7 @@ def test_client_cancel_of_any_kind_reaches_the_handler(kind: str):
 
     async def wait_forever(context: rpc.ServicerContext) -> None:
         context.add_done_callback(lambda ctx: seen.setdefault("cancelled", ctx.cancelled()))
+        seen["started"] = True
         await asyncio.sleep(30)
 
     async def us(request: bytes, context: rpc.ServicerContext) -> AsyncIterator[bytes]:
@@ -172,7 +173,7 @@ def test_client_cancel_of_any_kind_reaches_the_handler(kind: str):
             elif kind == "stream_unary":
                 call = channel.stream_unary("/t.T/SU")()
                 await call.write(b"x")
-                await asyncio.sleep(0.1)
+                await eventually(lambda: "started" in seen)  # the handler runs
             else:
                 call = channel.stream_stream("/t.T/SS")()
                 await call.write(b"x")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from rpc._handler_threads import HandlerThreads
+from tests.rpc.helpers import wait_until
 
 pytestmark = pytest.mark.time_limit(20)
 
@@ -18,8 +18,7 @@ def test_tasks_run_and_threads_start_only_as_needed() -> None:
     seen: list[int] = []
     for i in range(10):  # one at a time: a single thread serves them all
         pool.submit(seen.append, i)
-        while len(seen) <= i:
-            time.sleep(0.001)
+        wait_until(lambda: len(seen) > i)  # noqa: B023 (used before the next iteration)
     pool.submit(lambda _: done.set(), None)
     assert done.wait(5)
     assert seen == list(range(10))
@@ -47,7 +46,8 @@ def test_never_more_threads_than_the_limit_and_queued_tasks_wait_for_one() -> No
 
     for _ in range(8):
         pool.submit(task, None)
-    time.sleep(0.2)
+    assert pool._threads == 3  # threads start in submit(): never a fourth
+    wait_until(lambda: peak == 3)
     assert peak == 3 and pool._threads == 3  # five tasks queued behind three busy threads
     release.set()
     for _ in range(8):
@@ -78,7 +78,5 @@ def test_shutdown_runs_what_is_queued_and_refuses_more() -> None:
     with pytest.raises(RuntimeError):
         pool.submit(ran.append, 2)
     gate.set()
-    deadline = time.monotonic() + 5
-    while not ran and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: bool(ran))
     assert ran == [1]

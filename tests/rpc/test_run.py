@@ -69,16 +69,18 @@ def test_left_over_tasks_are_cancelled_and_the_loop_closed() -> None:
     cancelled = threading.Event()
     seen: dict[str, Any] = {}
 
-    async def forever() -> None:
+    async def forever(started: asyncio.Event) -> None:
         try:
-            await asyncio.sleep(3600)
+            started.set()
+            await asyncio.sleep(3600)  # left over: only rpc.run's cleanup ends it
         except asyncio.CancelledError:
             cancelled.set()
             raise
 
     async def main() -> int:
-        asyncio.get_running_loop().create_task(forever())
-        await asyncio.sleep(0)
+        started = asyncio.Event()
+        asyncio.get_running_loop().create_task(forever(started))
+        await started.wait()  # it runs, so that cancelling it raises inside it
         seen["loop"] = asyncio.get_running_loop()
         return 7
 

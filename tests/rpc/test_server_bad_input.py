@@ -17,6 +17,7 @@ import pytest
 
 import rpc
 from tests.interop.echo_servicer import SERVICE, make_server
+from tests.rpc.helpers import wait_until
 from tests.rpc.raw_h2 import GRPC_REQUEST, RawClient, headers_of
 from tests.rpc.server_thread import ServerThread
 
@@ -124,10 +125,7 @@ def test_client_vanishing_mid_stream_frees_the_call(server: ServerThread):
         data = raw.sock.recv(65536)
         raw.events += raw.conn.receive_data(data)
     raw.sock.close()
-    deadline = time.monotonic() + 5
-    while server.call(lambda: len(server.server._calls)) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert server.call(lambda: len(server.server._calls)) == 0
+    wait_until(lambda: server.call(lambda: len(server.server._calls)) == 0)
     assert stream_id == 1
     normal_call_succeeds(server.target)
 
@@ -136,11 +134,8 @@ def test_client_reset_cancels_the_handler(server: ServerThread):
     raw = RawClient(server.port)
     bidi = [(k, "/h2rpc.test.EchoTest/Bidi" if k == ":path" else v) for k, v in GRPC_REQUEST]
     stream_id = raw.send_request(bidi, end=False)
-    time.sleep(0.05)
+    wait_until(lambda: server.call(lambda: len(server.server._calls)) == 1)  # the handler runs
     raw.conn.reset_stream(stream_id, 8)
     raw.flush()
-    deadline = time.monotonic() + 5
-    while server.call(lambda: len(server.server._calls)) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert server.call(lambda: len(server.server._calls)) == 0
+    wait_until(lambda: server.call(lambda: len(server.server._calls)) == 0)
     raw.close()

@@ -13,7 +13,6 @@ import contextlib
 import inspect
 import ssl
 import threading
-import time
 from collections.abc import Iterator
 from concurrent import futures
 from typing import Any, Callable
@@ -32,15 +31,7 @@ from grpc_health.v1 import health, health_pb2
 from grpc_status import rpc_status
 
 import rpc
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.01)
-
+from tests.rpc.helpers import wait_until
 
 # ---------------------------------------------------------------------- servers of each kind
 

@@ -23,7 +23,7 @@ import rpc
 from examples.route_guide import route_guide_pb2 as pb
 from rpc import _trace
 from tests.interop.peers import REPO_ROOT, peer_environment
-from tests.rpc.helpers import run, serving
+from tests.rpc.helpers import eventually, run, serving
 from transport import ConnectionOptions
 
 GUIDE = pb.DESCRIPTOR.services_by_name["RouteGuide"]
@@ -315,11 +315,13 @@ def test_deadline_and_cancellation_show_rst_stream_cancel():
             async with rpc.Channel(target, trace=tracer) as channel:
                 stub = rpc.Stub(channel, GUIDE)
                 call = stub.GetFeature(POINT, timeout=0.2)
-                await asyncio.sleep(0.1)  # the server learns of it later
                 with pytest.raises(rpc.RpcError) as info:
                     await call
                 assert info.value.code() == rpc.StatusCode.DEADLINE_EXCEEDED
-                await asyncio.sleep(0.05)
+                # The client's RST_STREAM is written (it may leave after the error is raised).
+                await eventually(
+                    lambda: any(e["type"] == "RST_STREAM" for e in tracer.frames(stream_id=1))
+                )
                 tracer.stop()
 
     run(main())

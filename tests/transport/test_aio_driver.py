@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.rpc.helpers import eventually
 from tests.transport.pair import REQUEST, RESPONSE, TRAILERS
 from transport import (
     Address,
@@ -115,9 +116,12 @@ def test_slow_reader_bounds_memory_by_the_windows():
         conn = await connect(Address(host="127.0.0.1", port=listener.port), options=options)
         stream = await conn.open_stream(REQUEST, end_stream=True)
         await stream.receive_response_headers()
-        await asyncio.sleep(0.5)  # the client reads nothing meanwhile
-        buffered = sum(len(data) for data, _ in stream._inbox)
-        assert buffered <= window
+
+        def buffered() -> int:
+            return sum(len(data) for data, _ in stream._inbox)
+
+        await eventually(lambda: buffered() >= window)  # the client reads nothing meanwhile
+        assert buffered() <= window
         # The sender is parked by backpressure, not buffering: what it handed over is bounded
         # by the window plus its own high-water mark plus one chunk.
         assert sent <= window + 64 * 1024 + 64 * 1024 * 2
@@ -142,7 +146,7 @@ def test_lost_connection_fails_every_pending_stream_at_once():
         listener, tasks = await serving(parse_address("127.0.0.1:0"), never_answer)
         conn = await connect(Address(host="127.0.0.1", port=listener.port))
         streams = [await conn.open_stream(REQUEST, end_stream=True) for _ in range(5)]
-        await asyncio.sleep(0.05)
+        await eventually(lambda: len(tasks) == 5)  # the server is serving all five
         for server_conn in list(listener.connections):
             assert server_conn._transport is not None
             server_conn._transport.abort()  # the server vanishes
@@ -195,7 +199,7 @@ def test_a_busy_iteration_writes_every_flush_every_frames_not_once_at_its_end():
         for _ in range(64):  # no await in between: all in one iteration
             conn.session.open_stream(REQUEST, end_stream=True)
         during = len(writes)
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one loop iteration: the end-of-iteration flush runs
         return [during, len(writes)]
 
     during, after = run(_counting_writes(body))
