@@ -207,6 +207,20 @@ class AsyncConnection(SessionView, asyncio.BufferedProtocol):
         """Send a graceful GOAWAY: streams already open go on; new ones are refused."""
         self.session.goaway(error_code, message)
 
+    def shut_down(self) -> None:
+        """Server role: begin a graceful shutdown (``Session.shut_down``): GOAWAY(2^31-1) and a
+        PING now, the final GOAWAY when the PING is answered or times out."""
+        self.session.shut_down()
+
+    async def wait_drained(self) -> None:
+        """Wait until a graceful shutdown has sent its final GOAWAY (or the connection is gone):
+        from then on no new stream can start here."""
+        session = self.session
+        while session.draining:
+            if self._state_waiter is None or self._state_waiter.done():
+                self._state_waiter = self._loop.create_future()
+            await asyncio.shield(self._state_waiter)
+
     async def wait_ready(self) -> None:
         """Wait for the peer's first SETTINGS frame: it speaks HTTP/2, and its limits are known.
 
