@@ -19,7 +19,7 @@ import threading
 from collections import deque
 from typing import Callable, Optional, cast
 
-from .address import Address, bind_listening_socket
+from .address import Address, SocketFile, bind_listening_socket
 from .core import Bytes
 from .events import Headers
 from .options import ConnectionOptions
@@ -437,6 +437,7 @@ class Listener:
     ) -> None:
         self.address = address
         self._sock = bind_listening_socket(address, reuse_port=reuse_port)
+        self._socket_file = SocketFile.of(address)
         self._on_request = on_request
         self._options = options
         self._ssl = ssl
@@ -481,6 +482,10 @@ class Listener:
         return conn
 
     def stop_accepting(self) -> None:
+        """Close the listening socket (and remove its file, for a Unix socket)."""
+        if self._socket_file is not None:
+            self._socket_file.remove()  # first: the open socket pins the file's inode
+            self._socket_file = None
         if self._server is not None:
             self._server.close()
         else:

@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Callable, Optional
 
-from .address import Address, bind_listening_socket
+from .address import Address, SocketFile, bind_listening_socket
 from .core import Bytes
 from .errors import ConnectionClosedError, TransportError
 from .events import Headers
@@ -604,6 +604,7 @@ class BlockingListener:
     ) -> None:
         self.address = address
         self._sock = bind_listening_socket(address)
+        self._socket_file = SocketFile.of(address)
         self._on_request = on_request
         self._options = options
         self._ssl = ssl
@@ -624,6 +625,10 @@ class BlockingListener:
         self._thread.start()
 
     def stop_accepting(self) -> None:
+        """Close the listening socket (and remove its file, for a Unix socket)."""
+        if self._socket_file is not None:
+            self._socket_file.remove()  # first: the open socket pins the file's inode
+            self._socket_file = None
         self._stopping = True
         if self._thread is not None:
             self._thread.join(5)
