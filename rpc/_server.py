@@ -73,7 +73,14 @@ class Server(ServerCore):
             await listener.start()
 
     async def stop(self, grace: Optional[float] = None) -> None:
-        """Stop accepting; GOAWAY every connection; let calls finish for ``grace`` s; close."""
+        """Stop accepting; shut every connection down gracefully; let calls finish for
+        ``grace`` s; close.
+
+        Each connection gets GOAWAY(2^31-1) and a PING, then, once the client has answered
+        (it has read the GOAWAY: it opens no more streams), the final GOAWAY naming the last
+        stream accepted (RFC 9113 §6.8). Calls the client started before it saw the first
+        GOAWAY are served like the others, within the same grace period.
+        """
         if self._stopping:
             if self._stopped is not None:
                 await self._stopped.wait()
@@ -83,9 +90,17 @@ class Server(ServerCore):
             listener.stop_accepting()
         connections = [c for listener in self._listeners for c in listener.connections]
         for conn in connections:
-            conn.goaway()
-        if self._calls and grace:
-            await asyncio.wait(set(self._calls), timeout=grace)
+            conn.shut_down()
+        loop = asyncio.get_running_loop()
+        end = loop.time() + (grace or 0.0)
+        if grace and connections:
+            # New calls may still arrive until every client has answered the shutdown PING.
+            drains = [loop.create_task(conn.wait_drained()) for conn in connections]
+            _, pending = await asyncio.wait(drains, timeout=grace)
+            for task in pending:
+                task.cancel()
+        while self._calls and loop.time() < end:
+            await asyncio.wait(set(self._calls), timeout=end - loop.time())
         for task in list(self._calls):
             task.cancel()
         if self._calls:

@@ -1063,8 +1063,10 @@ class Server(ServerCore):
             listener.start()
 
     def stop(self, grace: Optional[float] = None) -> threading.Event:
-        """Stop accepting, GOAWAY every connection, let calls finish for ``grace`` seconds,
-        then cancel the rest and close. Returns an event set once stopped (as grpcio does)."""
+        """Stop accepting, shut every connection down gracefully, let calls finish for
+        ``grace`` seconds, then cancel the rest and close. Returns an event set once stopped
+        (as grpcio does). The shutdown is ``rpc.Server.stop``'s: GOAWAY(2^31-1) and a PING,
+        the final GOAWAY once the client has answered; calls it started meanwhile are served."""
         if self._stopping:
             self._stopped.wait()
             return self._stopped
@@ -1073,8 +1075,10 @@ class Server(ServerCore):
             listener.stop_accepting()
         connections = [c for listener in self._listeners for c in listener.snapshot()]
         for conn in connections:
-            conn.goaway()
+            conn.shut_down()
         end = time.monotonic() + (grace or 0.0)
+        for conn in connections:  # new calls may arrive until each client answers the PING
+            conn.wait_drained(max(0.0, end - time.monotonic()))
         with self._idle:
             while self._calls and time.monotonic() < end:
                 self._idle.wait(end - time.monotonic())

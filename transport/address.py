@@ -132,6 +132,45 @@ def bind_listening_socket(
     return sock
 
 
+@dataclass(frozen=True)
+class SocketFile:
+    """The file a Unix socket made when it was bound, known by its device and inode: removing
+    it later removes only that file, not another server's socket bound there since."""
+
+    path: str
+    device: int
+    inode: int
+
+    @classmethod
+    def of(cls, address: Address) -> Optional[SocketFile]:
+        """The socket file just bound at ``address`` (None: TCP, or an abstract socket)."""
+        path = address.path
+        if path is None or path.startswith("\0"):
+            return None
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None
+        return cls(path, info.st_dev, info.st_ino)
+
+    def remove(self) -> None:
+        """Unlink the file if it is still this socket's (a stopped server leaves no file).
+
+        Call it while the socket is still open: a bound socket keeps its inode in use, so no
+        file made since (after ours was unlinked) can have the same device and inode.
+        """
+        try:
+            info = os.stat(self.path)
+            if (
+                stat.S_ISSOCK(info.st_mode)
+                and info.st_dev == self.device
+                and info.st_ino == self.inode
+            ):
+                os.unlink(self.path)
+        except OSError:  # gone already, or not ours to remove
+            pass
+
+
 def _remove_stale_unix_socket(path: str) -> None:
     try:
         if stat.S_ISSOCK(os.stat(path).st_mode):

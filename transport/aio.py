@@ -19,7 +19,7 @@ import threading
 from collections import deque
 from typing import Callable, Optional, cast
 
-from .address import Address, bind_listening_socket
+from .address import Address, SocketFile, bind_listening_socket
 from .core import Bytes
 from .events import Headers
 from .options import ConnectionOptions
@@ -207,6 +207,20 @@ class AsyncConnection(SessionView, asyncio.BufferedProtocol):
     def goaway(self, error_code: int = NO_ERROR, message: str = "") -> None:
         """Send a graceful GOAWAY: streams already open go on; new ones are refused."""
         self.session.goaway(error_code, message)
+
+    def shut_down(self) -> None:
+        """Server role: begin a graceful shutdown (``Session.shut_down``): GOAWAY(2^31-1) and a
+        PING now, the final GOAWAY when the PING is answered or times out."""
+        self.session.shut_down()
+
+    async def wait_drained(self) -> None:
+        """Wait until a graceful shutdown has sent its final GOAWAY (or the connection is gone):
+        from then on no new stream can start here."""
+        session = self.session
+        while session.draining:
+            if self._state_waiter is None or self._state_waiter.done():
+                self._state_waiter = self._loop.create_future()
+            await asyncio.shield(self._state_waiter)
 
     async def wait_ready(self) -> None:
         """Wait for the peer's first SETTINGS frame: it speaks HTTP/2, and its limits are known.
@@ -424,6 +438,7 @@ class Listener:
     ) -> None:
         self.address = address
         self._sock = bind_listening_socket(address, reuse_port=reuse_port)
+        self._socket_file = SocketFile.of(address)
         self._on_request = on_request
         self._options = options
         self._ssl = ssl
@@ -468,6 +483,10 @@ class Listener:
         return conn
 
     def stop_accepting(self) -> None:
+        """Close the listening socket (and remove its file, for a Unix socket)."""
+        if self._socket_file is not None:
+            self._socket_file.remove()  # first: the open socket pins the file's inode
+            self._socket_file = None
         if self._server is not None:
             self._server.close()
         else:

@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Callable, Optional
 
-from .address import Address, bind_listening_socket
+from .address import Address, SocketFile, bind_listening_socket
 from .core import Bytes
 from .errors import ConnectionClosedError, TransportError
 from .events import Headers
@@ -345,6 +345,35 @@ class BlockingConnection(SessionView):
             self.session.goaway(error_code, message)
         self.flush()
 
+    def shut_down(self) -> None:
+        """Server role: begin a graceful shutdown (``Session.shut_down``): GOAWAY(2^31-1) and a
+        PING now, the final GOAWAY when the PING is answered or times out."""
+        with self.cond:
+            self.session.shut_down()
+        self.flush()
+
+    def wait_drained(self, timeout: Optional[float] = None) -> bool:
+        """Wait until a graceful shutdown has sent its final GOAWAY (or the connection is gone);
+        False if ``timeout`` passed first. The waiter runs the shutdown's timer itself, to the
+        moment: the reader thread looks at timers only between reads."""
+        end = None if timeout is None else time.monotonic() + timeout
+        with self.cond:
+            session = self.session
+            while session.draining:
+                now = time.monotonic()
+                deadline = session.core.shutdown_deadline
+                if deadline is not None and now >= deadline:
+                    session.on_timer()
+                    continue
+                if end is not None and now >= end:
+                    return False
+                wait = None if deadline is None else deadline - now
+                if end is not None:
+                    wait = end - now if wait is None else min(wait, end - now)
+                self.cond.wait(wait)
+        self.flush()
+        return True
+
     def call_soon(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` on the reader thread once it has released the connection's lock.
 
@@ -575,6 +604,7 @@ class BlockingListener:
     ) -> None:
         self.address = address
         self._sock = bind_listening_socket(address)
+        self._socket_file = SocketFile.of(address)
         self._on_request = on_request
         self._options = options
         self._ssl = ssl
@@ -595,6 +625,10 @@ class BlockingListener:
         self._thread.start()
 
     def stop_accepting(self) -> None:
+        """Close the listening socket (and remove its file, for a Unix socket)."""
+        if self._socket_file is not None:
+            self._socket_file.remove()  # first: the open socket pins the file's inode
+            self._socket_file = None
         self._stopping = True
         if self._thread is not None:
             self._thread.join(5)

@@ -30,8 +30,9 @@ import h2.exceptions
 import h2.settings
 import hpack
 
-# hyperframe is h2's own frame layer (a dependency of h2 itself), used here for GOAWAY only.
-from hyperframe.frame import GoAwayFrame
+# hyperframe is h2's own frame layer (a dependency of h2 itself), used here for GOAWAY only
+# (and the PING that follows a graceful shutdown's first GOAWAY).
+from hyperframe.frame import GoAwayFrame, PingFrame
 
 from .errors import LocalProtocolError, RemoteProtocolError
 from .events import (
@@ -120,6 +121,12 @@ Bytes = Union[bytes, bytearray, memoryview]
 
 _S = h2.settings.SettingCodes
 
+#: The highest stream id there can be: the last-stream-id of a shutdown's first GOAWAY.
+MAX_STREAM_ID = 2**31 - 1
+#: The opaque data of the PING that follows a graceful shutdown's first GOAWAY. Keepalive PINGs
+#: carry a counter (``keepalive.py``), whose first bytes are zero: never this.
+SHUTDOWN_PING_DATA = b"h2rpc-gs"
+
 
 class _Outbound:
     """A stream's queued outbound bytes, and what must follow them once they are all sent."""
@@ -190,6 +197,8 @@ class ConnectionCore:
         self._extra_out = b""
         #: The last-stream-id of the graceful GOAWAY we sent, if any: later streams are refused.
         self.goaway_sent_last_stream_id: Optional[int] = None
+        #: A graceful shutdown waits for the ACK of its PING until then (see ``shut_down``).
+        self.shutdown_deadline: Optional[float] = None
         self.goaway_received = False
         self.closed = False
         #: The peer's first SETTINGS frame has arrived: its limits are known.
@@ -266,19 +275,63 @@ class ConnectionCore:
         """Queue a graceful GOAWAY: streams opened so far go on, later ones are refused.
 
         The connection stays usable for the streams at or below the last-stream-id we announce;
-        the peer opens new ones elsewhere. Sending it again only repeats the same id.
+        the peer opens new ones elsewhere. Sending it again only repeats the same id. This is
+        the one-step form: streams the peer opened before it read the GOAWAY are refused (and
+        retried elsewhere); ``shut_down`` avoids that race.
         """
         if self.closed:
             return
+        self.shutdown_deadline = None
         last = self._h2.highest_inbound_stream_id
         if self.goaway_sent_last_stream_id is not None:
             last = min(last, self.goaway_sent_last_stream_id)
+        self._send_goaway(last, error_code, additional_data)
+
+    def shut_down(self, now: float, timeout: float) -> None:
+        """Begin a graceful shutdown (server role), the two-step way of RFC 9113 §6.8.
+
+        First a GOAWAY with last-stream-id 2^31-1 and NO_ERROR, followed by a PING: the peer
+        learns to open no more streams here, and every stream it opened before it read the
+        GOAWAY is still accepted. Its ACK of the PING, which it sends after reading both, marks
+        the point after which no such stream can still be on its way: then the final GOAWAY
+        names the highest stream really accepted, and later ones are refused. If no ACK comes
+        by ``now + timeout`` (``shutdown_deadline``; the driver calls ``on_timer``), the final
+        GOAWAY goes out anyway. grpc-go and grpc-core shut down the same way.
+
+        A client has no streams of its peer to wait for: it sends the final GOAWAY at once.
+        Calling this again, or after a GOAWAY, does nothing more.
+        """
+        if self.closed or self.goaway_sent_last_stream_id is not None:
+            return
+        if self.client_side:
+            self.goaway()
+            return
+        self._send_goaway(MAX_STREAM_ID, 0, b"")
+        ping = PingFrame(0)
+        ping.opaque_data = SHUTDOWN_PING_DATA
+        self._h2._data_to_send += ping.serialize()
+        self.shutdown_deadline = now + timeout
+
+    @property
+    def draining(self) -> bool:
+        """A graceful shutdown waits for its PING's ACK: the peer may still open streams."""
+        return self.shutdown_deadline is not None and not self.closed
+
+    def on_timer(self, now: float) -> None:
+        """The driver's timer: a graceful shutdown whose PING went unanswered goes on."""
+        deadline = self.shutdown_deadline
+        if deadline is not None and now >= deadline:
+            log.debug("no ACK of the shutdown PING in time: sending the final GOAWAY")
+            self.goaway()
+
+    def _send_goaway(self, last: int, error_code: int, additional_data: bytes) -> None:
         self.goaway_sent_last_stream_id = last
         frame = GoAwayFrame(0)
         frame.last_stream_id = last
         frame.error_code = error_code
         frame.additional_data = additional_data
-        self._extra_out += frame.serialize()
+        # Into h2's own output, so that it leaves in order with the frames around it.
+        self._h2._data_to_send += frame.serialize()
 
     def send_ping(self, data: bytes) -> None:
         """Queue a PING with 8 bytes of opaque data; the peer's ACK becomes PingAcknowledged."""
@@ -289,8 +342,15 @@ class ConnectionCore:
         if self.closed:
             return
         self.closed = True
+        self.shutdown_deadline = None
+        # The last-stream-id of a later GOAWAY must not exceed an earlier one's (RFC 9113 §6.8).
+        last = self._h2.highest_inbound_stream_id
+        if self.goaway_sent_last_stream_id is not None:
+            last = min(last, self.goaway_sent_last_stream_id)
         try:
-            self._h2.close_connection(error_code=error_code, additional_data=additional_data)
+            self._h2.close_connection(
+                error_code=error_code, additional_data=additional_data, last_stream_id=last
+            )
         except h2.exceptions.ProtocolError:  # already closed by a GOAWAY of the peer
             pass
 
@@ -568,7 +628,14 @@ class ConnectionCore:
             elif isinstance(ev, h2.events.PingReceived):
                 append(PingReceived(data=ev.ping_data or b""))
             elif isinstance(ev, h2.events.PingAckReceived):
-                append(PingAcknowledged(data=ev.ping_data or b""))
+                data = ev.ping_data or b""
+                if data == SHUTDOWN_PING_DATA:
+                    # Our shutdown PING's ACK, not a keepalive's: the peer has read the first
+                    # GOAWAY, so every stream it will open is here. Name the last one.
+                    if self.shutdown_deadline is not None:
+                        self.goaway()
+                    continue
+                append(PingAcknowledged(data=data))
             elif isinstance(ev, h2.events.ConnectionTerminated):
                 self.goaway_received = True
                 append(

@@ -56,6 +56,9 @@ class ConnectionOptions:
     max_header_block_size: Optional[int] = None
     #: Servers: a client must complete the HTTP/2 handshake (preface and SETTINGS) this fast.
     handshake_timeout: float = 20.0
+    #: Servers: a graceful shutdown sends its final GOAWAY when the client answers the PING
+    #: that follows the first GOAWAY, or after this many seconds without an answer.
+    shutdown_ping_timeout: float = 1.0
     #: Close a connection that has had no open stream for this many seconds (None: never).
     max_connection_idle: Optional[float] = None
     #: Stop reading from a peer while this many bytes wait in our send buffer: a peer that
@@ -92,6 +95,8 @@ class ConnectionOptions:
                 raise ValueError(f"{name} needs a positive rate and burst")
         if self.handshake_timeout <= 0:
             raise ValueError("handshake_timeout must be positive")
+        if self.shutdown_ping_timeout <= 0:
+            raise ValueError("shutdown_ping_timeout must be positive")
         if self.max_connection_idle is not None and self.max_connection_idle <= 0:
             raise ValueError("max_connection_idle must be positive (or None)")
 

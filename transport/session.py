@@ -363,6 +363,7 @@ class Session:
         driver = self.driver
         self.keepalive.heard_from_peer(driver.now())
         was_ready = self.core.settings_received
+        was_draining = self.core.draining
         try:
             events = self.core.receive_data(data, driver.now())
         except RemoteProtocolError as exc:
@@ -374,6 +375,9 @@ class Session:
             self._dispatch(events)
         if not was_ready and self.core.settings_received:
             self._handshake_deadline = None
+            driver.wake_connection()
+        if was_draining and not self.core.draining:  # the shutdown PING's ACK: final GOAWAY
+            driver.rearm_timer()
             driver.wake_connection()
         new = self._new_requests
         if new:
@@ -429,6 +433,20 @@ class Session:
         self.core.goaway(error_code, message.encode())
         self.driver.schedule_flush()
 
+    def shut_down(self) -> None:
+        """Begin a graceful shutdown (``ConnectionCore.shut_down``): GOAWAY(2^31-1) and a PING
+        now, the final GOAWAY once the PING is answered or ``shutdown_ping_timeout`` has passed.
+        ``draining`` is True until then; connection waiters are woken when it ends."""
+        core = self.core
+        core.shut_down(self.driver.now(), core.options.shutdown_ping_timeout)
+        self.driver.schedule_flush()
+        self.driver.rearm_timer()
+
+    @property
+    def draining(self) -> bool:
+        """A graceful shutdown waits for the peer to answer its PING; it may still open streams."""
+        return self.error is None and self.core.draining
+
     def fail(self, error: ConnectionClosedError) -> None:
         """Make ``error`` the connection's sticky error and raise it in every pending stream."""
         if self.error is None:
@@ -442,20 +460,31 @@ class Session:
     # ---------------------------------------------------------------- keepalive
 
     def timer_deadline(self) -> Optional[float]:
-        """When ``on_timer`` must run next: keepalive, the handshake and the idle timeout."""
+        """When ``on_timer`` must run next: keepalive, the handshake, the idle timeout and a
+        graceful shutdown's wait for the ACK of its PING."""
         if self.error is not None:
             return None
-        deadlines = [self.keepalive.deadline(), self._handshake_deadline]
+        deadlines = [
+            self.keepalive.deadline(),
+            self._handshake_deadline,
+            self.core.shutdown_deadline,
+        ]
         if self._max_idle is not None and self._idle_since is not None:
             deadlines.append(self._idle_since + self._max_idle)
         return min((d for d in deadlines if d is not None), default=None)
 
     def on_timer(self) -> None:
-        """The driver's timer fired: handshake and idle timeouts, keepalive PING or death."""
+        """The driver's timer fired: the shutdown PING's, handshake and idle timeouts,
+        keepalive PING or death."""
         if self.error is not None:
             return
         driver = self.driver
         now = driver.now()
+        if self.core.draining:
+            self.core.on_timer(now)
+            if not self.core.draining:  # the shutdown PING went unanswered: final GOAWAY sent
+                driver.schedule_flush()
+                driver.wake_connection()
         if self._handshake_deadline is not None and now >= self._handshake_deadline:
             if not self.core.settings_received:
                 log.info("%r did not complete the HTTP/2 handshake in time: closing", self)

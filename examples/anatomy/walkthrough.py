@@ -14,8 +14,12 @@ from typing import Any
 
 import rpc
 from rpc._trace_format import format_text, representation
+from transport.core import SHUTDOWN_PING_DATA
 
 from .scenarios import AUTHORITY, Scenario
+
+#: The opaque data of the PING behind a graceful shutdown's first GOAWAY, as the trace shows it.
+SHUTDOWN_PING_PAYLOAD = SHUTDOWN_PING_DATA.hex()
 
 #: Appended to every line whose content may differ between two runs.
 VARIES = "(varies from run to run)"
@@ -100,9 +104,11 @@ _INTROS = {
         "head and the trailers in one block, which gRPC calls Trailers-Only."
     ),
     "goaway": (
-        "The server stops with a grace period while a call is in flight. It sends GOAWAY at "
-        "once, naming the last stream it will process: calls already there finish, new calls go "
-        "to a new connection. When the last call is done it sends a final GOAWAY and closes."
+        "The server stops with a grace period while a call is in flight. It shuts down in two "
+        "steps, as grpc-go and grpc-core do: a GOAWAY that names no last stream yet (2^31-1) "
+        "and a PING at once; when the client answers the PING, a final GOAWAY naming the last "
+        "stream it accepted. Calls already there (or on their way) finish, new calls go to a "
+        "new connection. When the last call is done the server closes the connection."
     ),
 }
 
@@ -256,20 +262,39 @@ class _Explainer:
                 f"clients open streams) and {d['error']}. The socket is closed after it."
             )
         if ftype == "GOAWAY":
-            if self._goaways_seen:
+            last = d["last_stream_id"]
+            if last == 2**31 - 1:
                 return (
-                    f"The final GOAWAY (last_stream_id {d['last_stream_id']}, "
-                    f"{d['error']}): the grace period is over or no call is left, and the "
-                    "server closes the connection right after it."
+                    f"The first of the graceful shutdown's two GOAWAYs: last_stream_id {last} "
+                    f"(2^31-1, the highest there is) and error code {d['error']} "
+                    f"({d['error_code']}). The client must open no new stream here and sends "
+                    "later calls on a new connection; but a stream it opened before reading "
+                    "this may still be on its way, and the server will process it (RFC 9113 "
+                    "§6.8). The 8-byte payload is the last stream id and the error code "
+                    "(optional debug data would follow)."
                 )
-            self._goaways_seen = True
+            if not self._goaways_seen:
+                self._goaways_seen = True
+                return (
+                    f"The final GOAWAY (last_stream_id {last}, {d['error']}), sent when the "
+                    "client has acknowledged the PING: every stream it opened before it read "
+                    f"the first GOAWAY has arrived, and {last} is the last the server accepted. "
+                    "Streams up to it still finish; any later one would be refused "
+                    "(REFUSED_STREAM, safe to retry elsewhere)."
+                )
             return (
-                f"Graceful GOAWAY: last_stream_id {d['last_stream_id']}, error code "
-                f"{d['error']} ({d['error_code']}). Streams up to {d['last_stream_id']} will "
-                "still be processed; the client must open no new stream here, and sends "
-                "later calls on a new connection. The 8-byte payload is the last stream id "
-                "and the error code (optional debug data would follow)."
+                f"No call is left (or the grace period is over): the server closes the "
+                f"connection, repeating the GOAWAY (last_stream_id {last}, {d['error']})."
             )
+        if ftype == "PING" and d["payload"] == SHUTDOWN_PING_PAYLOAD:
+            if not out:
+                return (
+                    "Right behind the GOAWAY, a PING. The client answers it as soon as it has "
+                    "read both frames, so its acknowledgement tells the server that no stream "
+                    "opened before the GOAWAY can still be on its way. The 8 bytes of opaque "
+                    "data are the server's own choice, distinct from its keepalive PINGs'."
+                )
+            return "The client acknowledges the PING, echoing its 8 bytes."
         if ftype == "PING":
             return "A PING" + (" acknowledgement" if d["ack"] else "") + f" ({d['payload']})."
         return f"A {ftype} frame."

@@ -330,6 +330,10 @@ def test_graceful_stop_of_grpcio_finishes_h2rpc_calls_in_flight():
 
 @pytest.mark.parametrize("server", ["h2rpc", "h2rpc_sync"])
 def test_graceful_stop_of_h2rpc_finishes_grpcio_calls_in_flight(server: str):
+    """The server stops (1 s grace) while grpcio has calls in flight and keeps starting new
+    ones: those in flight finish OK; a new one is either served (it reached the server before
+    the client read the first GOAWAY, or while the server still ran) or fails UNAVAILABLE (no
+    server left to take it). Nothing else."""
     with peer(server, "--log-calls") as (proc, target), grpc.insecure_channel(target) as channel:
         stub = pb_grpc.EchoTestStub(channel)
         stub.Unary(pb.EchoRequest(), timeout=10)
@@ -340,7 +344,25 @@ def test_graceful_stop_of_h2rpc_finishes_grpcio_calls_in_flight(server: str):
         ]
         wait_for_calls(proc, 10)  # all ten are in the server's hands
         proc.send_signal(signal.SIGTERM)
+        later = []
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            exited = proc.poll() is not None
+            later.append(stub.Unary.future(pb.EchoRequest(payload=b"new", sleep_ms=50), timeout=5))
+            if exited:
+                break  # (this last call started after the server had gone)
+            time.sleep(0.005)
         assert [f.result().payload for f in futures] == [b"%d" % i for i in range(10)]
+        outcomes = []
+        for future in later:
+            error = future.exception()
+            if error is None:
+                assert future.result().payload == b"new"
+                outcomes.append("OK")
+            else:
+                outcomes.append(error.code().name)
+        assert set(outcomes) <= {"OK", "UNAVAILABLE"}, outcomes
+        assert outcomes[-1] == "UNAVAILABLE" and len(outcomes) > 10, outcomes
         assert proc.wait(10) == 0, proc.stderr_text()
 
 

@@ -33,7 +33,8 @@ class ServerThread:
         return self.target
 
     def __exit__(self, *exc: Any) -> None:
-        if self._loop is not None and self._server is not None:
+        # (A test that stopped the server itself has waited for that: the thread is ending.)
+        if self._loop is not None and self._server is not None and not self._server._stopping:
             future = asyncio.run_coroutine_threadsafe(self._server.stop(0.5), self._loop)
             future.result(10)
         self._thread.join(10)

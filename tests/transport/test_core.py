@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import h2.errors
 import pytest
+from hyperframe.frame import Frame, GoAwayFrame, PingFrame
 
 from tests.transport.pair import REQUEST, RESPONSE, TRAILERS, CorePair
 from transport import (
@@ -21,6 +22,7 @@ from transport import (
     StreamWritable,
     TrailersReceived,
 )
+from transport.core import SHUTDOWN_PING_DATA
 
 SMALL = ConnectionOptions(initial_window_size=65_535, connection_window_size=65_535)
 
@@ -187,6 +189,121 @@ def test_graceful_goaway_lets_open_streams_finish_and_refuses_new_ones():
     events = pair.take_client_events()
     assert received_bytes(events, sid) == b"response"
     assert any(isinstance(e, TrailersReceived) for e in events)
+
+
+def frames_in(data: bytes) -> list[Frame]:
+    """The frames of a chunk of output, parsed with hyperframe."""
+    frames = []
+    view = memoryview(data)
+    while view:
+        frame, length = Frame.parse_frame_header(view[:9])
+        frame.parse_body(view[9 : 9 + length])
+        frames.append(frame)
+        view = view[9 + length :]
+    return frames
+
+
+def shape(frames: list[Frame]) -> list[tuple[str, object, object]]:
+    """(type, last-stream-id or PING data, error code or ACK) of the connection-level frames."""
+    out: list[tuple[str, object, object]] = []
+    for frame in frames:
+        if isinstance(frame, GoAwayFrame):
+            out.append(("GOAWAY", frame.last_stream_id, frame.error_code))
+        elif isinstance(frame, PingFrame):
+            out.append(("PING", frame.opaque_data, "ACK" in frame.flags))
+    return out
+
+
+def test_graceful_shutdown_is_goaway_max_id_and_ping_then_final_goaway_after_the_ack():
+    pair = CorePair()
+    sid = pair.client.next_stream_id()
+    pair.client.send_headers(sid, REQUEST)
+    pair.pump()
+    pair.take_server_events()
+    pair.server.shut_down(now=10.0, timeout=1.0)
+    first = pair.server.data_to_send()
+    assert shape(frames_in(first)) == [
+        ("GOAWAY", 2**31 - 1, 0),
+        ("PING", SHUTDOWN_PING_DATA, False),
+    ]
+    assert pair.server.draining and pair.server.shutdown_deadline == 11.0
+    # The client opens a stream before it reads the GOAWAY: it is accepted, not refused.
+    late = pair.client.next_stream_id()
+    pair.client.send_headers(late, REQUEST, end_stream=True)
+    assert [type(e) for e in pair.server.receive_data(pair.client.data_to_send())] == [
+        RequestReceived,
+        StreamEnded,
+    ]
+    assert pair.server.data_to_send() == b""  # nothing more until the PING is answered
+    # The client reads the GOAWAY and the PING; h2 answers the PING.
+    goaways = [e for e in pair.client.receive_data(first) if isinstance(e, ConnectionTerminated)]
+    assert [(e.last_stream_id, e.error_code) for e in goaways] == [(2**31 - 1, 0)]
+    ack = pair.client.data_to_send()
+    assert shape(frames_in(ack)) == [("PING", SHUTDOWN_PING_DATA, True)]
+    # The ACK is the shutdown's own (not reported as a keepalive's); the final GOAWAY follows.
+    assert pair.server.receive_data(ack) == []
+    assert shape(frames_in(pair.server.data_to_send())) == [("GOAWAY", late, 0)]
+    assert not pair.server.draining and pair.server.shutdown_deadline is None
+    # A stream after the final GOAWAY is refused; the ones before it go on both ways.
+    later = pair.client.next_stream_id()
+    pair.client.send_headers(later, REQUEST, end_stream=True)
+    pair.pump()
+    refused = [e for e in pair.take_client_events() if isinstance(e, StreamReset)]
+    assert [(e.stream_id, e.error_code) for e in refused] == [
+        (later, h2.errors.ErrorCodes.REFUSED_STREAM)
+    ]
+    for stream_id in (sid, late):
+        pair.server.send_headers(stream_id, RESPONSE)
+        pair.server.send_trailers(stream_id, TRAILERS)
+    pair.client.send_data(sid, b"", end_stream=True)
+    pair.pump()
+    ended = {e.stream_id for e in pair.take_client_events() if isinstance(e, TrailersReceived)}
+    assert ended == {sid, late}
+
+
+def test_graceful_shutdown_sends_the_final_goaway_at_the_deadline_without_an_ack():
+    pair = CorePair()
+    sid = pair.client.next_stream_id()
+    pair.client.send_headers(sid, REQUEST, end_stream=True)
+    pair.pump()
+    pair.server.shut_down(now=5.0, timeout=1.5)
+    pair.server.data_to_send()  # GOAWAY(2^31-1) and PING: the peer never answers
+    pair.server.on_timer(6.4)
+    assert pair.server.data_to_send() == b"" and pair.server.draining
+    pair.server.on_timer(6.5)
+    assert shape(frames_in(pair.server.data_to_send())) == [("GOAWAY", sid, 0)]
+    assert not pair.server.draining
+    # A late ACK changes nothing, and is not reported as a keepalive ACK either.
+    late_ack = PingFrame(0, flags=["ACK"])
+    late_ack.opaque_data = SHUTDOWN_PING_DATA
+    assert pair.server.receive_data(late_ack.serialize()) == []
+    assert pair.server.data_to_send() == b""
+
+
+def test_keepalive_ping_acks_are_not_taken_for_the_shutdown_ping():
+    pair = CorePair()
+    pair.server.shut_down(now=0.0, timeout=1.0)
+    pair.server.send_ping(b"\0\0\0\0\0\0\0\1")  # a keepalive PING, sent meanwhile
+    out = pair.server.data_to_send()
+    assert [f[0] for f in shape(frames_in(out))] == ["GOAWAY", "PING", "PING"]
+    # The client answers only the keepalive PING (so far).
+    keepalive_ack = PingFrame(0, flags=["ACK"])
+    keepalive_ack.opaque_data = b"\0\0\0\0\0\0\0\1"
+    events = pair.server.receive_data(keepalive_ack.serialize())
+    assert [e.data for e in events if isinstance(e, PingAcknowledged)] == [b"\0\0\0\0\0\0\0\1"]
+    assert pair.server.draining and pair.server.data_to_send() == b""
+
+
+def test_shutdown_after_a_goaway_or_twice_sends_nothing_more():
+    pair = CorePair()
+    pair.server.shut_down(now=0.0, timeout=1.0)
+    pair.server.shut_down(now=0.5, timeout=1.0)
+    assert len(shape(frames_in(pair.server.data_to_send()))) == 2
+    other = CorePair()
+    other.server.goaway()
+    other.server.data_to_send()
+    other.server.shut_down(now=0.0, timeout=1.0)
+    assert other.server.data_to_send() == b"" and not other.server.draining
 
 
 def test_streams_beyond_max_concurrent_are_refused_not_fatal():
