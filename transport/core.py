@@ -16,7 +16,6 @@ protocol decisions.
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import logging
 from collections import deque
@@ -57,57 +56,6 @@ from .hpack_decode import CachingDecoder
 from .options import HTTP2_DEFAULT_WINDOW, ConnectionOptions
 from .output_buffer import OutputPieces
 from .validation import check_request, check_response, check_trailers
-
-
-def _speed_up_frame_repr() -> None:
-    """h2 formats ``repr(frame)`` for every frame it receives (for a trace log that is off), and
-    hyperframe's repr hex-encodes a DATA frame's whole payload before keeping 20 characters of
-    it: about 50 µs per 64 KiB frame, most of the CPU of a bulk transfer. This replaces that
-    helper with one that encodes only the bytes it keeps; its output is identical."""
-    import binascii
-
-    import hyperframe.frame as frames
-
-    if getattr(frames, "_raw_data_repr", None) is None:  # hyperframe changed: leave it be
-        return
-
-    def raw_data_repr(data: Optional[bytes]) -> str:
-        if not data:
-            return "None"
-        text = binascii.hexlify(data[:11]).decode("ascii")
-        if len(text) > 20:
-            text = text[:20] + "..."
-        return "<hex:" + text + ">"
-
-    frames._raw_data_repr = raw_data_repr
-
-
-class _LazyRepr:
-    """Stands in for ``repr(obj)`` and becomes it only if it is ever formatted."""
-
-    __slots__ = ("_obj",)
-
-    def __init__(self, obj: object) -> None:
-        self._obj = obj
-
-    def __str__(self) -> str:
-        return builtins.repr(self._obj)
-
-    __repr__ = __str__
-
-
-def _defer_frame_repr() -> None:
-    """h2 calls ``repr(frame)`` for every frame it receives, to pass to a trace logger that is
-    a no-op unless h2 was configured with one: a few µs per frame spent on a string nobody
-    reads (8% of a client's CPU streaming 1 KiB messages). Inside ``h2.connection`` the name
-    ``repr`` is made to build a lazy stand-in instead, formatted into the very same text if a
-    logger formats it; the builtin is untouched everywhere else."""
-    if "repr" not in vars(h2.connection):
-        h2.connection.repr = _LazyRepr  # type: ignore[attr-defined]
-
-
-_speed_up_frame_repr()
-_defer_frame_repr()
 
 #: The largest HPACK dynamic table our encoder keeps, whatever the peer's SETTINGS allow.
 MAX_ENCODER_TABLE = 16 * 1024

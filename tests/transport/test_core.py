@@ -339,14 +339,25 @@ def test_ping_ack_is_reported_to_the_sender_and_the_ping_to_the_receiver():
     ]
 
 
-def test_h2s_per_frame_repr_is_deferred_but_formats_the_same() -> None:
+def test_importing_the_transport_patches_nothing_in_h2_or_hyperframe() -> None:
+    """The cheap frame repr lives on our own frame classes, not in h2's or hyperframe's modules
+    (a module attribute set there would change them for every library in the process)."""
     import h2.connection
-    from hyperframe.frame import DataFrame
+    import hyperframe.frame
 
-    import transport.core  # noqa: F401  (installs the stand-in)
+    import transport.core  # noqa: F401
 
-    frame = DataFrame(1)
-    frame.data = b"payload"
-    stand_in = h2.connection.repr(frame)  # type: ignore[attr-defined]
-    assert not isinstance(stand_in, str)  # nothing formatted yet
-    assert "%s" % (stand_in,) == repr(frame) == str(stand_in)  # noqa: UP031  (as logging does)
+    assert "repr" not in vars(h2.connection)
+    assert hyperframe.frame._raw_data_repr.__module__ == "hyperframe.frame"
+
+
+def test_frames_built_by_the_reader_have_a_cheap_repr_and_reach_h2s_handlers() -> None:
+    from transport.frame_reader import RECEIVED_FRAME_CLASSES, ReceivedDataFrame
+
+    pair = CorePair()
+    for ours, h2_class in RECEIVED_FRAME_CLASSES:
+        table = pair.server._h2._frame_dispatch_table
+        assert table[ours] == table[h2_class]
+    frame = ReceivedDataFrame(1)
+    frame.data = b"x" * 65536
+    assert repr(frame) == "DataFrame(received by h2rpc's frame reader)"
