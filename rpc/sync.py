@@ -450,21 +450,14 @@ class CallFuture(FutureBase, Call):
             )
         return self._initial_metadata if self._initial_metadata is not None else Metadata()
 
-    def trailing_metadata(self) -> Metadata:
-        return self._final_status().metadata
-
-    def code(self) -> StatusCode:
-        return self._final_status().code
-
-    def details(self) -> str:
-        return self._final_status().message
-
     def read(self) -> Any:
         raise TypeError("a future has a single response: use result()")
 
     __iter__ = None  # type: ignore[assignment]  # not an iterator of responses
 
-    def _final_status(self) -> Status:
+    def _wait_status(self) -> Status:
+        """The call's ``code()``, ``details()`` and ``trailing_metadata()`` wait for the outcome
+        the channel's task thread sets, instead of driving the call themselves."""
         with self._future_cond:
             self._future_cond.wait_for(self.done)
         assert self._status is not None
