@@ -10,21 +10,25 @@ from __future__ import annotations
 from codec import Metadata, Status, StatusCode
 
 from . import sync
-from ._call import (
+from ._aio.call import (
     EOF,
     StreamStreamCall,
     StreamUnaryCall,
     UnaryStreamCall,
     UnaryUnaryCall,
 )
-from ._channel import (
+from ._aio.channel import (
     Channel,
     StreamStreamMultiCallable,
     StreamUnaryMultiCallable,
     UnaryStreamMultiCallable,
     UnaryUnaryMultiCallable,
 )
-from ._deadline import current_deadline, deadline_scope, no_deadline_propagation
+from ._aio.run import run
+from ._aio.server import Server
+from ._aio.server_call import ServicerContext
+from ._aio.workers import serve
+from ._core.deadline import current_deadline, deadline_scope, no_deadline_propagation
 from ._errors import RpcError, UsageError, rich_error
 from ._handlers import (
     Cardinality,
@@ -33,20 +37,17 @@ from ._handlers import (
     MethodHandler,
     ServiceHandlers,
     method_handlers_generic_handler,
+    service_handlers,
     stream_stream_rpc_method_handler,
     stream_unary_rpc_method_handler,
     unary_stream_rpc_method_handler,
     unary_unary_rpc_method_handler,
 )
-from ._loop import run
-from ._server import Server
-from ._server_call import ServicerContext
-from ._service import Stub, service_handlers
+from ._stub import Stub
 from ._tls import ssl_channel_context, ssl_server_context
-from ._trace import TraceEvent, Tracer, trace
-from ._trace_format import TRACE_JSON_SCHEMA
+from ._trace.format import TRACE_JSON_SCHEMA
+from ._trace.tracer import TraceEvent, Tracer, trace
 from ._version import __version__
-from ._workers import serve
 
 __all__ = [
     "EOF",

@@ -1,10 +1,10 @@
 """Method handlers: what the server runs for one ``/package.Service/Method`` path.
 
 A handler pairs the application's function with the call's cardinality and the message
-(de)serializers. They come from protobuf service descriptors (``_service.py``), are built by hand
-with the grpcio-named helpers below (the "generic handler" route, for services without a
-``.proto``), or are converted from grpcio's own handlers (``as_method_handler``), which is what
-``add_XServicer_to_server`` in grpcio-generated ``_pb2_grpc`` modules registers.
+(de)serializers. They come from protobuf service descriptors (``service_handlers`` below), are
+built by hand with the grpcio-named helpers below (the "generic handler" route, for services
+without a ``.proto``), or are converted from grpcio's own handlers (``as_method_handler``), which
+is what ``add_XServicer_to_server`` in grpcio-generated ``_pb2_grpc`` modules registers.
 """
 
 from __future__ import annotations
@@ -12,7 +12,17 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+from operator import methodcaller
 from typing import Any, Callable, Optional, Protocol
+
+from google.protobuf import message_factory
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+
+from codec import StatusCode
+
+from ._core.messages import WrongMessageType
+from ._errors import RpcError
+from ._trace.tracer import MESSAGE_TYPES
 
 Serializer = Callable[[Any], bytes]
 Deserializer = Callable[[bytes], Any]
@@ -191,3 +201,72 @@ def method_handlers_generic_handler(
 ) -> ServiceHandlers:
     """Bundle handlers named by method into a service (grpcio's function of the same name)."""
     return ServiceHandlers(service, method_handlers)
+
+
+# ---------------------------------------------------------------------- from protobuf services
+
+#: Serializes any protobuf message; one shared callable instead of a closure per method.
+serialize_message: Callable[[Any], bytes] = methodcaller("SerializeToString")
+
+
+def method_path(method: MethodDescriptor) -> str:
+    """The HTTP/2 ``:path`` of a method: ``/package.Service/Method``."""
+    return f"/{method.containing_service.full_name}/{method.name}"
+
+
+def method_cardinality(method: MethodDescriptor) -> Cardinality:
+    return Cardinality.of(method.client_streaming, method.server_streaming)
+
+
+def message_class_of(descriptor: Any) -> Any:
+    return message_factory.GetMessageClass(descriptor)
+
+
+def response_serializer(message_class: Any) -> Callable[[Any], bytes]:
+    """Serializes responses of ``message_class``; a message of another type raises
+    WrongMessageType naming both (protobuf would serialize it without a word, to bytes the
+    client then reads as its response type)."""
+    serialize = message_class.SerializeToString
+    full_name = message_class.DESCRIPTOR.full_name
+
+    def serialize_response(message: Any) -> bytes:
+        if message.__class__ is not message_class:
+            # The same message type from another generated module (or pool) is fine.
+            given = getattr(getattr(message, "DESCRIPTOR", None), "full_name", None)
+            if given != full_name:
+                raise WrongMessageType(
+                    f"the response must be a {full_name} message, not "
+                    f"{given or type(message).__name__}"
+                )
+            data: bytes = message.SerializeToString()
+            return data
+        return serialize(message)  # type: ignore[no-any-return]
+
+    return serialize_response
+
+
+def _unimplemented(name: str) -> Callable[..., Any]:
+    async def behavior(request: Any, context: Any) -> Any:
+        raise RpcError(StatusCode.UNIMPLEMENTED, f"Method {name} not implemented")
+
+    return behavior
+
+
+def service_handlers(descriptor: ServiceDescriptor, servicer: object) -> ServiceHandlers:
+    """Handlers for every RPC of ``descriptor``, run by the servicer's methods of the same name.
+
+    A method the servicer lacks answers UNIMPLEMENTED, like grpcio's generated base classes.
+    """
+    MESSAGE_TYPES.register_service(descriptor)  # so that traces show its messages as text
+    handlers: dict[str, MethodHandler] = {}
+    for method in descriptor.methods:
+        behavior = getattr(servicer, method.name, None)
+        if behavior is None:
+            behavior = _unimplemented(method.full_name)
+        handlers[method.name] = MethodHandler(
+            method_cardinality(method),
+            behavior,
+            message_class_of(method.input_type).FromString,
+            response_serializer(message_class_of(method.output_type)),
+        )
+    return ServiceHandlers(descriptor.full_name, handlers)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import rpc
-from rpc._trace_format import format_text, representation
+from rpc._trace.format import format_text, representation
 from transport.core import SHUTDOWN_PING_DATA
 
 from .scenarios import AUTHORITY, Scenario

@@ -6,13 +6,14 @@ asked not to be were not), and h2rpc's public API does not expose it: messages r
 callers already decompressed. The size lets empty_unary check that the response was zero bytes.
 
 THIS IS THE ONE PLACE ``rpc.interop`` REACHES INTO h2rpc INTERNALS. Client calls
-(``rpc._client_core.ClientCallCore``) and server calls (``rpc._server_call.ServicerContext``) each
-hold the incremental decoder of what they receive in a private ``_decoder`` attribute, a
-``codec.MessageDecoder`` whose ``feed(chunk)`` returns the messages a chunk completes as
-``(compressed, payload)`` pairs, in order. :func:`watch` swaps in a wrapper that records them
-before passing the pairs on unchanged. Should the library grow a public way to ask (e.g.
-``call.last_message_compressed()`` / ``context.last_request_compressed()``), this module is what
-to replace; it fails loudly (RuntimeError) rather than guess if those internals change.
+(``rpc._core.client_call.ClientCallCore``) and server calls
+(``rpc._aio.server_call.ServicerContext``) each hold the incremental decoder of what they receive
+in a private ``_decoder`` attribute, a ``codec.MessageDecoder`` whose ``feed(chunk)`` returns the
+messages a chunk completes as ``(compressed, payload)`` pairs, in order. :func:`watch` swaps in a
+wrapper that records them before passing the pairs on unchanged. Should the library grow a public
+way to ask (e.g. ``call.last_message_compressed()`` / ``context.last_request_compressed()``), this
+module is what to replace; it fails loudly (RuntimeError) rather than guess if those internals
+change.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from typing import Any, Callable, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import rpc
+from rpc._trace.tracer import tracer_from_environment
 from transport import core as core_module
 
 HOOKED = ("receive_data", "data_to_send")
@@ -167,7 +168,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, float]:
     parser.add_argument("--rounds", type=int, default=15, help="rounds per variant")
     parser.add_argument("--calls", type=int, default=300, help="unary calls per round")
     args = parser.parse_args(argv)
-    if rpc._trace.tracer_from_environment() is not None:
+    if tracer_from_environment() is not None:
         parser.error("unset H2RPC_TRACE: the 'off' variants would be traced")
     results = asyncio.run(end_to_end(args.rounds, args.calls))
     medians = {name: statistics.median(values) for name, values in results.items()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rpc._backoff import Backoff, BackoffOptions
+from rpc._core.backoff import Backoff, BackoffOptions
 
 
 def test_defaults_are_grpcs() -> None:

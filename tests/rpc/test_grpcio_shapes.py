@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 import rpc
+from rpc._core.registry import CONVERTED_CACHE_SIZE, Registry
 from rpc._handlers import as_method_handler
-from rpc._registry import CONVERTED_CACHE_SIZE, Registry
 from tests.rpc.helpers import run, serving
 
 #: The fields of grpcio's ``grpc._utilities.RpcMethodHandler`` (a namedtuple), in its order.

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from rpc._handler_threads import HandlerThreads
+from rpc.sync.handler_threads import HandlerThreads
 from tests.rpc.helpers import wait_until
 
 pytestmark = pytest.mark.time_limit(20)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import rpc
-from rpc._loop import uvloop_wanted
+from rpc._aio.run import uvloop_wanted
 from tests.rpc.helpers import generic_server, serving
 
 try:

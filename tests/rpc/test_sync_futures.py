@@ -16,8 +16,8 @@ import h2rpc_test_pb2 as pb
 import pytest
 
 import rpc
-from rpc._futures import TaskThread
 from rpc.sync import FutureCancelledError, FutureTimeoutError
+from rpc.sync.future_base import TaskThread
 from tests.interop.echo_servicer import SERVICE
 from tests.interop.echo_servicer_sync import make_sync_server
 from tests.rpc.helpers import eventually, run

@@ -21,7 +21,7 @@ import pytest
 
 import rpc
 from examples.route_guide import route_guide_pb2 as pb
-from rpc import _trace
+from rpc._trace import tracer as _trace
 from tests.interop.peers import REPO_ROOT, peer_environment
 from tests.rpc.helpers import eventually, run, serving
 from transport import ConnectionOptions
@@ -551,7 +551,7 @@ def test_environment_variable_with_an_unknown_kind_warns_and_the_application_run
     tracer = _trace._ENV_TRACER[0]
     assert tracer is not None and tracer.kinds == kinds
     tracer.stop()
-    [record] = [r for r in caplog.records if r.name == "rpc._trace"]
+    [record] = [r for r in caplog.records if r.name == "rpc._trace.tracer"]
     assert record.levelno == logging.WARNING
     message = record.getMessage()
     assert f"unknown trace {unknown} ignored" in message

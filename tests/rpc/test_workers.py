@@ -90,7 +90,7 @@ def test_a_killed_worker_is_replaced_and_the_replacement_serves_on_the_same_port
         threads.append(threading.Thread(target=client, args=(port,), daemon=True))
         threads[0].start()  # the supervisor must go on supervising meanwhile
 
-    with caplog.at_level(logging.INFO, logger="rpc._workers"):
+    with caplog.at_level(logging.INFO, logger="rpc._aio.workers"):
         rpc.serve(factory, "127.0.0.1:0", workers=2, on_ready=on_ready, stop=stop, grace=1)
     threads[0].join(5)
     assert "error" not in seen, seen.get("error")
@@ -127,7 +127,7 @@ def test_serve_gives_up_and_exits_non_zero_when_workers_keep_dying_at_start_up()
     assert done.returncode == 1, done.stderr
     assert "children left: 0" in done.stdout
     assert "exited with exit code 1" in done.stderr  # each restart is logged
-    assert "rpc._workers.WorkerFailed: worker" in done.stderr and "giving up" in done.stderr
+    assert "rpc._aio.workers.WorkerFailed: worker" in done.stderr and "giving up" in done.stderr
     assert took < 15, took
 
 

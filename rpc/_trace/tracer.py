@@ -4,7 +4,7 @@ A ``Tracer`` records, for each connection it is given, every HTTP/2 frame in and
 block with its HPACK representation (``transport.trace`` does those two) and each gRPC message
 with its 5-byte prefix decoded and its protobuf text when the message type is known (this
 module). Events go to ``tracer.events`` and to sinks: aligned text lines or JSON lines
-(``rpc._trace_format``).
+(``rpc._trace.format``).
 
 Tracing is off unless asked for, in one of three ways, looked at when a ``Channel`` or ``Server``
 is created: its ``trace=`` option (a ``Tracer``, ``True``, a spec such as
@@ -343,7 +343,7 @@ class Tracer:
     def add_output(self, output: Union[IO[str], str, None] = None, format: str = "text") -> None:
         """Write every event to a text stream, a file path (appended to) or, for None, standard
         error (whatever ``sys.stderr`` is at the time), as ``text`` or ``json`` lines."""
-        from ._trace_format import format_json, format_text
+        from .format import format_json, format_text
 
         if format not in ("text", "json"):
             raise ValueError(f"trace format must be 'text' or 'json', not {format!r}")
@@ -452,13 +452,13 @@ class Tracer:
 
     def text(self, events: Optional[Iterable[TraceEvent]] = None) -> str:
         """The recorded events (or the given ones) as the aligned human-readable lines."""
-        from ._trace_format import format_text
+        from .format import format_text
 
         chosen = self.select() if events is None else events
         return "".join(format_text(e) + "\n" for e in chosen)
 
     def json_lines(self, events: Optional[Iterable[TraceEvent]] = None) -> str:
-        from ._trace_format import format_json
+        from .format import format_json
 
         chosen = self.select() if events is None else events
         return "".join(format_json(e) + "\n" for e in chosen)

@@ -1,22 +1,17 @@
-"""What a client decides, for both the asyncio and the blocking API: no waiting, no sockets.
+"""One client call's protocol decisions, for both the asyncio and the blocking API.
 
-``ChannelCore`` holds a channel's settings and its connection policy (gRPC connection backoff,
-fail-fast versus wait-for-ready, what to do with a connection that received GOAWAY).
 ``ClientCallCore`` is one call's state machine: its request head, the framing and compression of
 requests, the parsing of the response head, message decoding, trailers, how every transport
-failure maps to a status, and transparent retry. The async classes (``_call.py``,
-``_channel.py``) and the blocking ones (``_sync.py``) only add the waiting.
+failure maps to a status, and transparent retry. The shells (``rpc._aio.call``,
+``rpc.sync.client``) only add the waiting.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import ssl
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from codec import (
     SUPPORTED_ENCODINGS,
@@ -29,35 +24,21 @@ from codec import (
     Status,
     StatusCode,
     build_request_headers,
-    is_supported_encoding,
     parse_response_headers,
     parse_trailers,
     status_from_reset,
 )
 from transport import (
-    Address,
     ConnectionClosedError,
-    ConnectionOptions,
     StreamResetError,
-    parse_address,
 )
 from transport.session import StreamState
 
-from ._backoff import Backoff, BackoffOptions
-from ._deadline import effective_deadline
-from ._errors import RpcError, UsageError
-from ._handlers import Cardinality, Deserializer, Serializer, _identity
-from ._messages import decode_messages, frame_message
-from ._options import (
-    CHANNEL_GRPC_OPTIONS,
-    DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
-    merge_grpc_options,
-    size_limit,
-)
-from ._options import connection_options as build_connection_options
-from ._tls import require_alpn_h2
-from ._trace import TraceOption, with_tracer
-from ._version import USER_AGENT
+from .._errors import RpcError, UsageError
+from .._handlers import Deserializer, Serializer
+from .deadline import effective_deadline
+from .messages import EOF, decode_messages, frame_message
+from .options import normalize_compression
 
 log = logging.getLogger(__name__)
 
@@ -72,252 +53,12 @@ MAX_TRANSPARENT_RETRIES = 6
 RETRY_PAUSE = 0.01
 
 
-class _EOFType:
-    """The value ``read()`` returns once a response stream has ended (grpcio's ``aio.EOF``)."""
-
-    _instance: Optional[_EOFType] = None
-
-    def __new__(cls) -> _EOFType:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "EOF"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-EOF = _EOFType()
-
-
-def no_call_credentials(credentials: object) -> UsageError:
-    """The error for grpcio's ``credentials=`` call argument: h2rpc has no call credentials."""
-    return UsageError(
-        f"h2rpc has no call credentials (credentials={credentials!r}): send a token as metadata, "
-        "e.g. metadata=[('authorization', 'Bearer <token>')], on a TLS channel "
-        "(ssl_context=rpc.ssl_channel_context())"
-    )
-
-
-def normalize_compression(compression: Optional[str]) -> Optional[str]:
-    """``identity`` and None mean no compression; anything else must be supported."""
-    if compression == "identity":
-        return None
-    if not is_supported_encoding(compression):
-        raise UsageError(f"unsupported compression {compression!r}: use gzip or deflate")
-    return compression
-
-
-class ChannelCore:
-    """A channel's settings and connection policy, shared by the async and blocking channels.
-
-    Options use grpcio's names and units (seconds, bytes); grpcio's ``options=[("grpc.xxx", v)]``
-    form is accepted too. A size limit of ``-1`` or ``None`` means unlimited. See the README for
-    the table of options.
-    """
-
-    def __init__(
-        self,
-        target: str,
-        *,
-        max_receive_message_length: Optional[int] = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
-        max_send_message_length: Optional[int] = None,
-        max_metadata_size: Optional[int] = None,
-        compression: Optional[str] = None,
-        keepalive_time: Optional[float] = None,
-        keepalive_timeout: Optional[float] = None,
-        keepalive_permit_without_calls: Optional[bool] = None,
-        initial_reconnect_backoff: Optional[float] = None,
-        max_reconnect_backoff: Optional[float] = None,
-        min_connect_timeout: Optional[float] = None,
-        user_agent: Optional[str] = None,
-        authority: Optional[str] = None,
-        ssl_context: Optional[ssl.SSLContext] = None,
-        server_hostname: Optional[str] = None,
-        connection_options: Optional[ConnectionOptions] = None,
-        options: Sequence[tuple[str, Any]] = (),
-        trace: TraceOption = None,
-    ) -> None:
-        settings: dict[str, Any] = {
-            "max_receive_message_length": max_receive_message_length,
-            "max_send_message_length": max_send_message_length,
-            "max_metadata_size": max_metadata_size,
-            "keepalive_time": keepalive_time,
-            "keepalive_timeout": keepalive_timeout,
-            "keepalive_permit_without_calls": keepalive_permit_without_calls,
-            "initial_reconnect_backoff": initial_reconnect_backoff,
-            "max_reconnect_backoff": max_reconnect_backoff,
-            "min_connect_timeout": min_connect_timeout,
-            "user_agent": user_agent,
-            "authority": authority,
-            "server_hostname": server_hostname,
-        }
-        merge_grpc_options(settings, options, CHANNEL_GRPC_OPTIONS, "channel")
-        try:
-            self._compression = normalize_compression(compression)
-        except UsageError as exc:
-            raise ValueError(str(exc)) from None
-        self.target = target
-        self._address: Address = parse_address(target)
-        self._authority: str = settings["authority"] or self._address.authority
-        self._scheme = "https" if ssl_context is not None else "http"
-        self._ssl = None if ssl_context is None else require_alpn_h2(ssl_context)
-        self._server_hostname: Optional[str] = settings["server_hostname"]
-        self._max_receive_message_length = size_limit(settings["max_receive_message_length"])
-        self._max_send_message_length = size_limit(settings["max_send_message_length"])
-        agent = settings["user_agent"]
-        self._user_agent = f"{agent} {USER_AGENT}" if agent else USER_AGENT
-        self._connection_options = build_connection_options(connection_options, settings)
-        # Wire tracing (rpc._trace): this option, an active rpc.trace() block, or H2RPC_TRACE.
-        self._connection_options = with_tracer(self._connection_options, trace)
-        backoff = {
-            name: settings[key]
-            for key, name in (
-                ("initial_reconnect_backoff", "initial_backoff"),
-                ("max_reconnect_backoff", "max_backoff"),
-                ("min_connect_timeout", "min_connect_timeout"),
-            )
-            if settings[key] is not None
-        }
-        self._backoff = Backoff(BackoffOptions(**backoff))
-        self._retry_at = 0.0  # after a failed attempt: no new attempt before this (monotonic)
-        self._last_failure: Optional[RpcError] = None
-        self._closed = False
-        #: Request heads without timeout or metadata, by (path, encoding): built once.
-        self._heads: dict[tuple[str, Optional[str]], Any] = {}
-        self._setup()
-
-    def _setup(self) -> None:
-        """The driver's own state (the async and blocking channels differ only in waiting)."""
-
-    # ------------------------------------------------------------------ multi-callables
-
-    def unary_unary(
-        self,
-        method: str,
-        request_serializer: Optional[Serializer] = None,
-        response_deserializer: Optional[Deserializer] = None,
-        _registered_method: Optional[bool] = False,
-    ) -> Any:
-        """A callable for one request and one response (grpcio's name).
-
-        ``_registered_method`` is accepted and ignored: stubs generated by recent grpcio-tools
-        pass ``_registered_method=True`` so that grpcio's C core registers the path once; h2rpc
-        needs no such step (a method's request head is built once per channel anyway), so the
-        generated stubs run unchanged on ``rpc.Channel`` and ``rpc.sync.Channel``.
-        """
-        return self._multi_callable(
-            Cardinality.UNARY_UNARY, method, request_serializer, response_deserializer
-        )
-
-    def unary_stream(
-        self,
-        method: str,
-        request_serializer: Optional[Serializer] = None,
-        response_deserializer: Optional[Deserializer] = None,
-        _registered_method: Optional[bool] = False,
-    ) -> Any:
-        """A callable for one request and a stream of responses.
-
-        ``_registered_method``: ignored, as in ``unary_unary``.
-        """
-        return self._multi_callable(
-            Cardinality.UNARY_STREAM, method, request_serializer, response_deserializer
-        )
-
-    def stream_unary(
-        self,
-        method: str,
-        request_serializer: Optional[Serializer] = None,
-        response_deserializer: Optional[Deserializer] = None,
-        _registered_method: Optional[bool] = False,
-    ) -> Any:
-        """A callable for a stream of requests and one response.
-
-        ``_registered_method``: ignored, as in ``unary_unary``.
-        """
-        return self._multi_callable(
-            Cardinality.STREAM_UNARY, method, request_serializer, response_deserializer
-        )
-
-    def stream_stream(
-        self,
-        method: str,
-        request_serializer: Optional[Serializer] = None,
-        response_deserializer: Optional[Deserializer] = None,
-        _registered_method: Optional[bool] = False,
-    ) -> Any:
-        """A callable for streams both ways.
-
-        ``_registered_method``: ignored, as in ``unary_unary``.
-        """
-        return self._multi_callable(
-            Cardinality.STREAM_STREAM, method, request_serializer, response_deserializer
-        )
-
-    #: The driver's multi-callable class for each call kind (async: awaitable calls; blocking:
-    #: calls that block), set by each channel class.
-    _multi_callables: Mapping[Cardinality, Callable[..., Any]] = {}
-
-    def _multi_callable(
-        self,
-        kind: Cardinality,
-        method: str,
-        request_serializer: Optional[Serializer],
-        response_deserializer: Optional[Deserializer],
-    ) -> Any:
-        return self._multi_callables[kind](self, method, request_serializer, response_deserializer)
-
-    # ------------------------------------------------------------------ connection policy
-
-    def _connect_delay(self, wait_for_ready: bool) -> float:
-        """Seconds to wait before the next connection attempt (0: now).
-
-        While backing off after a failure (gRPC's TRANSIENT_FAILURE) a fail-fast call gets the
-        last failure at once; a wait-for-ready call waits for the next attempt.
-        """
-        if self._closed:
-            raise RpcError(StatusCode.CANCELLED, "channel is closed")
-        delay = self._retry_at - time.monotonic()
-        if delay > 0 and not wait_for_ready and self._last_failure is not None:
-            raise self._last_failure
-        return max(delay, 0.0)
-
-    def _connect_timeout(self) -> float:
-        return self._backoff.connect_timeout()
-
-    def _connect_failed(self, exc: BaseException) -> RpcError:
-        reason = str(exc) or type(exc).__name__
-        self._last_failure = RpcError(
-            StatusCode.UNAVAILABLE, f"failed to connect to {self.target}: {reason}"
-        )
-        self._retry_at = time.monotonic() + self._backoff.next_delay()
-        return self._last_failure
-
-    def _connected(self) -> None:
-        self._backoff.reset()
-        self._retry_at = 0.0
-        self._last_failure = None
-
-    def _learn_from_goaway(self, error_code: Optional[int], debug_data: bytes) -> None:
-        """gRPC clients double their keepalive interval when told they ping too much."""
-        if error_code == ENHANCE_YOUR_CALM and debug_data == b"too_many_pings":
-            options = self._connection_options
-            if options.keepalive_time is not None:
-                log.warning("server %s said too_many_pings: keepalive time doubled", self.target)
-                self._connection_options = dataclasses.replace(
-                    options, keepalive_time=options.keepalive_time * 2
-                )
-
-
 class ClientCallCore:
     """One client call's protocol state; the shells add ``_get_stream`` and the waiting."""
 
     def __init__(
         self,
-        channel: ChannelCore,
+        channel: Any,
         path: str,
         serializer: Serializer,
         deserializer: Deserializer,
@@ -587,24 +328,3 @@ class ClientCallCore:
 
     def _rpc_error_from(self, status: Status) -> RpcError:
         return RpcError.from_status(status, self._initial_metadata)
-
-
-class MultiCallableBase:
-    """A method bound to a channel (the async and blocking ones differ only in their calls)."""
-
-    def __init__(
-        self,
-        channel: Any,
-        method: str,
-        request_serializer: Optional[Serializer],
-        response_deserializer: Optional[Deserializer],
-    ) -> None:
-        if not method.startswith("/"):
-            raise ValueError(f"method must be a path like /package.Service/Method: {method!r}")
-        self._channel = channel
-        self._method = method
-        self._serializer = request_serializer or _identity
-        self._deserializer = response_deserializer or _identity
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._method}>"

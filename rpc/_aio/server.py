@@ -10,8 +10,8 @@ from typing import Optional
 
 from transport import Listener, Stream, parse_address
 
-from ._server_base import ServerCore
-from ._server_call import ServicerContext
+from .._core.server import ServerCore
+from .server_call import ServicerContext
 
 log = logging.getLogger(__name__)
 

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional
 from codec import Status, StatusCode
 from transport import Stream, TransportError
 
-from ._client_core import EOF
-from ._errors import RpcError
-from ._handlers import Cardinality, MethodHandler
-from ._server_core import ServerCallCore, StreamGone, invoke_blocking
+from .._core.messages import EOF
+from .._core.server_call import ServerCallCore, StreamGone, invoke_blocking
+from .._errors import RpcError
+from .._handlers import Cardinality, MethodHandler
 
 if TYPE_CHECKING:
-    from ._server import Server
+    from .server import Server
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from ._handlers import (
+from .._handlers import (
     GenericRpcHandler,
     HandlerCallDetails,
     MethodHandler,

@@ -1,9 +1,9 @@
 """Client calls for asyncio: grpcio-aio-like call objects over ``ClientCallCore``.
 
-Every protocol decision is the core's (``_client_core.py``, shared with the blocking API); this
-module only waits: for a stream, for the response head, for data, for the deadline timer. The four
-public classes shape the surface: awaitable for a single response, async-iterable for a stream,
-``write``/``done_writing`` for streamed requests.
+Every protocol decision is the core's (``rpc._core.client_call``, shared with the blocking API);
+this module only waits: for a stream, for the response head, for data, for the deadline timer. The
+four public classes shape the surface: awaitable for a single response, async-iterable for a
+stream, ``write``/``done_writing`` for streamed requests.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from codec import Metadata, Status, StatusCode
 from transport import ConnectionClosedError, Stream, TransportError
 
-from ._client_core import CANCEL, EOF, MAX_TRANSPARENT_RETRIES, ClientCallCore
-from ._errors import RpcError
+from .._core.client_call import CANCEL, MAX_TRANSPARENT_RETRIES, ClientCallCore
+from .._core.messages import EOF
+from .._errors import RpcError
 
 if TYPE_CHECKING:
-    from ._channel import Channel
+    from .channel import Channel
 
 __all__ = [
     "EOF",

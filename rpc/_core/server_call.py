@@ -4,8 +4,8 @@
 instead: UNIMPLEMENTED, HTTP 415, ...), decodes requests, frames responses, turns every way a
 handler can end (return, ``RpcError``, ``abort``, any other exception, cancellation, the deadline)
 into a status in one place, and builds the trailers. It is also the part of the handler's
-``context`` API that does not wait. The shells (``_server_call.py`` for asyncio, ``_sync.py`` for
-threads) read, write and run the handler.
+``context`` API that does not wait. The shells (``rpc._aio.server_call`` for asyncio,
+``rpc.sync.server`` for threads) read, write and run the handler.
 """
 
 from __future__ import annotations
@@ -36,15 +36,15 @@ from codec import (
 from transport import TransportError
 from transport.session import StreamState
 
-from ._auth import auth_context, peer_identities, peer_identity_key
-from ._client_core import EOF, normalize_compression
-from ._deadline import set_deadline
-from ._errors import AbortError, RpcError
-from ._handlers import MethodHandler
-from ._messages import WrongMessageType, decode_messages, frame_message
+from .._auth import auth_context, peer_identities, peer_identity_key
+from .._errors import AbortError, RpcError
+from .._handlers import MethodHandler
+from .deadline import set_deadline
+from .messages import EOF, WrongMessageType, decode_messages, frame_message
+from .options import normalize_compression
 
 if TYPE_CHECKING:
-    from ._server_base import ServerCore
+    from .server import ServerCore
 
 log = logging.getLogger(__name__)
 

@@ -13,16 +13,16 @@ from typing import Any, Callable, Optional
 from codec import StatusCode
 from transport import AsyncConnection, ConnectionClosedError, connect
 
-from ._call import (
+from .._core.channel import ChannelCore, MultiCallableBase, no_call_credentials
+from .._errors import RpcError
+from .._handlers import Cardinality
+from .call import (
     StreamStreamCall,
     StreamUnaryCall,
     UnaryStreamCall,
     UnaryUnaryCall,
     _ClientCall,
 )
-from ._client_core import ChannelCore, MultiCallableBase, no_call_credentials
-from ._errors import RpcError
-from ._handlers import Cardinality
 
 
 class Channel(ChannelCore):

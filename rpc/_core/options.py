@@ -11,7 +11,10 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional
 
+from codec import is_supported_encoding
 from transport import ConnectionOptions
+
+from .._errors import UsageError
 
 DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH = 4 * 1024 * 1024  # grpcio's default
 
@@ -100,3 +103,12 @@ def connection_options(
     }
     base = base or ConnectionOptions()
     return dataclasses.replace(base, **changes) if changes else base
+
+
+def normalize_compression(compression: Optional[str]) -> Optional[str]:
+    """``identity`` and None mean no compression; anything else must be supported."""
+    if compression == "identity":
+        return None
+    if not is_supported_encoding(compression):
+        raise UsageError(f"unsupported compression {compression!r}: use gzip or deflate")
+    return compression

@@ -19,7 +19,7 @@ from codec import (
     encode_message,
 )
 
-from ._errors import RpcError
+from .._errors import RpcError
 
 
 class WrongMessageType(TypeError):
@@ -65,3 +65,23 @@ def decode_messages(
                 raise RpcError(StatusCode.INTERNAL, str(exc)) from None
         out.append(payload)
     return out
+
+
+class _EOFType:
+    """The value ``read()`` returns once a response stream has ended (grpcio's ``aio.EOF``)."""
+
+    _instance: Optional[_EOFType] = None
+
+    def __new__(cls) -> _EOFType:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "EOF"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+EOF = _EOFType()

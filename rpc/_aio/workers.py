@@ -23,8 +23,8 @@ from typing import Any, Callable, Optional
 
 from transport import parse_address
 
-from ._loop import run
-from ._server import Server
+from .run import run
+from .server import Server
 
 __all__ = ["WorkerFailed", "serve"]
 

@@ -11,20 +11,19 @@ from google.protobuf.descriptor import ServiceDescriptor
 from codec import Status, StatusCode
 from transport import ConnectionOptions
 
-from ._client_core import normalize_compression
-from ._errors import UsageError
-from ._handlers import GenericRpcHandler, MethodHandler
-from ._options import (
+from .._errors import UsageError
+from .._handlers import GenericRpcHandler, MethodHandler, service_handlers
+from .._tls import require_alpn_h2
+from .._trace.tracer import TraceOption, with_tracer
+from .options import (
     DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
     SERVER_GRPC_OPTIONS,
     merge_grpc_options,
+    normalize_compression,
     size_limit,
 )
-from ._options import connection_options as connection_options_from
-from ._registry import Registry
-from ._service import service_handlers
-from ._tls import require_alpn_h2
-from ._trace import TraceOption, with_tracer
+from .options import connection_options as connection_options_from
+from .registry import Registry
 
 
 class ServerCore:
