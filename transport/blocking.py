@@ -398,6 +398,9 @@ class BlockingConnection(SessionView):
         waiter = stream.read_waiter
         if waiter is not None:
             waiter.notify_all()  # type: ignore[attr-defined]
+        listener = stream.on_news
+        if listener is not None:
+            listener()
 
     wake_write = wake_read
 

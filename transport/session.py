@@ -92,6 +92,7 @@ class StreamState:
         "_session",
         "local_closed",
         "on_failed",
+        "on_news",
         "read_waiter",
         "request_headers",
         "response_headers",
@@ -116,6 +117,10 @@ class StreamState:
         #: Called once if the stream fails from outside (peer reset, GOAWAY, lost connection), so
         #: an owner that is not reading (a server handler busy elsewhere) still learns of it.
         self.on_failed: Optional[Callable[[], None]] = None
+        #: Called (by a driver that supports it, under the connection's lock) whenever the
+        #: stream has news for its reader: headers, data, its end, or its failure. For an owner
+        #: that does not wait on the stream but is told (the blocking API's futures).
+        self.on_news: Optional[Callable[[], None]] = None
         #: Opaque slots for the driver's waiting primitives.
         self.read_waiter: object = None
         self.write_waiter: object = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from codec import StatusCode
 from transport import AsyncConnection, ConnectionClosedError, connect
@@ -21,7 +21,6 @@ from .call import (
     StreamUnaryCall,
     UnaryStreamCall,
     UnaryUnaryCall,
-    _ClientCall,
 )
 
 
@@ -65,10 +64,14 @@ class Channel(ChannelCore):
         """Wait until the channel is connected (retrying with backoff, like wait-for-ready), as
         grpc.aio's does: bound it with ``asyncio.wait_for``. RpcError CANCELLED if the channel
         is closed meanwhile."""
-        await self._get_connection(wait_for_ready=True)
+        await self.connection(wait_for_ready=True)
 
-    async def _get_connection(self, wait_for_ready: bool = False) -> AsyncConnection:
-        """The connection for a new call, connecting (or reconnecting) as the policy says."""
+    async def connection(self, wait_for_ready: bool = False) -> AsyncConnection:
+        """The connection for a new call, connecting (or reconnecting) as the policy says.
+
+        The calls' ``ConnectionSource``: RpcError UNAVAILABLE while backing off after a failed
+        attempt (unless ``wait_for_ready``), CANCELLED once the channel is closed.
+        """
         while True:
             conn = self._conn
             if conn is not None and conn.is_usable:
@@ -124,7 +127,8 @@ class _MultiCallable(MultiCallableBase):
     iterable of requests (streaming-request kinds; without one, use ``call.write()``).
     """
 
-    _call_class: Callable[..., _ClientCall]
+    _call_class: type[UnaryUnaryCall | UnaryStreamCall | StreamUnaryCall | StreamStreamCall]
+    _kind: Cardinality
 
     _channel: Channel
 
@@ -142,6 +146,7 @@ class _MultiCallable(MultiCallableBase):
         if credentials is not None:
             raise no_call_credentials(credentials)
         return self._call_class(
+            self._kind,
             request,
             self._channel,
             self._method,
@@ -156,18 +161,22 @@ class _MultiCallable(MultiCallableBase):
 
 class UnaryUnaryMultiCallable(_MultiCallable):
     _call_class = UnaryUnaryCall
+    _kind = Cardinality.UNARY_UNARY
 
 
 class UnaryStreamMultiCallable(_MultiCallable):
     _call_class = UnaryStreamCall
+    _kind = Cardinality.UNARY_STREAM
 
 
 class StreamUnaryMultiCallable(_MultiCallable):
     _call_class = StreamUnaryCall
+    _kind = Cardinality.STREAM_UNARY
 
 
 class StreamStreamMultiCallable(_MultiCallable):
     _call_class = StreamStreamCall
+    _kind = Cardinality.STREAM_STREAM
 
 
 _MULTI_CALLABLES: dict[Cardinality, type[_MultiCallable]] = {

@@ -23,7 +23,7 @@ from .._tls import require_alpn_h2
 from .._trace.tracer import TraceOption, with_tracer
 from .._version import USER_AGENT
 from .backoff import Backoff, BackoffOptions
-from .client_call import ENHANCE_YOUR_CALM
+from .client_call import ENHANCE_YOUR_CALM, CallSettings
 from .options import (
     CHANNEL_GRPC_OPTIONS,
     DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
@@ -91,19 +91,23 @@ class ChannelCore:
         }
         merge_grpc_options(settings, options, CHANNEL_GRPC_OPTIONS, "channel")
         try:
-            self._compression = normalize_compression(compression)
+            compression = normalize_compression(compression)
         except UsageError as exc:
             raise ValueError(str(exc)) from None
         self.target = target
         self._address: Address = parse_address(target)
-        self._authority: str = settings["authority"] or self._address.authority
-        self._scheme = "https" if ssl_context is not None else "http"
         self._ssl = None if ssl_context is None else require_alpn_h2(ssl_context)
         self._server_hostname: Optional[str] = settings["server_hostname"]
-        self._max_receive_message_length = size_limit(settings["max_receive_message_length"])
-        self._max_send_message_length = size_limit(settings["max_send_message_length"])
         agent = settings["user_agent"]
-        self._user_agent = f"{agent} {USER_AGENT}" if agent else USER_AGENT
+        #: What each call of this channel needs from it.
+        self.settings = CallSettings(
+            authority=settings["authority"] or self._address.authority,
+            scheme="https" if ssl_context is not None else "http",
+            user_agent=f"{agent} {USER_AGENT}" if agent else USER_AGENT,
+            compression=compression,
+            max_receive_message_length=size_limit(settings["max_receive_message_length"]),
+            max_send_message_length=size_limit(settings["max_send_message_length"]),
+        )
         self._connection_options = build_connection_options(connection_options, settings)
         # Wire tracing (rpc._trace): this option, an active rpc.trace() block, or H2RPC_TRACE.
         self._connection_options = with_tracer(self._connection_options, trace)
@@ -120,8 +124,6 @@ class ChannelCore:
         self._retry_at = 0.0  # after a failed attempt: no new attempt before this (monotonic)
         self._last_failure: Optional[RpcError] = None
         self._closed = False
-        #: Request heads without timeout or metadata, by (path, encoding): built once.
-        self._heads: dict[tuple[str, Optional[str]], Any] = {}
         self._setup()
 
     def _setup(self) -> None:
@@ -206,6 +208,14 @@ class ChannelCore:
         return self._multi_callables[kind](self, method, request_serializer, response_deserializer)
 
     # ------------------------------------------------------------------ connection policy
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def next_attempt_in(self) -> float:
+        """Seconds until the backoff after a failed attempt allows the next one (<= 0: now)."""
+        return self._retry_at - time.monotonic()
 
     def _connect_delay(self, wait_for_ready: bool) -> float:
         """Seconds to wait before the next connection attempt (0: now).

@@ -2,8 +2,21 @@
 
 ``ClientCallCore`` is one call's state machine: its request head, the framing and compression of
 requests, the parsing of the response head, message decoding, trailers, how every transport
-failure maps to a status, and transparent retry. The shells (``rpc._aio.call``,
-``rpc.sync.client``) only add the waiting.
+failure maps to a status, transparent retry, and the order of the steps of each operation
+(send the requests, take the response head, read a message, wait for the status).
+
+The steps are *programs*: generator methods that hold every decision and, whenever they must
+wait, yield a *command* (a tuple, its first item one of the opcodes below) and get back its
+outcome, or the exception it raised. A shell only *drives* programs, performing each command its
+own way: ``rpc._aio.call`` awaits the asyncio transport, ``rpc.sync.client`` blocks on the
+threaded one with the deadline as timeout, and its futures perform commands only when they need
+not wait, resuming the program when the connection's reader thread has news. So the blocking,
+the asyncio and the future form of a call cannot drift apart: there is one program. (Generating
+the blocking shell from the asyncio one, httpcore's ``unasync``, was the other way measured; it
+cannot give futures, which must never block.)
+
+A deadline reaches a program as ``TimeoutError`` from a command (blocking waits), or as the
+status the shell's timer set while it waited (asyncio): either way the program reads the status.
 """
 
 from __future__ import annotations
@@ -11,7 +24,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from typing import Any, Optional
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
 
 from codec import (
     SUPPORTED_ENCODINGS,
@@ -28,14 +43,11 @@ from codec import (
     parse_trailers,
     status_from_reset,
 )
-from transport import (
-    ConnectionClosedError,
-    StreamResetError,
-)
+from transport import ConnectionClosedError, StreamResetError, TransportError
 from transport.session import StreamState
 
 from .._errors import RpcError, UsageError
-from .._handlers import Deserializer, Serializer
+from .._handlers import Cardinality, Deserializer, Serializer
 from .deadline import effective_deadline
 from .messages import EOF, decode_messages, frame_message
 from .options import normalize_compression
@@ -53,12 +65,64 @@ MAX_TRANSPARENT_RETRIES = 6
 RETRY_PAUSE = 0.01
 
 
+# Commands of the client call programs: what a shell's driver performs, and what it returns.
+#: ``(STREAM,)``: the call's stream, opened if need be by running ``_open_stream()`` (one opener
+#: at a time; the others wait for it); RpcError if the call ended meanwhile.
+STREAM = 0
+#: ``(OPEN,)``: a connection from the channel (connecting as its policy says), then a new stream
+#: on it for the call's request head.
+OPEN = 1
+#: ``(SEND, data, end_stream)``: send request bytes on the call's stream.
+SEND = 2
+#: ``(HEAD,)``: the response headers of the call's stream.
+HEAD = 3
+#: ``(READ,)``: the next chunk of response body (``b""``: the stream ended).
+READ = 4
+#: ``(PAUSE, seconds)``: wait before a transparent retry.
+PAUSE = 5
+#: ``(NEXT_REQUEST, iterator)``: the next request from the application's (async) iterator, EOF
+#: after the last.
+NEXT_REQUEST = 6
+#: ``(START_WRITER,)``: start sending the request iterator concurrently (a task or a thread
+#: driving ``_write_requests()``).
+START_WRITER = 7
+
+_STREAM = (STREAM,)
+_OPEN = (OPEN,)
+_HEAD = (HEAD,)
+_READ = (READ,)
+_START_WRITER = (START_WRITER,)
+
+#: A program: yields commands, gets their outcomes, returns its result.
+Program = Generator[tuple[Any, ...], Any, Any]
+
+
+@dataclass(frozen=True)
+class CallSettings:
+    """What every call of a channel needs from it, built once per channel."""
+
+    authority: str
+    scheme: str
+    user_agent: str
+    compression: Optional[str]
+    max_receive_message_length: Optional[int]
+    max_send_message_length: Optional[int]
+    #: Request heads without timeout or metadata, by (path, encoding): built once per method.
+    heads: dict[tuple[str, Optional[str]], Any] = field(default_factory=dict, compare=False)
+
+
 class ClientCallCore:
-    """One client call's protocol state; the shells add ``_get_stream`` and the waiting."""
+    """One client call: its state, its decisions, and the programs the shells drive."""
+
+    #: Called once when the call ends, however it ends (the shells stop their deadline timer
+    #: and request writer; a future sets its outcome).
+    when_finished: Optional[Callable[[], None]] = None
 
     def __init__(
         self,
-        channel: Any,
+        settings: CallSettings,
+        kind: Cardinality,
+        request: Any,
         path: str,
         serializer: Serializer,
         deserializer: Deserializer,
@@ -68,13 +132,16 @@ class ClientCallCore:
         compression: Optional[str] = None,
         wait_for_ready: Optional[bool] = None,
     ) -> None:
-        self._channel = channel
+        self._settings = settings
+        self._kind = kind
+        #: The request (one), or the iterable of requests (None: ``write()`` calls will send).
+        self._request = request
         self._path = path
         self._serializer = serializer
         self._deserializer = deserializer
         self._wait_for_ready = bool(wait_for_ready)
         self._encoding = normalize_compression(
-            channel._compression if compression is None else compression
+            settings.compression if compression is None else compression
         )
         self._response_encoding: Optional[str] = None
         # The deadline is the tighter of our timeout and the one inherited from a handler.
@@ -82,32 +149,35 @@ class ClientCallCore:
         if deadline is None and not metadata:
             # The common case has the same head every time: build it once per method.
             key = (path, self._encoding)
-            headers = channel._heads.get(key)
+            headers = settings.heads.get(key)
             if headers is None:
-                headers = channel._heads[key] = self._build_headers(path, None, None)
+                headers = settings.heads[key] = self._build_headers(path, None, None)
             self._headers = headers
         else:
             self._headers = self._build_headers(path, deadline, metadata)
         self._stream: Optional[StreamState] = None
-        self._decoder = MessageDecoder(channel._max_receive_message_length)
+        self._decoder = MessageDecoder(settings.max_receive_message_length)
         self._messages: deque[bytes] = deque()
         self._initial_metadata: Optional[Metadata] = None
         self._status: Optional[Status] = None
+        self._requests_started = False
         self._done_writing = False
         self._retries = 0
+        self._response: Any = None
+        self._response_ready = False
 
     def _build_headers(self, path: str, deadline: Optional[float], metadata: Any) -> Any:
-        channel = self._channel
+        settings = self._settings
         try:
             return build_request_headers(
                 path,
-                channel._authority,
-                scheme=channel._scheme,
+                settings.authority,
+                scheme=settings.scheme,
                 timeout=None if deadline is None else deadline - time.monotonic(),
                 metadata=metadata,
                 encoding=self._encoding,
                 accept_encoding=SUPPORTED_ENCODINGS,
-                user_agent=channel._user_agent,
+                user_agent=settings.user_agent,
             )
         except InvalidMetadataError as exc:
             if isinstance(exc, TypeError):  # not pairs at all (a dict...): say so as TypeError
@@ -134,16 +204,213 @@ class ClientCallCore:
             return None
         return max(0.0, self._deadline - time.monotonic())
 
+    # ------------------------------------------------------------------ programs
+
+    def _open_stream(self) -> Program:
+        """Open the call's stream (run by the shells' STREAM, one opener at a time).
+
+        A connection may go away (GOAWAY) between picking it and opening the stream: nothing
+        was sent, so another connection may take the call.
+        """
+        for attempt in range(MAX_TRANSPARENT_RETRIES + 1):
+            if self._status is not None:
+                raise self._rpc_error()
+            try:
+                stream = yield _OPEN
+            except ConnectionClosedError as exc:
+                if attempt < MAX_TRANSPARENT_RETRIES:
+                    continue
+                self._finish(self._status_from(exc))
+                raise self._rpc_error() from None
+            except TimeoutError:
+                self._deadline_exceeded()
+                raise self._rpc_error() from None
+            except (RpcError, TransportError) as exc:
+                self._finish(self._status_from(exc))
+                raise self._rpc_error() from None
+            if self._status is not None:  # cancelled or expired while opening
+                stream.reset(CANCEL)
+                raise self._rpc_error()
+            self._stream = stream
+            return stream
+        raise AssertionError("unreachable")
+
+    def _send_requests(self) -> Program:
+        """Start sending: the single request (with END_STREAM), or the request iterator (on a
+        writer the shell starts); without one, ``write()`` calls send. Done once per stream."""
+        if self._requests_started:
+            return
+        self._requests_started = True
+        if not self._kind.request_streaming:
+            try:
+                yield from self._write(self._request, True, True)
+            except RpcError:
+                if self._status is not None:
+                    raise
+                # The send failed, the call goes on: the response side learns why (and retries a
+                # stream the server refused).
+            return
+        if self._stream is None:
+            yield _STREAM
+        if self._request is not None:
+            yield _START_WRITER
+
+    def _write(self, message: Any, end: bool, compress: bool) -> Program:
+        """Frame and send one request; a failed send leaves the status to the response side.
+
+        Framed before the stream opens: a request that cannot be serialized opens none.
+        """
+        if self._status is not None:
+            raise self._rpc_error()
+        data = self._frame(message, compress)
+        stream = self._stream
+        if stream is None:
+            stream = yield _STREAM
+        if self._response_complete(stream):
+            return
+        try:
+            yield (SEND, data, end)
+        except TimeoutError:
+            self._deadline_exceeded()
+            raise self._rpc_error() from None
+        except TransportError as exc:
+            if self._response_complete(stream):
+                return
+            raise self._write_failed(stream, exc) from None
+        if end:
+            self._done_writing = True
+
+    def _end_requests(self) -> Program:
+        """Half-close: no more requests."""
+        if self._done_writing:
+            return
+        stream = self._stream
+        if stream is None:
+            stream = yield _STREAM
+        self._done_writing = True
+        if self._status is None and not stream.local_closed:
+            try:
+                stream.end()
+            except TransportError:
+                pass
+
+    def _write_requests(self, requests: Any) -> Program:
+        """The writer's program: send every request of the application's iterator, then
+        half-close. A failure to send stops it quietly (the response side tells the status);
+        the iterator's own failure ends the call."""
+        try:
+            while self._status is None:
+                message = yield (NEXT_REQUEST, requests)
+                if message is EOF:
+                    yield from self._end_requests()
+                    return
+                yield from self._write(message, False, True)
+        except RpcError:
+            pass
+        except Exception as exc:  # the application's iterator (or serializer) failed
+            self._finish(
+                Status(StatusCode.UNKNOWN, f"Exception iterating requests: {exc!r}"), CANCEL
+            )
+
+    def _receive_head(self) -> Program:
+        """Take the response headers (or a Trailers-Only response, which ends the call); a
+        stream the server never saw is sent again (transparent retry)."""
+        if self._initial_metadata is not None or self._status is not None:
+            return
+        yield from self._send_requests()
+        while True:
+            stream = self._stream
+            if stream is None:
+                stream = yield _STREAM
+            try:
+                headers = yield _HEAD
+            except TimeoutError:
+                self._deadline_exceeded()
+                return
+            except TransportError as exc:
+                pause = self._retry_pause(exc)
+                if pause is None:
+                    return
+                yield (PAUSE, pause)
+                yield from self._send_requests()
+                continue
+            self._on_response_head(stream, headers)
+            return
+
+    def _read(self) -> Program:
+        """The next response message, or EOF once the call ended OK; RpcError otherwise."""
+        if not self._messages and self._status is None:
+            yield from self._receive_head()
+            while self._needs_data():
+                try:
+                    chunk = yield _READ
+                except TimeoutError:
+                    self._deadline_exceeded()
+                    break
+                except TransportError as exc:
+                    self._on_read_error(exc)
+                    break
+                self._on_chunk(chunk)
+        return self._next_message()
+
+    def _read_any(self) -> Program:
+        """``read()`` of a streaming-response call: send the requests first."""
+        yield from self._send_requests()
+        return (yield from self._read())
+
+    def _single_response(self) -> Program:
+        """The response of a unary-response call: exactly one message before an OK end."""
+        if self._response_ready:
+            return self._response
+        yield from self._send_requests()
+        first = yield from self._read()
+        second = (yield from self._read()) if first is not EOF else EOF
+        self._response = response = self._single_from(first, second)
+        self._response_ready = True
+        return response
+
+    def _initial_metadata_of(self) -> Program:
+        """The response's initial metadata (empty if the call failed before it)."""
+        try:
+            yield from self._receive_head()
+        except RpcError:
+            pass
+        return self._initial_metadata if self._initial_metadata is not None else Metadata()
+
+    def _final_status(self) -> Program:
+        """Drive the call to its end (unread responses of a stream are dropped): its status.
+
+        A unary response is kept, so that the call can still give it afterwards.
+        """
+        if not self._kind.response_streaming:
+            try:
+                yield from self._single_response()
+            except RpcError:
+                pass
+        while self._status is None:
+            self._messages.clear()
+            try:
+                yield from self._read()
+            except RpcError:
+                pass
+        return self._status
+
     # ------------------------------------------------------------------ decisions
 
     def _frame(self, message: Any, compress: bool) -> bytes:
-        """Serialize, compress and length-prefix one request; RpcError ends the call."""
+        """Serialize, compress and length-prefix one request; RpcError ends the call.
+
+        A request the serializer rejects (a message of the wrong type, say) ends the call
+        INTERNAL, as grpcio's "Exception serializing request!" does.
+        """
+        try:
+            payload = self._serializer(message)
+        except Exception as exc:
+            self._finish(Status(StatusCode.INTERNAL, f"Exception serializing request: {exc!r}"))
+            raise self._rpc_error() from exc
         try:
             return frame_message(
-                self._serializer(message),
-                self._encoding,
-                self._channel._max_send_message_length,
-                compress,
+                payload, self._encoding, self._settings.max_send_message_length, compress
             )
         except RpcError as exc:
             self._finish(Status(exc.code(), exc.details()), CANCEL)
@@ -200,12 +467,13 @@ class ClientCallCore:
         if (
             refused
             and self._status is None
-            and self._replayable()
+            and not self._kind.request_streaming  # a request stream cannot be replayed
             and self._retries < MAX_TRANSPARENT_RETRIES
         ):
             pause = RETRY_PAUSE * float(2**self._retries)
             self._retries += 1
             self._stream = None
+            self._requests_started = False  # sent again on the next stream
             return pause
         self._finish(self._status_from(exc), CANCEL)
         return None
@@ -221,7 +489,7 @@ class ClientCallCore:
                     self._decoder,
                     chunk,
                     self._response_encoding,
-                    self._channel._max_receive_message_length,
+                    self._settings.max_receive_message_length,
                 )
             )
         except RpcError as exc:
@@ -279,17 +547,16 @@ class ClientCallCore:
             raise self._rpc_error()
         return first
 
-    def _replayable(self) -> bool:
-        return False
-
     # ------------------------------------------------------------------ ending
 
     def _finish(self, status: Status, reset_code: Optional[int] = None) -> None:
-        """Record the final status once; stop the stream and whatever the shell runs."""
+        """Record the final status once, tell ``when_finished``, and stop the stream."""
         if self._status is not None:
             return
         self._status = status
-        self._on_finished()
+        listener = self.when_finished
+        if listener is not None:
+            listener()
         stream = self._stream
         if stream is not None:
             if reset_code is not None:
@@ -297,9 +564,6 @@ class ClientCallCore:
             elif not stream.local_closed:
                 # The server has answered while we were still sending: stop, without error.
                 stream.reset(NO_ERROR)
-
-    def _on_finished(self) -> None:
-        """The shell's hook: stop its deadline timer and request writer."""
 
     def _status_from(self, exc: BaseException) -> Status:
         if self._status is not None:  # we reset the stream ourselves (cancel, deadline)

@@ -9,12 +9,11 @@ a locked writer.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import ssl
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any, Optional
 
 from codec import Metadata, Status, StatusCode
@@ -22,7 +21,19 @@ from transport import ConnectionClosedError, TransportError
 from transport.blocking import BlockingConnection, BlockingStream, connect_blocking
 
 from .._core.channel import ChannelCore, MultiCallableBase, no_call_credentials
-from .._core.client_call import CANCEL, MAX_TRANSPARENT_RETRIES, ClientCallCore
+from .._core.client_call import (
+    CANCEL,
+    HEAD,
+    NEXT_REQUEST,
+    OPEN,
+    PAUSE,
+    READ,
+    SEND,
+    START_WRITER,
+    STREAM,
+    ClientCallCore,
+    Program,
+)
 from .._core.messages import EOF
 from .._errors import RpcError
 from .._handlers import Cardinality, Deserializer, Serializer
@@ -66,16 +77,16 @@ class Channel(ChannelCore):
         ``rpc.sync.channel_ready_future(channel)`` is the grpcio-style form.
         """
         end = None if timeout is None else time.monotonic() + timeout
-        self._get_connection(wait_for_ready=True, deadline=end)
+        self.connection(wait_for_ready=True, deadline=end)
 
-    def _ready_connection(self) -> Optional[BlockingConnection]:
+    def ready_connection(self) -> Optional[BlockingConnection]:
         """The connection if a new call may use it now (no connecting, no waiting), else None."""
         conn = self._conn
         if conn is not None and conn.is_usable and not self._closed:
             return conn
         return None
 
-    def _get_connection(
+    def connection(
         self,
         wait_for_ready: bool,
         deadline: Optional[float],
@@ -90,7 +101,7 @@ class Channel(ChannelCore):
                 conn = self._conn
                 if conn is not None and conn.is_usable:
                     return conn
-                if call is not None and call._status is not None:
+                if call is not None and call.done():
                     raise RpcError(StatusCode.CANCELLED, "Locally cancelled by application!")
                 if conn is not None:
                     self._conn = None
@@ -132,28 +143,32 @@ class Channel(ChannelCore):
 class Call(ClientCallCore):
     """A blocking call: iterate it for a response stream; metadata, status and ``cancel()``.
 
-    Every wait is bounded by the call's deadline; ``cancel()`` may come from any thread.
+    It drives the core's programs, performing each command by blocking on the threaded
+    transport; every wait is bounded by the call's deadline; ``cancel()`` may come from any
+    thread.
     """
 
-    _channel: Channel
+    _stream: Optional[BlockingStream]
 
     def __init__(
         self,
         kind: Cardinality,
-        first: Any,
+        request: Any,
         channel: Channel,
         path: str,
         serializer: Serializer,
         deserializer: Deserializer,
         **kwargs: Any,
     ) -> None:
-        super().__init__(channel, path, serializer, deserializer, **kwargs)
-        self._kind = kind
-        self._request = first
-        self._sent = False
+        if kind.request_streaming and request is None:
+            request = ()  # no write() here: no request iterator means no requests
+        super().__init__(channel.settings, kind, request, path, serializer, deserializer, **kwargs)
+        self._channel = channel
+        #: Held to end the call (cancel() may race the thread that reads).
         self._lock = threading.RLock()
-        self._writer: Optional[threading.Thread] = None
-        self._writer_stop = threading.Event()
+        #: Held by the one thread opening the stream (not the call's lock: cancel() and the
+        #: deadline must not wait for a connection attempt).
+        self._opening = threading.Lock()
 
     # ------------------------------------------------------------------ public
 
@@ -161,26 +176,22 @@ class Call(ClientCallCore):
         return self
 
     def __next__(self) -> Any:
-        message = self.read()
+        message = self._drive(self._read_any())
         if message is EOF:
             raise StopIteration
         return message
 
     def read(self) -> Any:
         """The next response, or ``rpc.EOF`` at the end of an OK stream."""
-        self._send_requests()
-        return self._read()
+        return self._drive(self._read_any())
 
     def result(self) -> Any:
         """The single response of a unary-response call."""
-        self._send_requests()
-        first = self._read()
-        return self._single_from(first, self._read() if first is not EOF else EOF)
+        return self._drive(self._single_response())
 
     def initial_metadata(self) -> Metadata:
-        with contextlib.suppress(RpcError):
-            self._receive_head()
-        return self._initial_metadata if self._initial_metadata is not None else Metadata()
+        metadata: Metadata = self._drive(self._initial_metadata_of())
+        return metadata
 
     def trailing_metadata(self) -> Metadata:
         return self._wait_status().metadata
@@ -194,174 +205,97 @@ class Call(ClientCallCore):
     def is_active(self) -> bool:
         return self._status is None
 
-    # ------------------------------------------------------------------ sending
+    # ------------------------------------------------------------------ the driver
 
-    def _remaining(self) -> Optional[float]:
-        if self._deadline is None:
+    def _wait_status(self) -> Status:
+        status: Status = self._drive(self._final_status())
+        return status
+
+    def _drive(self, program: Program) -> Any:
+        """Run a program of the core to its end, performing its commands by blocking.
+
+        Each wait gets the time left before the deadline; once it has passed, the program gets
+        TimeoutError instead.
+        """
+        result: Any = None
+        error: Optional[Exception] = None
+        while True:
+            try:
+                if error is None:
+                    command = program.send(result)
+                else:
+                    command = program.throw(error)
+                    error = None
+            except StopIteration as stop:
+                return stop.value
+            op = command[0]
+            try:
+                if op == READ:
+                    result = self._stream.read(timeout=self._time_left())  # type: ignore[union-attr]
+                elif op == SEND:
+                    result = self._stream.send_data(  # type: ignore[union-attr]
+                        command[1], end_stream=command[2], timeout=self._time_left()
+                    )
+                elif op == HEAD:
+                    stream = self._stream
+                    assert stream is not None
+                    result = stream.receive_response_headers(timeout=self._time_left())
+                elif op == STREAM:
+                    result = self._get_stream()
+                elif op == OPEN:
+                    result = self._open()
+                elif op == PAUSE:
+                    time.sleep(command[1])
+                    result = None
+                elif op == NEXT_REQUEST:
+                    result = next(command[1], EOF)
+                else:  # START_WRITER
+                    self._start_writer()
+                    result = None
+            except Exception as exc:
+                error = exc
+
+    def _time_left(self) -> Optional[float]:
+        """The timeout of the next wait: None without a deadline; TimeoutError once it passed."""
+        deadline = self._deadline
+        if deadline is None:
             return None
-        left = self._deadline - time.monotonic()
+        left = deadline - time.monotonic()
         if left <= 0:
-            self._deadline_exceeded()
-            raise self._rpc_error()
+            raise TimeoutError
         return left
 
     def _get_stream(self) -> BlockingStream:
-        with self._lock:
-            if self._stream is not None:
-                assert isinstance(self._stream, BlockingStream)
-                return self._stream
+        with self._opening:
+            stream = self._stream
+            if stream is not None:
+                return stream
             if self._status is not None:
                 raise self._rpc_error()
-            stream = self._open()
-            self._stream = stream
-            return stream
+            opened: BlockingStream = self._drive(self._open_stream())
+            return opened
 
     def _open(self) -> BlockingStream:
-        for attempt in range(MAX_TRANSPARENT_RETRIES + 1):
-            try:
-                conn = self._channel._get_connection(self._wait_for_ready, self._deadline, self)
-                # A unary request's HEADERS wait for its DATA: one send for both.
-                return conn.open_stream(
-                    self._headers,
-                    timeout=self._remaining(),
-                    flush=self._kind.request_streaming,
-                )
-            except ConnectionClosedError as exc:
-                if attempt == MAX_TRANSPARENT_RETRIES:
-                    self._finish(self._status_from(exc))
-                    raise self._rpc_error() from None
-            except TimeoutError:
-                self._deadline_exceeded()
-                raise self._rpc_error() from None
-            except RpcError as exc:
-                self._finish(self._status_from(exc))
-                raise self._rpc_error() from None
-        raise AssertionError("unreachable")
+        conn = self._channel.connection(self._wait_for_ready, self._deadline, self)
+        # A unary request's HEADERS wait for its DATA: one send for both.
+        return conn.open_stream(
+            self._headers, timeout=self._time_left(), flush=self._kind.request_streaming
+        )
 
-    def _write(self, message: Any, *, end: bool = False) -> None:
-        stream = self._get_stream()
-        if self._status is not None:
-            raise self._rpc_error()
-        if self._response_complete(stream):
-            return
-        data = self._frame(message, True)
-        try:
-            stream.send_data(data, end_stream=end, timeout=self._remaining())
-        except TimeoutError:
-            self._deadline_exceeded()
-            raise self._rpc_error() from None
-        except TransportError as exc:
-            if self._response_complete(stream):
-                return
-            raise self._write_failed(stream, exc) from None
-
-    def _send_requests(self) -> None:
-        if self._sent:
-            return
-        self._sent = True
-        if not self._kind.request_streaming:
-            self._write(self._request, end=True)
-        else:
-            self._get_stream()
-            self._writer = threading.Thread(
-                target=self._consume_requests, name="h2rpc-request-writer", daemon=True
-            )
-            self._writer.start()
-
-    def _consume_requests(self) -> None:
-        requests: Iterable[Any] = self._request if self._request is not None else ()
-        try:
-            for message in requests:
-                if self._writer_stop.is_set() or self._status is not None:
-                    return
-                self._write(message)
-            stream = self._get_stream()
-            self._done_writing = True
-            if self._status is None and not stream.local_closed:
-                with contextlib.suppress(TransportError):
-                    stream.end()
-        except RpcError:
-            pass  # the response side reports the status
-        except Exception as exc:  # the application's iterator failed
-            self._finish(
-                Status(StatusCode.UNKNOWN, f"Exception iterating requests: {exc!r}"), CANCEL
-            )
-
-    def _replayable(self) -> bool:
-        return not self._kind.request_streaming
-
-    # ------------------------------------------------------------------ receiving
-
-    def _receive_head(self) -> None:
-        if self._initial_metadata is not None or self._status is not None:
-            return
-        self._send_requests()
-        while True:
-            stream = self._get_stream()
-            try:
-                headers = stream.receive_response_headers(timeout=self._remaining())
-            except TimeoutError:
-                self._deadline_exceeded()
-                return
-            except TransportError as exc:
-                pause = self._retry_pause(exc)
-                if pause is None:
-                    return
-                time.sleep(pause)
-                self._sent = False
-                self._send_requests()
-                continue
-            self._on_response_head(stream, headers)
-            return
-
-    def _read(self) -> Any:
-        if not self._messages and self._status is None:
-            self._receive_head()
-            while self._needs_data():
-                stream = self._stream
-                assert isinstance(stream, BlockingStream)
-                try:
-                    chunk = stream.read(timeout=self._remaining())
-                except TimeoutError:
-                    self._deadline_exceeded()
-                    break
-                except TransportError as exc:
-                    self._on_read_error(exc)
-                    break
-                self._on_chunk(chunk)
-        return self._next_message()
-
-    def _wait_status(self) -> Status:
-        while self._status is None:
-            self._messages.clear()
-            with contextlib.suppress(RpcError):
-                self._read()
-        return self._status
+    def _start_writer(self) -> None:
+        program = self._write_requests(iter(self._request))
+        writer = threading.Thread(
+            target=self._drive, args=(program,), name="h2rpc-request-writer", daemon=True
+        )
+        writer.start()
 
     def _finish(self, status: Status, reset_code: Optional[int] = None) -> None:
         with self._lock:  # cancel() may race the reading thread
             super()._finish(status, reset_code)
 
-    def _on_finished(self) -> None:
-        self._writer_stop.set()
 
-
-_NOTHING: Any = object()  # no response message taken yet
-
-
-class _FutureWaiter(threading.Condition):
-    """A future's stream waiter: news for the stream (the connection's reader thread wakes its
-    waiter) also has the call advanced on the channel's task thread."""
-
-    def __init__(self, lock: Any, call: CallFuture) -> None:
-        super().__init__(lock)
-        self.call: Optional[CallFuture] = call
-
-    def notify_all(self) -> None:
-        super().notify_all()
-        call = self.call
-        if call is not None:
-            call._schedule_advance()
+_BLOCKED: Any = object()  # a command that would have to wait
+_SPLICED: Any = object()  # a command that became a program of its own (STREAM: _open_stream)
 
 
 class CallFuture(FutureBase, Call):
@@ -373,27 +307,31 @@ class CallFuture(FutureBase, Call):
     ``initial_metadata()``, ``trailing_metadata()``, ``code()``, ``details()`` (these wait),
     ``time_remaining()`` and ``is_active()``.
 
-    No thread of its own waits for the call: the connection's reader thread wakes the stream's
-    waiter, which queues the call on the channel's task thread (one per channel, started when
-    needed), where everything that has arrived is taken in without waiting; the deadline is a
-    timer there. Done callbacks run on a second thread of the channel, so that a callback that
-    waits for another future cannot stall the first one. Threads are used only where something
-    must block: connecting, or waiting for a free stream slot, before the request can go out
-    (a short-lived thread until the stream is open; on a connected channel there is none), and
-    sending a request stream (its writer thread, as for a blocking call).
+    No thread of its own waits for the call. It runs the same program as ``Call.result()``, but
+    performs a command only when that need not wait; a command that would wait is kept, and
+    tried again when the stream has news (its ``on_news``, called by the connection's reader
+    thread, queues the call on the channel's task thread, one per channel, started when needed).
+    The deadline is a timer there. Done callbacks run on a second thread of the channel, so that
+    a callback that waits for another future cannot stall the first one. Threads are used only
+    where something must block: connecting, or waiting for a free stream slot, before the
+    request can go out (a short-lived thread until the stream is open; on a connected channel
+    there is none), and sending a request stream (its writer thread, as for a blocking call).
     """
-
-    _channel: Channel
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         channel = self._channel
         self._init_future(self._lock, channel._future_callbacks)
         self._tasks = channel._future_tasks
-        self._first: Any = _NOTHING
+        #: The program and the sub-programs it waits for (innermost last).
+        self._programs: list[Program] = []
+        self._pending: Optional[tuple[Any, ...]] = None  # the command that would have waited
         self._advance_queued = False
         self._timer: Any = None
-        self._data: Optional[bytes] = None  # the framed request (kept for a transparent retry)
+        self._resume_at: Optional[float] = None  # a PAUSE's end
+        self._opener: Optional[threading.Thread] = None
+        self._opened: Optional[tuple[Optional[BlockingStream], Optional[Exception]]] = None
+        self.when_finished = self._on_finished
 
     # ------------------------------------------------------------------ grpc.Future and call
 
@@ -426,114 +364,161 @@ class CallFuture(FutureBase, Call):
         assert self._status is not None
         return self._status
 
-    # ------------------------------------------------------------------ starting
+    # ------------------------------------------------------------------ the driver
 
     def _begin(self) -> None:
-        """Start the call (``future()`` returns right after)."""
+        """Start the call (``future()`` returns right after): the program's first steps run
+        here, so on a connected channel the request is on its way when ``future()`` returns."""
         if self._deadline is not None:
             self._timer = self._tasks.call_at(self._deadline, self._on_deadline)
-        if self._kind.request_streaming:
-            self._writer = threading.Thread(
-                target=self._write_request_stream, name="h2rpc-request-writer", daemon=True
-            )
-            self._writer.start()
-            return
-        try:
-            self._data = self._frame(self._request, True)
-        except RpcError:
-            return  # the call is over; its status is the outcome
-        except Exception as exc:  # grpcio's wording
-            self._finish(Status(StatusCode.INTERNAL, f"Exception serializing request: {exc!r}"))
-            return
-        self._launch()
+        self._programs.append(self._single_response())
+        with self._lock:
+            self._step(None, None)
 
-    def _launch(self) -> None:
-        """Open the stream and queue the request: at once on a connected channel with a free
-        stream slot, else on a short-lived thread (connecting or waiting for a slot blocks)."""
-        if self._status is not None:
-            return
-        conn = self._channel._ready_connection()
+    def _schedule_advance(self) -> None:
+        if not self._advance_queued:
+            self._advance_queued = True
+            self._tasks.call_soon(self._advance)
+
+    def _advance(self) -> None:
+        self._advance_queued = False
+        with self._lock:
+            if not self.done():
+                self._step(None, None)
+
+    def _step(self, result: Any, error: Optional[Exception]) -> None:
+        """Run the programs as far as they go without waiting (under the call's lock); set the
+        outcome when the outermost one ends."""
+        programs = self._programs
+        while programs:
+            command = self._pending
+            if command is None:
+                program = programs[-1]
+                try:
+                    if error is None:
+                        command = program.send(result)
+                    else:
+                        command = program.throw(error)
+                        error = None
+                except StopIteration as stop:
+                    programs.pop()
+                    result, error = stop.value, None
+                    continue
+                except Exception as exc:  # to the program that waits for this one
+                    programs.pop()
+                    result, error = None, exc
+                    continue
+            try:
+                result = self._perform_now(command)
+            except Exception as exc:
+                self._pending = None
+                result, error = None, exc
+                continue
+            if result is _BLOCKED:
+                self._pending = command
+                self._future_cond.notify_all()  # for initial_metadata()
+                return
+            self._pending = None
+            if result is _SPLICED:
+                result = None
+        if error is None:
+            self._set_outcome(result)
+        elif isinstance(error, RpcError):
+            self._set_outcome(error=error)
+        else:  # a bug of ours: end the call, never leave it pending
+            log.error("future of %s failed", self._path, exc_info=error)
+            self._finish(Status(StatusCode.INTERNAL, f"internal error: {error!r}"), CANCEL)
+            self._set_outcome(error=self._rpc_error())
+        self._unwatch()
+
+    def _perform_now(self, command: tuple[Any, ...]) -> Any:
+        """Perform ``command`` if it need not wait; else _BLOCKED (tried again on news)."""
+        op = command[0]
+        stream = self._stream
+        if op in (HEAD, READ):
+            assert stream is not None
+            try:
+                if op == HEAD:
+                    return stream.receive_response_headers(timeout=0.0)
+                return stream.read(timeout=0.0)
+            except TimeoutError:
+                return _BLOCKED
+        if op == SEND:
+            assert stream is not None
+            try:
+                stream.send_data(command[1], end_stream=command[2], timeout=0.0)
+            except TimeoutError:
+                pass  # all queued: the reader thread sends the rest as the server's window opens
+            return None
+        if op == STREAM:
+            if stream is not None:
+                return stream
+            self._programs.append(self._open_stream())
+            return _SPLICED
+        if op == OPEN:
+            return self._open_now()
+        if op == PAUSE:
+            if self._status is not None:
+                raise self._rpc_error()
+            now = time.monotonic()
+            if self._resume_at is None:
+                self._resume_at = now + command[1]
+                self._tasks.call_at(self._resume_at, self._schedule_advance)
+                return _BLOCKED
+            if now < self._resume_at:
+                return _BLOCKED
+            self._resume_at = None
+            return None
+        if op == START_WRITER:
+            self._start_writer()
+            return None
+        raise AssertionError(f"a future performs no {command!r}")
+
+    def _open_now(self) -> Any:
+        """OPEN without waiting: on a connected channel with a free stream slot, at once; else on
+        a short-lived thread (connecting, or waiting for a slot, blocks)."""
+        opened = self._opened
+        if opened is not None:
+            self._opened = self._opener = None
+            stream, error = opened
+            if error is not None:
+                raise error
+            assert stream is not None
+            stream.on_news = self._schedule_advance
+            return stream
+        if self._status is not None:  # the call ended while a thread connects: it cleans up
+            raise self._rpc_error()
+        if self._opener is not None:
+            return _BLOCKED
+        conn = self._channel.ready_connection()
         if conn is not None:
             try:
                 stream = conn.open_stream(self._headers, timeout=0.0, flush=False)
             except (TimeoutError, TransportError):
                 pass  # no free slot, or the connection just went: the thread will see
             else:
-                if self._adopt(stream):
-                    self._send_request(stream)
-                return
-        thread = threading.Thread(target=self._start_blocking, name="h2rpc-future-start")
-        thread.daemon = True
-        thread.start()
+                stream.on_news = self._schedule_advance
+                return stream
+        self._opener = threading.Thread(
+            target=self._open_in_thread, name="h2rpc-future-start", daemon=True
+        )
+        self._opener.start()
+        return _BLOCKED
 
-    def _start_blocking(self) -> None:
+    def _open_in_thread(self) -> None:
+        stream: Optional[BlockingStream] = None
+        error: Optional[Exception] = None
         try:
-            stream = self._get_stream()
-        except RpcError:
-            return  # the call is over; its status is the outcome
-        except Exception as exc:  # a bug of ours: end the call, never leave it pending
-            with self._lock:
-                self._fail_internally(exc)
-            return
-        self._send_request(stream)
-
-    def _fail_internally(self, exc: Exception) -> None:
-        log.error("future of %s failed", self._path, exc_info=exc)
-        self._finish(Status(StatusCode.INTERNAL, f"internal error: {exc!r}"), CANCEL)
-        self._set_outcome(error=self._rpc_error())
-
-    def _get_stream(self) -> BlockingStream:
-        # Opened without holding the call's lock (connecting may take long: cancel() and the
-        # deadline timer must not wait for it); only one thread at a time opens a future's stream.
-        stream = self._stream
-        if stream is not None:
-            assert isinstance(stream, BlockingStream)
-            return stream
-        if self._status is not None:
-            raise self._rpc_error()
-        stream = self._open()
-        if not self._adopt(stream):
-            raise self._rpc_error()
-        return stream
-
-    def _adopt(self, stream: BlockingStream) -> bool:
-        """Make ``stream`` the call's and watch it; False (and reset) if the call is over."""
+            stream = self._open()
+        except Exception as exc:
+            error = exc
         with self._lock:
-            if self._status is not None:
-                stream.reset(CANCEL)
-                return False
-            self._stream = stream
-        conn = stream.connection
-        with conn.lock:
-            stream.read_waiter = _FutureWaiter(conn.lock, self)
-        self._schedule_advance()  # news that came before the waiter
-        return True
-
-    def _send_request(self, stream: BlockingStream) -> None:
-        """Queue the framed request with END_STREAM; never waits for flow control (the reader
-        thread sends the rest as the server's window opens)."""
-        assert self._data is not None
-        try:
-            stream.send_data(self._data, end_stream=True, timeout=0.0)
-        except TimeoutError:
-            pass  # all queued; only the wait for it to drain timed out
-        except TransportError:
-            pass  # the stream failed: taking in the response tells why
-
-    def _write_request_stream(self) -> None:
-        """The writer thread of a request stream: open the stream, then send the requests."""
-        try:
-            self._get_stream()
-        except RpcError:
-            return
-        self._consume_requests()
-
-    # ------------------------------------------------------------------ advancing (task thread)
-
-    def _schedule_advance(self) -> None:
-        if not self._advance_queued:
-            self._advance_queued = True
-            self._tasks.call_soon(self._advance)
+            if self._status is not None:  # nobody will take it
+                if stream is not None:
+                    stream.reset(CANCEL)
+                return
+            self._opened = (stream, error)
+        self._schedule_advance()
 
     def _on_deadline(self) -> None:
         with self._lock:  # only ever held briefly (never while connecting)
@@ -541,84 +526,17 @@ class CallFuture(FutureBase, Call):
                 self._deadline_exceeded()
 
     def _on_finished(self) -> None:
-        super()._on_finished()
         timer = self._timer
         if timer is not None:
             self._timer = None
             timer.cancel()
         self._schedule_advance()
 
-    def _advance(self) -> None:
-        """Take in whatever has arrived, without waiting; set the outcome once the call is over.
-
-        The steps of ``Call.result()``, each done only if it need not wait: the response head,
-        then messages up to the end of the stream; a transparent retry restarts the call.
-        """
-        self._advance_queued = False
-        retry_after: Optional[float] = None
-        with self._lock:
-            if self.done():
-                return
-            try:
-                while not self.done():
-                    retry_after = self._take_arrived()
-                    if retry_after is not None or (self._status is None and not self._messages):
-                        break  # a retry is coming, or nothing more has arrived
-                    self._take_messages()
-            except RpcError as exc:
-                self._set_outcome(error=exc)
-            except Exception as exc:  # a bug of ours: end the call, never leave it pending
-                self._fail_internally(exc)
-            if self.done():
-                self._unwatch()
-        if retry_after is not None:
-            self._tasks.call_at(time.monotonic() + retry_after, self._launch)
-
-    def _take_arrived(self) -> Optional[float]:
-        """Take the head and data that have arrived; the pause before a transparent retry, if
-        the stream was refused. Stops at the first message, or when it would have to wait."""
-        while self._status is None and not self._messages:
-            stream = self._stream
-            if stream is None:
-                return None  # not open yet (starting, or a retry is coming)
-            assert isinstance(stream, BlockingStream)
-            if self._initial_metadata is None:
-                try:
-                    headers = stream.receive_response_headers(timeout=0.0)
-                except TimeoutError:
-                    return None
-                except TransportError as exc:
-                    pause = self._retry_pause(exc)
-                    if pause is not None:
-                        return pause
-                    continue
-                self._on_response_head(stream, headers)
-                self._future_cond.notify_all()  # for initial_metadata()
-                continue
-            try:
-                chunk = stream.read(timeout=0.0)
-            except TimeoutError:
-                return None
-            except TransportError as exc:
-                self._on_read_error(exc)
-                continue
-            self._on_chunk(chunk)
-        return None
-
-    def _take_messages(self) -> None:
-        """The first and second reads of ``Call.result()``: the response, then the end."""
-        if self._first is _NOTHING:
-            self._first = self._next_message()
-            if self._first is not EOF and self._status is None and not self._messages:
-                return  # wait for the end of the stream
-        second = self._next_message() if self._first is not EOF else EOF
-        self._set_outcome(self._single_from(self._first, second))
-
     def _unwatch(self) -> None:
-        """Done: the stream's waiter no longer needs the call (and keeps no cycle alive)."""
+        """Done: the stream's news no longer concern the call (and keep no cycle alive)."""
         stream = self._stream
-        if stream is not None and isinstance(stream.read_waiter, _FutureWaiter):
-            stream.read_waiter.call = None
+        if stream is not None:
+            stream.on_news = None
 
 
 class _ChannelReadyFuture(FutureBase):
@@ -628,7 +546,7 @@ class _ChannelReadyFuture(FutureBase):
         self._channel = channel
         self._stop = threading.Event()
         self._init_future(threading.Lock(), channel._future_callbacks)
-        if channel._ready_connection() is not None:
+        if channel.ready_connection() is not None:
             self._set_outcome(None)
         else:  # connecting blocks: a thread of its own, until connected or cancelled
             threading.Thread(target=self._connect, name="h2rpc-channel-ready", daemon=True).start()
@@ -644,12 +562,12 @@ class _ChannelReadyFuture(FutureBase):
         channel = self._channel
         while not self._stop.is_set():
             try:
-                channel._get_connection(wait_for_ready=False, deadline=None)
+                channel.connection(wait_for_ready=False, deadline=None)
             except RpcError:
-                if channel._closed:
+                if channel.closed:
                     return  # never ready: result() times out, as grpcio's does
                 # Backing off after a failed attempt: the next one when the channel allows it.
-                self._stop.wait(max(channel._retry_at - time.monotonic(), 0.01))
+                self._stop.wait(max(channel.next_attempt_in(), 0.01))
                 continue
             self._set_outcome(None)
             return

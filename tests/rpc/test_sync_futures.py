@@ -175,18 +175,18 @@ def test_a_request_that_cannot_be_serialized_fails_the_future_internal() -> None
 
 def test_a_refused_stream_is_retried_transparently(monkeypatch: pytest.MonkeyPatch) -> None:
     refused: list[Any] = []
-    adopt = rpc.sync.CallFuture._adopt
+    open_now = rpc.sync.CallFuture._open_now
 
-    def adopt_and_refuse_the_first(self: Any, stream: Any) -> bool:
-        with self._lock:  # the call advances only once the stream looks refused
-            adopted = adopt(self, stream)
-            if not refused:  # as if the server had answered RST_STREAM(REFUSED_STREAM)
-                refused.append(stream)
-                stream.reset(REFUSED_STREAM)
-                stream._error = StreamResetError(REFUSED_STREAM, remote=True)
-        return adopted
+    def open_and_refuse_the_first(self: Any) -> Any:
+        stream = open_now(self)  # under the call's lock: it advances once the stream looks refused
+        if hasattr(stream, "stream_id") and not refused:
+            # as if the server had answered RST_STREAM(REFUSED_STREAM)
+            refused.append(stream)
+            stream.reset(REFUSED_STREAM)
+            stream._error = StreamResetError(REFUSED_STREAM, remote=True)
+        return stream
 
-    monkeypatch.setattr(rpc.sync.CallFuture, "_adopt", adopt_and_refuse_the_first)
+    monkeypatch.setattr(rpc.sync.CallFuture, "_open_now", open_and_refuse_the_first)
     with sync_serving() as target, rpc.sync.Channel(target) as channel:
         channel.channel_ready(timeout=5)
         future = rpc.Stub(channel, SERVICE).Unary.future(pb.EchoRequest(payload=b"again"))
@@ -197,10 +197,10 @@ def test_a_refused_stream_is_retried_transparently(monkeypatch: pytest.MonkeyPat
 def test_a_bug_while_advancing_ends_the_future_internal_instead_of_leaving_it_pending(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken(self: Any) -> None:
+    def broken(self: Any, stream: Any, headers: Any) -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(rpc.sync.CallFuture, "_take_arrived", broken)
+    monkeypatch.setattr(rpc.sync.CallFuture, "_on_response_head", broken)
     with sync_serving() as target, rpc.sync.Channel(target) as channel:
         future = rpc.Stub(channel, SERVICE).Unary.future(pb.EchoRequest())
         error = future.exception(timeout=5)

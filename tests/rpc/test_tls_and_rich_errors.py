@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,7 +101,7 @@ def test_a_client_that_does_not_negotiate_alpn_h2_is_refused(pki: Pki):
         try:
             channel = rpc.Channel(f"127.0.0.1:{port}", server_hostname="localhost")
             channel._ssl = plain  # bypass the channel's own ALPN setting, as a foreign client
-            channel._scheme = "https"
+            channel.settings = dataclasses.replace(channel.settings, scheme="https")
             async with channel:
                 with pytest.raises(rpc.RpcError) as info:
                     await channel.unary_unary("/t.T/Hello")(b"", timeout=5)
