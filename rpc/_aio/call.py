@@ -81,7 +81,8 @@ class _ClientCall(ClientCallCore):
             delay = max(self._deadline - time.monotonic(), 0.0)
             self._timer = self._loop.call_later(delay, self._deadline_exceeded)
             self.when_finished = self._stop_waiting
-        self._opening: Optional[asyncio.Future[None]] = None
+        self._opener = False  # a task is opening the stream
+        self._opened: Optional[asyncio.Future[None]] = None  # for the tasks that wait for it
         self._writer: Optional[asyncio.Task[None]] = None
 
     # ------------------------------------------------------------------ public, all kinds
@@ -151,20 +152,24 @@ class _ClientCall(ClientCallCore):
         """The call's stream; one task opens it, the others (reader, writer) wait for it."""
         if self._stream is not None:
             return self._stream
-        opening = self._opening
-        if opening is not None:
-            await asyncio.shield(opening)
+        if self._opener:
+            # Another task is opening it: wait for that (a future only when somebody waits).
+            if self._opened is None:
+                self._opened = self._loop.create_future()
+            await asyncio.shield(self._opened)
             if self._stream is None:
                 raise self._rpc_error()
             return self._stream
         if self._status is not None:
             raise self._rpc_error()
-        self._opening = opening = self._loop.create_future()
+        self._opener = True
         try:
             stream: Stream = await self._drive(self._open_stream())
         finally:
-            opening.set_result(None)
-            self._opening = None
+            self._opener = False
+            opened, self._opened = self._opened, None
+            if opened is not None:
+                opened.set_result(None)
         return stream
 
     async def _open(self) -> Stream:

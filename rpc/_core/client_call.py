@@ -317,7 +317,8 @@ class ClientCallCore:
         stream the server never saw is sent again (transparent retry)."""
         if self._initial_metadata is not None or self._status is not None:
             return
-        yield from self._send_requests()
+        if not self._requests_started:
+            yield from self._send_requests()
         while True:
             stream = self._stream
             if stream is None:
@@ -340,7 +341,8 @@ class ClientCallCore:
     def _read(self) -> Program:
         """The next response message, or EOF once the call ended OK; RpcError otherwise."""
         if not self._messages and self._status is None:
-            yield from self._receive_head()
+            if self._initial_metadata is None:
+                yield from self._receive_head()
             while self._needs_data():
                 try:
                     chunk = yield _READ
@@ -355,16 +357,25 @@ class ClientCallCore:
 
     def _read_any(self) -> Program:
         """``read()`` of a streaming-response call: send the requests first."""
-        yield from self._send_requests()
+        if not self._requests_started:
+            yield from self._send_requests()
+        if self._messages or self._status is not None:
+            return self._next_message()  # nothing to wait for
         return (yield from self._read())
 
     def _single_response(self) -> Program:
         """The response of a unary-response call: exactly one message before an OK end."""
         if self._response_ready:
             return self._response
-        yield from self._send_requests()
+        if not self._requests_started:
+            yield from self._send_requests()
         first = yield from self._read()
-        second = (yield from self._read()) if first is not EOF else EOF
+        if first is EOF:
+            second = EOF
+        elif self._messages or self._status is not None:
+            second = self._next_message()  # nothing to wait for
+        else:
+            second = yield from self._read()
         self._response = response = self._single_from(first, second)
         self._response_ready = True
         return response
