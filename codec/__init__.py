@@ -42,7 +42,8 @@ from .metadata import (
     encode_metadata,
     validate_metadata,
 )
-from .status import Status, StatusCode, status_from_http, status_from_reset
+from .status import Status, status_from_http, status_from_reset
+from .status_code import StatusCode
 from .timeout import encode_timeout, parse_timeout
 
 __all__ = [
