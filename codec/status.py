@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .http2_errors import CANCEL, ENHANCE_YOUR_CALM, INADEQUATE_SECURITY, REFUSED_STREAM
 from .metadata import Metadata
 from .status_code import StatusCode
 
@@ -28,10 +29,10 @@ _HTTP_TO_STATUS = {
 
 # RST_STREAM error codes (RFC 9113 section 7) that gRPC maps to something other than INTERNAL.
 _RESET_TO_STATUS = {
-    0x7: StatusCode.UNAVAILABLE,  # REFUSED_STREAM: the server did not process it; safe to retry
-    0x8: StatusCode.CANCELLED,  # CANCEL
-    0xB: StatusCode.RESOURCE_EXHAUSTED,  # ENHANCE_YOUR_CALM
-    0xC: StatusCode.PERMISSION_DENIED,  # INADEQUATE_SECURITY
+    REFUSED_STREAM: StatusCode.UNAVAILABLE,  # the server did not process it; safe to retry
+    CANCEL: StatusCode.CANCELLED,
+    ENHANCE_YOUR_CALM: StatusCode.RESOURCE_EXHAUSTED,
+    INADEQUATE_SECURITY: StatusCode.PERMISSION_DENIED,
 }
 
 

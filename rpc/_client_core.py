@@ -34,6 +34,8 @@ from codec import (
     parse_trailers,
     status_from_reset,
 )
+from codec.http2_errors import CANCEL as CANCEL  # re-exported: the shells cancel calls with it
+from codec.http2_errors import ENHANCE_YOUR_CALM, NO_ERROR, REFUSED_STREAM
 from transport import (
     Address,
     ConnectionClosedError,
@@ -61,10 +63,6 @@ from ._version import USER_AGENT
 
 log = logging.getLogger(__name__)
 
-NO_ERROR = 0x0
-REFUSED_STREAM = 0x7
-CANCEL = 0x8
-ENHANCE_YOUR_CALM = 0xB
 #: How often a call the server never saw is sent again on another stream (transparent retry).
 MAX_TRANSPARENT_RETRIES = 6
 #: Pause before the first transparent retry, doubled each time: a server that refused a stream

@@ -19,11 +19,13 @@ import threading
 from collections import deque
 from typing import Callable, Optional, cast
 
+from codec.http2_errors import CANCEL, NO_ERROR
+
 from .address import Address, SocketFile, bind_listening_socket
 from .core import Bytes
 from .events import Headers
 from .options import ConnectionOptions
-from .session import CANCEL, NO_ERROR, Session, SessionView, StreamState
+from .session import Session, SessionView, StreamState
 from .tls import TlsInfo
 
 __all__ = ["CANCEL", "NO_ERROR", "AsyncConnection", "Listener", "Stream", "connect"]

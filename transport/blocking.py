@@ -22,12 +22,14 @@ import threading
 import time
 from typing import Callable, Optional
 
+from codec.http2_errors import CANCEL, NO_ERROR
+
 from .address import Address, SocketFile, bind_listening_socket
 from .core import Bytes
 from .errors import ConnectionClosedError, TransportError
 from .events import Headers
 from .options import ConnectionOptions
-from .session import CANCEL, NO_ERROR, Session, SessionView, StreamState
+from .session import Session, SessionView, StreamState
 from .tls import TlsInfo
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import logging
 from collections import deque
 from typing import Callable, Optional, Protocol
 
-import h2.errors
+from codec.http2_errors import CANCEL, ENHANCE_YOUR_CALM, NO_ERROR, REFUSED_STREAM
 
 from .core import Bytes, ConnectionCore
 from .errors import ConnectionClosedError, LocalProtocolError, RemoteProtocolError
@@ -39,11 +39,6 @@ from .options import ConnectionOptions
 from .tls import TlsInfo
 
 log = logging.getLogger(__name__)
-
-CANCEL = int(h2.errors.ErrorCodes.CANCEL)
-ENHANCE_YOUR_CALM = int(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
-NO_ERROR = int(h2.errors.ErrorCodes.NO_ERROR)
-REFUSED_STREAM = int(h2.errors.ErrorCodes.REFUSED_STREAM)
 
 
 class Driver(Protocol):

@@ -15,13 +15,8 @@ import h2rpc_test_pb2 as pb
 import pytest
 from hyperframe.frame import PingFrame, RstStreamFrame
 
-from tests.hostile.attacker import (
-    ENHANCE_YOUR_CALM,
-    REFUSED_STREAM,
-    Attacker,
-    grpc_headers,
-    message,
-)
+from codec.http2_errors import ENHANCE_YOUR_CALM, REFUSED_STREAM
+from tests.hostile.attacker import Attacker, grpc_headers, message
 from tests.hostile.harness import GoodClient, Memory, count_live, megabytes, serve
 from tests.interop.echo_servicer import make_server
 from tests.interop.echo_servicer_sync import make_sync_server

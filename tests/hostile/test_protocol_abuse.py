@@ -17,16 +17,14 @@ import pytest
 from hyperframe.frame import DataFrame, HeadersFrame, PingFrame, RstStreamFrame
 
 import rpc
-from tests.hostile.attacker import (
+from codec.http2_errors import (
     COMPRESSION_ERROR,
     ENHANCE_YOUR_CALM,
     FLOW_CONTROL_ERROR,
     FRAME_SIZE_ERROR,
     PROTOCOL_ERROR,
-    Attacker,
-    grpc_headers,
-    message,
 )
+from tests.hostile.attacker import Attacker, grpc_headers, message
 from tests.hostile.harness import GoodClient, count_live, serve
 from tests.interop.echo_servicer import SERVICE
 from tests.rpc.server_thread import ServerThread
