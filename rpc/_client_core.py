@@ -43,7 +43,7 @@ from transport import (
     StreamResetError,
     parse_address,
 )
-from transport.session import StreamState
+from transport.session import SessionStream
 
 from ._backoff import Backoff, BackoffOptions
 from ._deadline import effective_deadline
@@ -345,7 +345,7 @@ class ClientCallCore:
             self._headers = headers
         else:
             self._headers = self._build_headers(path, deadline, metadata)
-        self._stream: Optional[StreamState] = None
+        self._stream: Optional[SessionStream] = None
         self._decoder = MessageDecoder(channel._max_receive_message_length)
         self._messages: deque[bytes] = deque()
         self._initial_metadata: Optional[Metadata] = None
@@ -406,7 +406,7 @@ class ClientCallCore:
             self._finish(Status(exc.code(), exc.details()), CANCEL)
             raise
 
-    def _response_complete(self, stream: StreamState) -> bool:
+    def _response_complete(self, stream: SessionStream) -> bool:
         """The server has answered in full: requests not yet sent are moot.
 
         A server may answer before the request ends and then reset our side with NO_ERROR
@@ -417,7 +417,7 @@ class ClientCallCore:
             return True
         return False
 
-    def _write_failed(self, stream: StreamState, exc: Exception) -> RpcError:
+    def _write_failed(self, stream: SessionStream, exc: Exception) -> RpcError:
         """A request could not be sent: the error to give a direct ``write()`` caller.
 
         The call is over (reset, lost connection, or the server already answered); the response
@@ -427,7 +427,7 @@ class ClientCallCore:
             return self._rpc_error_from(parse_trailers(stream.trailers))
         return self._rpc_error_from(self._status or self._status_from(exc))
 
-    def _on_response_head(self, stream: StreamState, headers: Any) -> None:
+    def _on_response_head(self, stream: SessionStream, headers: Any) -> None:
         """Parse the response head: initial metadata, or a Trailers-Only status."""
         try:
             # The head ended the stream (Trailers-Only) if the stream is over with no trailers.

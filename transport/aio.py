@@ -25,7 +25,7 @@ from .address import Address, SocketFile, bind_listening_socket
 from .core import Bytes
 from .events import Headers
 from .options import ConnectionOptions
-from .session import Session, SessionView, StreamState
+from .session import Session, SessionStream, SessionView
 from .tls import TlsInfo
 
 __all__ = ["CANCEL", "NO_ERROR", "AsyncConnection", "Listener", "Stream", "connect"]
@@ -75,7 +75,7 @@ def _wake(waiter: object) -> None:
         waiter.set_result(None)
 
 
-class Stream(StreamState):
+class Stream(SessionStream):
     """One HTTP/2 stream as an asyncio task sees it: await headers and data, send yours.
 
     One task reads a stream and one writes it (they may be the same task); a second concurrent
@@ -286,13 +286,13 @@ class AsyncConnection(SessionView, asyncio.BufferedProtocol):
 
     # ---------------------------------------------------------------- Driver (for the session)
 
-    def new_stream(self, stream_id: int, request_headers: Optional[Headers]) -> StreamState:
+    def new_stream(self, stream_id: int, request_headers: Optional[Headers]) -> SessionStream:
         return Stream(self.session, stream_id, request_headers)
 
-    def wake_read(self, stream: StreamState) -> None:
+    def wake_read(self, stream: SessionStream) -> None:
         _wake(stream.read_waiter)
 
-    def wake_write(self, stream: StreamState) -> None:
+    def wake_write(self, stream: SessionStream) -> None:
         _wake(stream.write_waiter)
 
     def wake_connection(self) -> None:
@@ -307,7 +307,7 @@ class AsyncConnection(SessionView, asyncio.BufferedProtocol):
                 waiter.set_result(None)
                 break
 
-    def request_received(self, stream: StreamState) -> None:
+    def request_received(self, stream: SessionStream) -> None:
         assert self._on_request is not None and isinstance(stream, Stream)
         self._on_request(stream)
 

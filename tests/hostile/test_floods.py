@@ -23,7 +23,7 @@ from tests.interop.echo_servicer_sync import make_sync_server
 from tests.rpc.helpers import wait_until
 from tests.rpc.server_thread import ServerThread
 from transport import ConnectionOptions
-from transport.session import StreamState
+from transport.session import SessionStream
 
 pytestmark = pytest.mark.time_limit(60)
 
@@ -37,7 +37,7 @@ def server() -> Iterator[ServerThread]:
 
 
 def live_streams() -> int:
-    return count_live(StreamState)
+    return count_live(SessionStream)
 
 
 def test_rapid_reset_is_cut_off_and_frees_every_stream(capsys: pytest.CaptureFixture[str]):
