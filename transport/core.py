@@ -29,8 +29,12 @@ import h2.exceptions
 import h2.settings
 import hpack
 
-# hyperframe is h2's own frame layer (a dependency of h2 itself), used here for GOAWAY only
-# (and the PING that follows a graceful shutdown's first GOAWAY).
+# hyperframe is h2's own frame layer (a dependency of h2 itself). Here it builds the frames sent
+# past h2's state machine (GOAWAY, which h2 would treat as the end of the connection, and the
+# PING after a graceful shutdown's first GOAWAY), and its GoAwayFrame class is the key under
+# which our GOAWAY handler replaces h2's. ``frame_reader.py`` builds the received DATA and
+# HEADERS frames it hands to h2's handlers as hyperframe objects; ``frame_writer.py`` packs
+# frame headers itself.
 from hyperframe.frame import GoAwayFrame, PingFrame
 
 from codec.http2_errors import (
