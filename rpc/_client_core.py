@@ -5,7 +5,7 @@ fail-fast versus wait-for-ready, what to do with a connection that received GOAW
 ``ClientCallCore`` is one call's state machine: its request head, the framing and compression of
 requests, the parsing of the response head, message decoding, trailers, how every transport
 failure maps to a status, and transparent retry. The async classes (``_call.py``,
-``_channel.py``) and the blocking ones (``_sync.py``) only add the waiting.
+``_channel.py``) and the blocking ones (``sync.py``) only add the waiting.
 """
 
 from __future__ import annotations

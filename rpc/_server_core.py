@@ -4,7 +4,7 @@
 instead: UNIMPLEMENTED, HTTP 415, ...), decodes requests, frames responses, turns every way a
 handler can end (return, ``RpcError``, ``abort``, any other exception, cancellation, the deadline)
 into a status in one place, and builds the trailers. It is also the part of the handler's
-``context`` API that does not wait. The shells (``_server_call.py`` for asyncio, ``_sync.py`` for
+``context`` API that does not wait. The shells (``_server_call.py`` for asyncio, ``sync.py`` for
 threads) read, write and run the handler.
 """
 
