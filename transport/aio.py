@@ -38,14 +38,13 @@ LINGER_SECONDS = 1.0
 #: hundreds of stream messages) into one write makes the two peers take turns: the other side
 #: sits idle until the whole batch is built, then this side idles while it is consumed. Writing
 #: every 16 commands (about five unary calls' frames, or 16 KiB of 1 KiB messages) lets the peer
-#: start on the first calls while the rest are built: measured on loopback, 64 concurrent unary
-#: calls went from 4,500 to 9,300 calls/s and 1 KiB streaming from 58,000 to 105,000 msgs/s,
-#: with one call in flight unchanged (its iteration queues fewer commands than this).
+#: start on the first calls while the rest are built. One call in flight is unaffected: its
+#: iteration queues fewer commands than this.
 FLUSH_EVERY = 16
 
 #: ... and at most this many bytes: bulk data is written as it is produced instead of piling
-#: up for the end of the iteration. Measured with 1 MiB messages: PyPy streams fastest writing
-#: every 1 MiB (4 MiB: -15%), CPython every 4 MiB (1 MiB pieces cost it a quarter of 1.3 GB/s).
+#: up for the end of the iteration. The best piece size depends on the interpreter: PyPy streams
+#: fastest writing every 1 MiB, CPython, which pays more per write, every 4 MiB.
 FLUSH_BYTES = (1 if sys.implementation.name == "pypy" else 4) * 1024 * 1024
 
 #: Size of the read buffer (asyncio's own default read size).
