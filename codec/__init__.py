@@ -31,6 +31,22 @@ from .headers import (
     parse_response_headers,
     parse_trailers,
 )
+from .http2_errors import (
+    CANCEL,
+    COMPRESSION_ERROR,
+    CONNECT_ERROR,
+    ENHANCE_YOUR_CALM,
+    FLOW_CONTROL_ERROR,
+    FRAME_SIZE_ERROR,
+    HTTP_1_1_REQUIRED,
+    INADEQUATE_SECURITY,
+    INTERNAL_ERROR,
+    NO_ERROR,
+    PROTOCOL_ERROR,
+    REFUSED_STREAM,
+    SETTINGS_TIMEOUT,
+    STREAM_CLOSED,
+)
 from .metadata import (
     Headers,
     InboundHeaders,
@@ -42,12 +58,27 @@ from .metadata import (
     encode_metadata,
     validate_metadata,
 )
-from .status import Status, StatusCode, status_from_http, status_from_reset
+from .status import Status, status_from_http, status_from_reset
+from .status_code import StatusCode
 from .timeout import encode_timeout, parse_timeout
 
 __all__ = [
+    "CANCEL",
+    "COMPRESSION_ERROR",
+    "CONNECT_ERROR",
     "CONTENT_TYPE",
     "DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH",
+    "ENHANCE_YOUR_CALM",
+    "FLOW_CONTROL_ERROR",
+    "FRAME_SIZE_ERROR",
+    "HTTP_1_1_REQUIRED",
+    "INADEQUATE_SECURITY",
+    "INTERNAL_ERROR",
+    "NO_ERROR",
+    "PROTOCOL_ERROR",
+    "REFUSED_STREAM",
+    "SETTINGS_TIMEOUT",
+    "STREAM_CLOSED",
     "SUPPORTED_ENCODINGS",
     "CodecError",
     "Headers",

@@ -7,10 +7,7 @@ the failure into a status (or an HTTP answer) without parsing the message text.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # annotations only: status.py imports metadata.py, which imports this module
-    from .status import StatusCode
+from .status_code import StatusCode
 
 __all__ = [
     "CodecError",

@@ -30,7 +30,8 @@ from .metadata import (
     decode_binary_value,
     encode_metadata,
 )
-from .status import Status, StatusCode, status_from_http
+from .status import Status, status_from_http
+from .status_code import StatusCode
 from .timeout import encode_timeout, parse_timeout
 
 __all__ = [

@@ -41,7 +41,8 @@ class Metadatum(NamedTuple):
     value: MetadataValue
 
 
-#: ``(key, value)`` tuple -> Metadatum, in C (a third of ``Metadatum(key, value)``'s cost).
+#: ``(key, value)`` tuple -> Metadatum, in C: no Python-level ``__new__`` call per pair, unlike
+#: ``Metadatum(key, value)``.
 _as_metadatum = cast(
     "Callable[[tuple[str, MetadataValue]], Metadatum]", partial(tuple.__new__, Metadatum)
 )

@@ -1,4 +1,4 @@
-"""gRPC status codes, the final status of a call, and the mappings from HTTP/2 failures.
+"""The final status of a call, and the mappings from HTTP/2 failures to a status code.
 
 A call that ends without ``grpc-status`` (a proxy answered, or the stream was reset) still needs a
 status: the gRPC HTTP/2 protocol document fixes how HTTP statuses and RST_STREAM codes map to one.
@@ -6,65 +6,14 @@ status: the gRPC HTTP/2 protocol document fixes how HTTP statuses and RST_STREAM
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .http2_errors import CANCEL, ENHANCE_YOUR_CALM, INADEQUATE_SECURITY, REFUSED_STREAM
 from .metadata import Metadata
+from .status_code import StatusCode
 
 __all__ = ["Status", "StatusCode", "status_from_http", "status_from_reset"]
-
-
-class StatusCode(enum.IntEnum):
-    """The 17 canonical gRPC status codes (``grpc-status`` values)."""
-
-    OK = 0
-    CANCELLED = 1
-    UNKNOWN = 2
-    INVALID_ARGUMENT = 3
-    DEADLINE_EXCEEDED = 4
-    NOT_FOUND = 5
-    ALREADY_EXISTS = 6
-    PERMISSION_DENIED = 7
-    RESOURCE_EXHAUSTED = 8
-    FAILED_PRECONDITION = 9
-    ABORTED = 10
-    OUT_OF_RANGE = 11
-    UNIMPLEMENTED = 12
-    INTERNAL = 13
-    UNAVAILABLE = 14
-    DATA_LOSS = 15
-    UNAUTHENTICATED = 16
-
-    # grpcio's ``grpc.StatusCode`` members have ``(int, name)`` tuples as values. Accepting and
-    # comparing them here (by duck typing: h2rpc never imports grpcio) lets grpcio programs keep
-    # ``context.set_code(grpc.StatusCode.NOT_FOUND)`` and ``err.code() == grpc.StatusCode.X``.
-
-    @classmethod
-    def _missing_(cls, value: object) -> StatusCode | None:
-        """``StatusCode(grpc.StatusCode.NOT_FOUND)`` is ``StatusCode.NOT_FOUND``."""
-        number = _grpcio_code_number(value)
-        return None if number is None else cls(number)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, int):
-            return int(self) == other
-        number = _grpcio_code_number(other)
-        return NotImplemented if number is None else int(self) == number
-
-    def __ne__(self, other: object) -> bool:
-        equal = self.__eq__(other)
-        return equal if equal is NotImplemented else not equal
-
-    __hash__ = int.__hash__
-
-
-def _grpcio_code_number(value: object) -> int | None:
-    """The number of a grpcio ``grpc.StatusCode`` member (value ``(number, name)``), else None."""
-    pair = getattr(value, "value", None)
-    if type(pair) is tuple and len(pair) == 2 and type(pair[0]) is int:
-        return pair[0]
-    return None
 
 
 _HTTP_TO_STATUS = {
@@ -80,10 +29,10 @@ _HTTP_TO_STATUS = {
 
 # RST_STREAM error codes (RFC 9113 section 7) that gRPC maps to something other than INTERNAL.
 _RESET_TO_STATUS = {
-    0x7: StatusCode.UNAVAILABLE,  # REFUSED_STREAM: the server did not process it; safe to retry
-    0x8: StatusCode.CANCELLED,  # CANCEL
-    0xB: StatusCode.RESOURCE_EXHAUSTED,  # ENHANCE_YOUR_CALM
-    0xC: StatusCode.PERMISSION_DENIED,  # INADEQUATE_SECURITY
+    REFUSED_STREAM: StatusCode.UNAVAILABLE,  # the server did not process it; safe to retry
+    CANCEL: StatusCode.CANCELLED,
+    ENHANCE_YOUR_CALM: StatusCode.RESOURCE_EXHAUSTED,
+    INADEQUATE_SECURITY: StatusCode.PERMISSION_DENIED,
 }
 
 

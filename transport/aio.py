@@ -19,11 +19,13 @@ import threading
 from collections import deque
 from typing import Callable, Optional, cast
 
+from codec.http2_errors import CANCEL, NO_ERROR
+
 from .address import Address, SocketFile, bind_listening_socket
 from .core import Bytes
 from .events import Headers
 from .options import ConnectionOptions
-from .session import CANCEL, NO_ERROR, Session, SessionView, StreamState
+from .session import Session, SessionStream, SessionView
 from .tls import TlsInfo
 
 __all__ = ["CANCEL", "NO_ERROR", "AsyncConnection", "Listener", "Stream", "connect"]
@@ -36,14 +38,13 @@ LINGER_SECONDS = 1.0
 #: hundreds of stream messages) into one write makes the two peers take turns: the other side
 #: sits idle until the whole batch is built, then this side idles while it is consumed. Writing
 #: every 16 commands (about five unary calls' frames, or 16 KiB of 1 KiB messages) lets the peer
-#: start on the first calls while the rest are built: measured on loopback, 64 concurrent unary
-#: calls went from 4,500 to 9,300 calls/s and 1 KiB streaming from 58,000 to 105,000 msgs/s,
-#: with one call in flight unchanged (its iteration queues fewer commands than this).
+#: start on the first calls while the rest are built. One call in flight is unaffected: its
+#: iteration queues fewer commands than this.
 FLUSH_EVERY = 16
 
 #: ... and at most this many bytes: bulk data is written as it is produced instead of piling
-#: up for the end of the iteration. Measured with 1 MiB messages: PyPy streams fastest writing
-#: every 1 MiB (4 MiB: -15%), CPython every 4 MiB (1 MiB pieces cost it a quarter of 1.3 GB/s).
+#: up for the end of the iteration. The best piece size depends on the interpreter: PyPy streams
+#: fastest writing every 1 MiB, CPython, which pays more per write, every 4 MiB.
 FLUSH_BYTES = (1 if sys.implementation.name == "pypy" else 4) * 1024 * 1024
 
 #: Size of the read buffer (asyncio's own default read size).
@@ -73,7 +74,7 @@ def _wake(waiter: object) -> None:
         waiter.set_result(None)
 
 
-class Stream(StreamState):
+class Stream(SessionStream):
     """One HTTP/2 stream as an asyncio task sees it: await headers and data, send yours.
 
     One task reads a stream and one writes it (they may be the same task); a second concurrent
@@ -284,13 +285,13 @@ class AsyncConnection(SessionView, asyncio.BufferedProtocol):
 
     # ---------------------------------------------------------------- Driver (for the session)
 
-    def new_stream(self, stream_id: int, request_headers: Optional[Headers]) -> StreamState:
+    def new_stream(self, stream_id: int, request_headers: Optional[Headers]) -> SessionStream:
         return Stream(self.session, stream_id, request_headers)
 
-    def wake_read(self, stream: StreamState) -> None:
+    def wake_read(self, stream: SessionStream) -> None:
         _wake(stream.read_waiter)
 
-    def wake_write(self, stream: StreamState) -> None:
+    def wake_write(self, stream: SessionStream) -> None:
         _wake(stream.write_waiter)
 
     def wake_connection(self) -> None:
@@ -305,7 +306,7 @@ class AsyncConnection(SessionView, asyncio.BufferedProtocol):
                 waiter.set_result(None)
                 break
 
-    def request_received(self, stream: StreamState) -> None:
+    def request_received(self, stream: SessionStream) -> None:
         assert self._on_request is not None and isinstance(stream, Stream)
         self._on_request(stream)
 

@@ -22,12 +22,14 @@ import threading
 import time
 from typing import Callable, Optional
 
+from codec.http2_errors import CANCEL, NO_ERROR
+
 from .address import Address, SocketFile, bind_listening_socket
 from .core import Bytes
 from .errors import ConnectionClosedError, TransportError
 from .events import Headers
 from .options import ConnectionOptions
-from .session import CANCEL, NO_ERROR, Session, SessionView, StreamState
+from .session import Session, SessionStream, SessionView
 from .tls import TlsInfo
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,7 @@ class _Deadline:
         return left
 
 
-class BlockingStream(StreamState):
+class BlockingStream(SessionStream):
     """One HTTP/2 stream for threads: blocking reads and writes, each with an optional timeout.
 
     ``TimeoutError`` means only that the wait ran out; the stream is left as it was.
@@ -391,10 +393,10 @@ class BlockingConnection(SessionView):
 
     # ---------------------------------------------------------------- Driver (under the lock)
 
-    def new_stream(self, stream_id: int, request_headers: Optional[Headers]) -> StreamState:
+    def new_stream(self, stream_id: int, request_headers: Optional[Headers]) -> SessionStream:
         return BlockingStream(self.session, stream_id, request_headers)
 
-    def wake_read(self, stream: StreamState) -> None:
+    def wake_read(self, stream: SessionStream) -> None:
         waiter = stream.read_waiter
         if waiter is not None:
             waiter.notify_all()  # type: ignore[attr-defined]
@@ -415,7 +417,7 @@ class BlockingConnection(SessionView):
     def slot_freed(self) -> None:
         self.cond.notify_all()
 
-    def request_received(self, stream: StreamState) -> None:
+    def request_received(self, stream: SessionStream) -> None:
         assert self._on_request is not None and isinstance(stream, BlockingStream)
         self._on_request(stream)
 

@@ -29,9 +29,22 @@ import h2.exceptions
 import h2.settings
 import hpack
 
-# hyperframe is h2's own frame layer (a dependency of h2 itself), used here for GOAWAY only
-# (and the PING that follows a graceful shutdown's first GOAWAY).
+# hyperframe is h2's own frame layer (a dependency of h2 itself). Here it builds the frames sent
+# past h2's state machine (GOAWAY, which h2 would treat as the end of the connection, and the
+# PING after a graceful shutdown's first GOAWAY), and its GoAwayFrame class is the key under
+# which our GOAWAY handler replaces h2's. ``frame_reader.py`` builds the received DATA and
+# HEADERS frames it hands to h2's handlers as hyperframe objects; ``frame_writer.py`` packs
+# frame headers itself.
 from hyperframe.frame import GoAwayFrame, PingFrame
+
+from codec.http2_errors import (
+    CANCEL,
+    COMPRESSION_ERROR,
+    ENHANCE_YOUR_CALM,
+    NO_ERROR,
+    PROTOCOL_ERROR,
+    REFUSED_STREAM,
+)
 
 from .errors import LocalProtocolError, RemoteProtocolError
 from .events import (
@@ -59,9 +72,6 @@ from .validation import check_request, check_response, check_trailers
 
 #: The largest HPACK dynamic table our encoder keeps, whatever the peer's SETTINGS allow.
 MAX_ENCODER_TABLE = 16 * 1024
-_CALM = int(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
-_PROTOCOL_ERROR = int(h2.errors.ErrorCodes.PROTOCOL_ERROR)
-_COMPRESSION_ERROR = int(h2.errors.ErrorCodes.COMPRESSION_ERROR)
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +224,7 @@ class ConnectionCore:
                 self._h2.clear_outbound_data_buffer()
                 frame = GoAwayFrame(0)
                 frame.last_stream_id = self._h2.highest_inbound_stream_id
-                frame.error_code = _COMPRESSION_ERROR
+                frame.error_code = COMPRESSION_ERROR
                 self._extra_out += frame.serialize()
             raise RemoteProtocolError(str(exc) or type(exc).__name__) from exc
         return self._translate(h2_events)
@@ -362,7 +372,7 @@ class ConnectionCore:
         out.trailers = headers
         self._flush_stream(stream_id, out)
 
-    def reset_stream(self, stream_id: int, error_code: int = h2.errors.ErrorCodes.CANCEL) -> None:
+    def reset_stream(self, stream_id: int, error_code: int = CANCEL) -> None:
         """Send RST_STREAM and forget the stream's queued bytes. A closed stream is left alone."""
         self._outbound.pop(stream_id, None)
         with contextlib.suppress(
@@ -425,7 +435,7 @@ class ConnectionCore:
                 if not self.client_side and not self.stream_is_closed(stream_id):
                     # The response is complete but the client is still sending: tell it to stop,
                     # without error, as gRPC servers do (RFC 9113 §8.1).
-                    conn.reset_stream(stream_id, h2.errors.ErrorCodes.NO_ERROR)
+                    conn.reset_stream(stream_id, NO_ERROR)
             elif out.end_stream:
                 conn.end_stream(stream_id)
                 del self._outbound[stream_id]
@@ -453,13 +463,13 @@ class ConnectionCore:
         code = 0
         if problem is not None:
             log.debug("stream %d: malformed header block: %s", stream_id, problem)
-            code = _PROTOCOL_ERROR
+            code = PROTOCOL_ERROR
         else:
             size = 0
             for name, value in headers:
                 size += len(name) + len(value) + 32
             if size > self.options.max_header_list_size:
-                code = _CALM
+                code = ENHANCE_YOUR_CALM
         if code:
             self._outbound.pop(stream_id, None)
             self._h2.reset_stream(stream_id, code)
@@ -526,7 +536,7 @@ class ConnectionCore:
                     refused = self._streams_to_refuse(h2_events)
                 if stream_id in refused:
                     self._outbound.pop(stream_id, None)
-                    self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+                    self._h2.reset_stream(stream_id, REFUSED_STREAM)
                     continue
                 headers = _headers(ev.headers)
                 if self._rejected(stream_id, headers, check_request):

@@ -4,7 +4,7 @@ h2's ``receive_data`` runs each frame through its ``FrameBuffer``: the bytes are
 buffer (a copy), the 9-byte header becomes a hyperframe object with a set-based ``Flags``, the
 payload is sliced out (a second copy), turned into ``bytes`` (a third) and deleted from the
 front of the buffer (on h2 4.3, PyPy's version, a fourth: the whole rest of the buffer moves).
-For the two frames gRPC is made of, that parsing is about a third of h2's receive path, and for
+For the two frames gRPC is made of, that parsing is a large part of h2's receive path, and for
 bulk DATA the copies are most of it.
 
 ``FrameReader`` finds the frame boundaries itself and, for DATA and for HEADERS that carry a
@@ -46,7 +46,7 @@ _HEADERS_FLAGS: tuple[frozenset[str], ...] = (
 class ReceivedDataFrame(DataFrame):
     """A DATA frame built by the reader. h2's ``_receive_frame`` formats ``repr(frame)`` for its
     trace logger, which our connections never configure; hyperframe's repr hex-encodes the
-    whole payload (about 50 µs per 64 KiB). This subclass's repr is a constant (nothing to
+    whole payload, a cost per byte received. This subclass's repr is a constant (nothing to
     format per frame; h2rpc's own tracer shows frames in full), and only our own
     connections see it: ``FrameReader`` maps it to h2's DATA handler in its connection's
     dispatch table.

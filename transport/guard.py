@@ -13,6 +13,8 @@ from __future__ import annotations
 import struct
 from typing import Optional, Union
 
+from codec.http2_errors import ENHANCE_YOUR_CALM, FRAME_SIZE_ERROR
+
 from .options import ConnectionOptions
 
 __all__ = ["FrameGuard", "TokenBucket", "Violation"]
@@ -22,9 +24,6 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _DATA, _HEADERS, _RST_STREAM, _SETTINGS, _PING, _CONTINUATION = 0x0, 0x1, 0x3, 0x4, 0x6, 0x9
 _ACK = 0x1
 _END_HEADERS = 0x4
-
-FRAME_SIZE_ERROR = 0x6
-ENHANCE_YOUR_CALM = 0xB
 
 _unpack_word = struct.Struct(">I").unpack_from
 

@@ -3,10 +3,10 @@
 gRPC sends the same few header blocks over and over: every response starts with ``:status 200``
 and ``content-type: application/grpc``, every OK call ends with ``grpc-status: 0``, and the
 request heads of one method differ at most in ``grpc-timeout`` and metadata. hpack's encoder
-re-encodes each block field by field, with logging and dynamic-table bookkeeping, at tens of
-microseconds a block. Encoding with the static table and literals *without indexing* (RFC 7541
-§6.1, §6.2.2) makes a block depend only on its fields, never on what was sent before, so it can
-be cached by value and handed to h2 as it is. The dynamic table stays empty, which every HPACK
+re-encodes each block field by field, in Python, with logging and dynamic-table bookkeeping.
+Encoding with the static table and literals *without indexing* (RFC 7541 §6.1, §6.2.2) makes a
+block depend only on its fields, never on what was sent before, so it can be cached by value and
+handed to h2 as it is. The dynamic table stays empty, which every HPACK
 decoder accepts; a block costs a few more bytes on the wire.
 """
 

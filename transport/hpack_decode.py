@@ -6,8 +6,8 @@ trailers. A block made only of indexed fields and literals *without* indexing (R
 §6.2.2, §6.2.3) leaves the dynamic table as it was, so decoding the same bytes again against
 the same table gives the same header list. That is true of every block our own peers send
 (``hpack_blocks.py``) and, once the first call has filled the dynamic table, of the repeated
-blocks of nghttp2 and grpc-core. hpack decodes a block field by field at tens of microseconds;
-a dictionary look-up replaces that.
+blocks of nghttp2 and grpc-core. hpack decodes a block field by field, in Python; a dictionary
+look-up replaces that.
 
 The cache is keyed by the block's bytes and checked against a version of the dynamic table,
 bumped whenever the table's contents or size limit change, so a block that refers to dynamic

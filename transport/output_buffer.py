@@ -2,11 +2,11 @@
 
 h2 collects the serialized frames it has yet to hand out in one ``bytearray``, appending each
 frame as it is made, and copies the whole buffer out in ``data_to_send()``. On PyPy appending
-to a large bytearray copies it, so an iteration that queued a few MiB of DATA frames cost time
-quadratic in its bytes (half of a PyPy server's CPU while streaming 1 MiB messages). This
-stand-in keeps the pieces (``bytes``, or views of the message bytes a DATA frame carries: never
-copied on append) and joins them once when the core takes them; a single ``bytes`` piece is
-handed out as it is.
+to a large bytearray copies it, so an iteration that queues a few MiB of DATA frames costs time
+quadratic in its bytes (streaming large messages makes such iterations routine). This stand-in
+keeps the pieces (``bytes``, or views of the message bytes a DATA frame carries: never copied on
+append) and joins them once when the core takes them; a single ``bytes`` piece is handed out as
+it is.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import logging
 from collections import deque
 from typing import Callable, Optional, Protocol
 
-import h2.errors
+from codec.http2_errors import CANCEL, ENHANCE_YOUR_CALM, NO_ERROR, REFUSED_STREAM
 
 from .core import Bytes, ConnectionCore
 from .errors import ConnectionClosedError, LocalProtocolError, RemoteProtocolError
@@ -40,20 +40,15 @@ from .tls import TlsInfo
 
 log = logging.getLogger(__name__)
 
-CANCEL = int(h2.errors.ErrorCodes.CANCEL)
-ENHANCE_YOUR_CALM = int(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
-NO_ERROR = int(h2.errors.ErrorCodes.NO_ERROR)
-REFUSED_STREAM = int(h2.errors.ErrorCodes.REFUSED_STREAM)
-
 
 class Driver(Protocol):
     """What a session asks of the driver that owns the socket and the waiting."""
 
-    def new_stream(self, stream_id: int, request_headers: Optional[Headers]) -> StreamState: ...
+    def new_stream(self, stream_id: int, request_headers: Optional[Headers]) -> SessionStream: ...
 
-    def wake_read(self, stream: StreamState) -> None: ...
+    def wake_read(self, stream: SessionStream) -> None: ...
 
-    def wake_write(self, stream: StreamState) -> None: ...
+    def wake_write(self, stream: SessionStream) -> None: ...
 
     def wake_connection(self) -> None:
         """Connection-level waiters: SETTINGS arrived, GOAWAY, or a failure: everyone looks."""
@@ -61,7 +56,7 @@ class Driver(Protocol):
     def slot_freed(self) -> None:
         """A stream finished: one caller waiting for a stream slot may go ahead."""
 
-    def request_received(self, stream: StreamState) -> None: ...
+    def request_received(self, stream: SessionStream) -> None: ...
 
     def schedule_flush(self, now: bool = False) -> None:
         """Send ``core.data_to_send()`` soon (coalescing is the driver's business).
@@ -82,8 +77,12 @@ class Driver(Protocol):
     def now(self) -> float: ...
 
 
-class StreamState:
-    """One HTTP/2 stream's state; the drivers subclass it with waiting ``read``/``send_data``."""
+class SessionStream:
+    """One stream of a ``Session``: its inbox, header blocks, trailers, whether it ended or failed.
+
+    The drivers subclass it with waiting ``read``/``send_data``. h2 keeps its own per-stream state
+    machine below this record (``h2.stream.H2Stream``, whose states are ``h2.stream.StreamState``).
+    """
 
     __slots__ = (
         "_ended",
@@ -285,7 +284,7 @@ class Session:
         self.driver = driver
         self.core = core = ConnectionCore(client_side=client_side, options=options)
         self.high_water = core.options.send_buffer_high_water
-        self.streams: dict[int, StreamState] = {}
+        self.streams: dict[int, SessionStream] = {}
         #: The sticky error: once set, every stream operation on this connection raises it.
         self.error: Optional[ConnectionClosedError] = None
         #: The socket's send buffer is full (the driver says so): senders wait.
@@ -309,7 +308,7 @@ class Session:
         self._handshake_deadline = None if client_side else now + options.handshake_timeout
         self._max_idle = options.max_connection_idle
         self._idle_since: Optional[float] = now  # None while streams are open
-        self._new_requests: list[StreamState] = []
+        self._new_requests: list[SessionStream] = []
         self._ping_policy = None if client_side else PingPolicy(core.options)
 
     def __repr__(self) -> str:
@@ -408,7 +407,7 @@ class Session:
 
     # ---------------------------------------------------------------- commands
 
-    def open_stream(self, headers: Headers, *, end_stream: bool = False) -> StreamState:
+    def open_stream(self, headers: Headers, *, end_stream: bool = False) -> SessionStream:
         """Client role: start a request now (the caller waited for ``has_free_slot``)."""
         self.raise_if_unusable()
         core = self.core
@@ -609,7 +608,7 @@ class Session:
             self.core.acknowledge_received_data(stream_id, flow)
             self.driver.schedule_flush()
 
-    def _release(self, stream: StreamState) -> None:
+    def _release(self, stream: SessionStream) -> None:
         """Forget a finished stream; give back the connection window its unread bytes hold.
 
         A failed stream's bytes will never be read: they are dropped. An ended stream's bytes

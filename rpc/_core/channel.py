@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional
 
 from codec import StatusCode
+from codec.http2_errors import ENHANCE_YOUR_CALM
 from transport import Address, ConnectionOptions, parse_address
 
 from .._errors import RpcError, UsageError
@@ -23,7 +24,7 @@ from .._tls import require_alpn_h2
 from .._trace.tracer import TraceOption, with_tracer
 from .._version import USER_AGENT
 from .backoff import Backoff, BackoffOptions
-from .client_call import ENHANCE_YOUR_CALM, CallSettings
+from .client_call import CallSettings
 from .options import (
     CHANNEL_GRPC_OPTIONS,
     DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,

@@ -43,8 +43,9 @@ from codec import (
     parse_trailers,
     status_from_reset,
 )
+from codec.http2_errors import CANCEL, NO_ERROR, REFUSED_STREAM
 from transport import ConnectionClosedError, StreamResetError, TransportError
-from transport.session import StreamState
+from transport.session import SessionStream
 
 from .._errors import RpcError, UsageError
 from .._handlers import Cardinality, Deserializer, Serializer
@@ -54,10 +55,6 @@ from .options import normalize_compression
 
 log = logging.getLogger(__name__)
 
-NO_ERROR = 0x0
-REFUSED_STREAM = 0x7
-CANCEL = 0x8
-ENHANCE_YOUR_CALM = 0xB
 #: How often a call the server never saw is sent again on another stream (transparent retry).
 MAX_TRANSPARENT_RETRIES = 6
 #: Pause before the first transparent retry, doubled each time: a server that refused a stream
@@ -155,7 +152,7 @@ class ClientCallCore:
             self._headers = headers
         else:
             self._headers = self._build_headers(path, deadline, metadata)
-        self._stream: Optional[StreamState] = None
+        self._stream: Optional[SessionStream] = None
         self._decoder = MessageDecoder(settings.max_receive_message_length)
         self._messages: deque[bytes] = deque()
         self._initial_metadata: Optional[Metadata] = None
@@ -427,7 +424,7 @@ class ClientCallCore:
             self._finish(Status(exc.code(), exc.details()), CANCEL)
             raise
 
-    def _response_complete(self, stream: StreamState) -> bool:
+    def _response_complete(self, stream: SessionStream) -> bool:
         """The server has answered in full: requests not yet sent are moot.
 
         A server may answer before the request ends and then reset our side with NO_ERROR
@@ -438,7 +435,7 @@ class ClientCallCore:
             return True
         return False
 
-    def _write_failed(self, stream: StreamState, exc: Exception) -> RpcError:
+    def _write_failed(self, stream: SessionStream, exc: Exception) -> RpcError:
         """A request could not be sent: the error to give a direct ``write()`` caller.
 
         The call is over (reset, lost connection, or the server already answered); the response
@@ -448,7 +445,7 @@ class ClientCallCore:
             return self._rpc_error_from(parse_trailers(stream.trailers))
         return self._rpc_error_from(self._status or self._status_from(exc))
 
-    def _on_response_head(self, stream: StreamState, headers: Any) -> None:
+    def _on_response_head(self, stream: SessionStream, headers: Any) -> None:
         """Parse the response head: initial metadata, or a Trailers-Only status."""
         try:
             # The head ended the stream (Trailers-Only) if the stream is over with no trailers.

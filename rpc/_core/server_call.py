@@ -34,7 +34,7 @@ from codec import (
     parse_request_headers,
 )
 from transport import TransportError
-from transport.session import StreamState
+from transport.session import SessionStream
 
 from .._auth import auth_context, peer_identities, peer_identity_key
 from .._errors import AbortError, RpcError
@@ -56,7 +56,7 @@ class StreamGone(Exception):
 class ServerCallCore:
     """One server call: the protocol decisions, and the non-waiting half of the context API."""
 
-    def __init__(self, server: ServerCore, stream: StreamState) -> None:
+    def __init__(self, server: ServerCore, stream: SessionStream) -> None:
         self._server = server
         self._stream = stream
         self._head: Optional[RequestHead] = None

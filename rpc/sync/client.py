@@ -17,12 +17,12 @@ from collections.abc import Iterator
 from typing import Any, Optional
 
 from codec import Metadata, Status, StatusCode
+from codec.http2_errors import CANCEL
 from transport import ConnectionClosedError, TransportError
 from transport.blocking import BlockingConnection, BlockingStream, connect_blocking
 
 from .._core.channel import ChannelCore, MultiCallableBase, no_call_credentials
 from .._core.client_call import (
-    CANCEL,
     HEAD,
     NEXT_REQUEST,
     OPEN,

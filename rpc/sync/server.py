@@ -17,10 +17,10 @@ import time
 from typing import Any, Callable, NoReturn, Optional
 
 from codec import Status, StatusCode
+from codec.http2_errors import CANCEL
 from transport import TransportError, parse_address
 from transport.blocking import BlockingConnection, BlockingListener, BlockingStream
 
-from .._core.client_call import CANCEL
 from .._core.server import ServerCore
 from .._core.server_call import ServerCallCore, StreamGone, invoke_blocking
 from .handler_threads import HandlerThreads

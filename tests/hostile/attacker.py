@@ -26,6 +26,8 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
+from codec.http2_errors import CANCEL
+
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 GRPC_HEADERS = [
@@ -36,10 +38,6 @@ GRPC_HEADERS = [
     ("te", "trailers"),
     ("content-type", "application/grpc"),
 ]
-
-NO_ERROR, PROTOCOL_ERROR, FLOW_CONTROL_ERROR = 0x0, 0x1, 0x3
-FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL = 0x6, 0x7, 0x8
-COMPRESSION_ERROR, ENHANCE_YOUR_CALM = 0x9, 0xB
 
 
 def grpc_headers(path: str = "/h2rpc.test.EchoTest/Unary", **extra: str) -> list[tuple[str, str]]:

@@ -15,20 +15,15 @@ import h2rpc_test_pb2 as pb
 import pytest
 from hyperframe.frame import PingFrame, RstStreamFrame
 
-from tests.hostile.attacker import (
-    ENHANCE_YOUR_CALM,
-    REFUSED_STREAM,
-    Attacker,
-    grpc_headers,
-    message,
-)
+from codec.http2_errors import ENHANCE_YOUR_CALM, REFUSED_STREAM
+from tests.hostile.attacker import Attacker, grpc_headers, message
 from tests.hostile.harness import GoodClient, Memory, count_live, megabytes, serve
 from tests.interop.echo_servicer import make_server
 from tests.interop.echo_servicer_sync import make_sync_server
 from tests.rpc.helpers import wait_until
 from tests.rpc.server_thread import ServerThread
 from transport import ConnectionOptions
-from transport.session import StreamState
+from transport.session import SessionStream
 
 pytestmark = pytest.mark.time_limit(60)
 
@@ -42,7 +37,7 @@ def server() -> Iterator[ServerThread]:
 
 
 def live_streams() -> int:
-    return count_live(StreamState)
+    return count_live(SessionStream)
 
 
 def test_rapid_reset_is_cut_off_and_frees_every_stream(capsys: pytest.CaptureFixture[str]):

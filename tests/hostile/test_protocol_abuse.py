@@ -17,21 +17,19 @@ import pytest
 from hyperframe.frame import DataFrame, HeadersFrame, PingFrame, RstStreamFrame
 
 import rpc
-from tests.hostile.attacker import (
+from codec.http2_errors import (
     COMPRESSION_ERROR,
     ENHANCE_YOUR_CALM,
     FLOW_CONTROL_ERROR,
     FRAME_SIZE_ERROR,
     PROTOCOL_ERROR,
-    Attacker,
-    grpc_headers,
-    message,
 )
+from tests.hostile.attacker import Attacker, grpc_headers, message
 from tests.hostile.harness import GoodClient, count_live, serve
 from tests.interop.echo_servicer import SERVICE
 from tests.rpc.server_thread import ServerThread
 from transport import ConnectionOptions
-from transport.session import StreamState
+from transport.session import SessionStream
 
 pytestmark = pytest.mark.time_limit(60)
 
@@ -351,7 +349,7 @@ def open_fds() -> int:
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to count descriptors")
 def test_thousands_of_connections_aborted_mid_call_leak_nothing(server: ServerThread):
     fds_before = open_fds()
-    streams_before = count_live(StreamState)
+    streams_before = count_live(SessionStream)
     for i in range(2000):
         with Attacker(server.port) as attacker:
             attacker.send(attacker.headers(1, grpc_headers("/h2rpc.test.EchoTest/Bidi")))
@@ -381,6 +379,6 @@ def test_thousands_of_connections_aborted_mid_call_leak_nothing(server: ServerTh
         lambda: [repr(c._transport) for c in server.server._listeners[0].connections]
     )
     assert not leftover, leftover
-    assert count_live(StreamState) <= streams_before
+    assert count_live(SessionStream) <= streams_before
     assert open_fds() <= fds_before + 5
     still_serving(server.target)

@@ -16,6 +16,7 @@ import h2rpc_test_pb2 as pb
 import pytest
 
 import rpc
+from codec.http2_errors import REFUSED_STREAM
 from rpc.sync import FutureCancelledError, FutureTimeoutError
 from rpc.sync.future_base import TaskThread
 from tests.interop.echo_servicer import SERVICE
@@ -24,7 +25,6 @@ from tests.rpc.helpers import eventually, run
 from transport import StreamResetError
 
 FAST_BACKOFF = {"initial_reconnect_backoff": 0.05, "max_reconnect_backoff": 0.1}
-REFUSED_STREAM = 0x7
 
 
 @contextlib.contextmanager

@@ -31,7 +31,7 @@ from transport.core import Bytes
 from transport.errors import TransportError
 from transport.events import Headers
 from transport.options import ConnectionOptions
-from transport.session import Session, StreamState
+from transport.session import Session, SessionStream
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 FRAME_TYPES = {
@@ -98,7 +98,7 @@ class FrameLog:
         del buf[:pos]
 
 
-class FakeStream(StreamState):
+class FakeStream(SessionStream):
     """A stream with the non-waiting steps the real drivers wait around, under plain names."""
 
     __slots__ = ("received",)
@@ -170,15 +170,15 @@ class FakeDriver:
 
     # ---------------------------------------------------------------- Driver
 
-    def new_stream(self, stream_id: int, request_headers: Optional[Headers]) -> StreamState:
+    def new_stream(self, stream_id: int, request_headers: Optional[Headers]) -> SessionStream:
         stream = FakeStream(self.session, stream_id, request_headers)
         self.streams.append(stream)
         return stream
 
-    def wake_read(self, stream: StreamState) -> None:
+    def wake_read(self, stream: SessionStream) -> None:
         pass  # nobody waits: tests look at the state after pump()
 
-    def wake_write(self, stream: StreamState) -> None:
+    def wake_write(self, stream: SessionStream) -> None:
         pass
 
     def wake_connection(self) -> None:
@@ -187,7 +187,7 @@ class FakeDriver:
     def slot_freed(self) -> None:
         self.slots_freed += 1
 
-    def request_received(self, stream: StreamState) -> None:
+    def request_received(self, stream: SessionStream) -> None:
         assert isinstance(stream, FakeStream)
         self.requests.append(stream)
 
