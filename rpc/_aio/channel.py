@@ -14,6 +14,7 @@ from codec import StatusCode
 from transport import AsyncConnection, ConnectionClosedError, connect
 
 from .._core.channel import ChannelCore, MultiCallableBase, no_call_credentials
+from .._core.client_call import PAUSE
 from .._errors import RpcError
 from .._handlers import Cardinality
 from .call import (
@@ -32,8 +33,9 @@ class Channel(ChannelCore):
     the table of options.
     """
 
+    _conn: Optional[AsyncConnection]
+
     def _setup(self) -> None:
-        self._conn: Optional[AsyncConnection] = None
         self._connecting: Optional[asyncio.Future[AsyncConnection]] = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -70,54 +72,63 @@ class Channel(ChannelCore):
         """The connection for a new call, connecting (or reconnecting) as the policy says.
 
         The calls' ``ConnectionSource``: RpcError UNAVAILABLE while backing off after a failed
-        attempt (unless ``wait_for_ready``), CANCELLED once the channel is closed.
+        attempt (unless ``wait_for_ready``), CANCELLED once the channel is closed. It drives the
+        core's ``_connection`` program; one attempt at a time, shared by the calls that wait.
         """
+        conn = self._conn
+        if conn is not None and conn.is_usable:
+            return conn  # the common case, without starting the program
+        program = self._connection(wait_for_ready)
+        result: Any = None
+        error: Optional[Exception] = None
         while True:
-            conn = self._conn
-            if conn is not None and conn.is_usable:
-                return conn
-            if conn is not None:
-                self._conn = None
-                self._learn_from_goaway(conn.goaway_error_code, conn.goaway_debug_data)
-                conn.close_when_idle()  # its in-flight calls may finish
-            if self._connecting is None:
-                delay = self._connect_delay(wait_for_ready)
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                    continue
-                self._connecting = asyncio.ensure_future(self._connect())
-            connecting = self._connecting
             try:
-                return await asyncio.shield(connecting)
-            except RpcError:
-                if not wait_for_ready:
-                    raise
-            except asyncio.CancelledError:
-                if connecting.cancelled() and self._closed:  # close() stopped the attempt
-                    raise RpcError(StatusCode.CANCELLED, "channel is closed") from None
-                raise  # we were cancelled
+                if error is None:
+                    command = program.send(result)
+                else:
+                    command = program.throw(error)
+                    error = None
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            try:
+                if command[0] == PAUSE:
+                    await asyncio.sleep(command[1])
+                    result = None
+                else:  # CONNECT
+                    result = await self._attempt()
+            except Exception as exc:
+                error = exc
+
+    async def _attempt(self) -> AsyncConnection:
+        """Join the connection attempt under way, or start one."""
+        connecting = self._connecting
+        if connecting is None:
+            connecting = self._connecting = asyncio.ensure_future(self._connect())
+        try:
+            return await asyncio.shield(connecting)
+        except asyncio.CancelledError:
+            if connecting.cancelled() and self._closed:  # close() stopped the attempt
+                raise RpcError(StatusCode.CANCELLED, "channel is closed") from None
+            raise  # we were cancelled
 
     async def _connect(self) -> AsyncConnection:
         try:
-            conn = await asyncio.wait_for(
-                connect(
-                    self._address,
-                    options=self._connection_options,
-                    ssl=self._ssl,
-                    server_hostname=self._server_hostname,
-                ),
-                self._connect_timeout(),
-            )
-        except (OSError, asyncio.TimeoutError, ConnectionClosedError) as exc:
-            raise self._connect_failed(exc) from None
+            try:
+                conn = await asyncio.wait_for(
+                    connect(
+                        self._address,
+                        options=self._connection_options,
+                        ssl=self._ssl,
+                        server_hostname=self._server_hostname,
+                    ),
+                    self._connect_timeout(),
+                )
+            except (OSError, asyncio.TimeoutError, ConnectionClosedError) as exc:
+                raise self._connect_failed(exc) from None
+            connected: AsyncConnection = self._connected(conn)
+            return connected
         finally:
             self._connecting = None
-        if self._closed:
-            conn.close()
-            raise RpcError(StatusCode.CANCELLED, "channel is closed")
-        self._connected()
-        self._conn = conn
-        return conn
 
 
 class _MultiCallable(MultiCallableBase):

@@ -24,7 +24,7 @@ from .._tls import require_alpn_h2
 from .._trace.tracer import TraceOption, with_tracer
 from .._version import USER_AGENT
 from .backoff import Backoff, BackoffOptions
-from .client_call import CallSettings
+from .client_call import CONNECT, PAUSE, CallSettings, Program
 from .options import (
     CHANNEL_GRPC_OPTIONS,
     DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
@@ -35,6 +35,8 @@ from .options import (
 from .options import connection_options as build_connection_options
 
 log = logging.getLogger(__name__)
+
+_CONNECT = (CONNECT,)
 
 
 def no_call_credentials(credentials: object) -> UsageError:
@@ -125,6 +127,8 @@ class ChannelCore:
         self._retry_at = 0.0  # after a failed attempt: no new attempt before this (monotonic)
         self._last_failure: Optional[RpcError] = None
         self._closed = False
+        #: The connection new calls use (the shells' connection type).
+        self._conn: Any = None
         self._setup()
 
     def _setup(self) -> None:
@@ -218,23 +222,49 @@ class ChannelCore:
         """Seconds until the backoff after a failed attempt allows the next one (<= 0: now)."""
         return self._retry_at - time.monotonic()
 
-    def _connect_delay(self, wait_for_ready: bool) -> float:
-        """Seconds to wait before the next connection attempt (0: now).
+    def _connection(self, wait_for_ready: bool) -> Program:
+        """The connection for a new call (a program the channels drive): the current one while
+        it takes new streams; else it is retired (after a GOAWAY its calls may finish) and a new
+        one made, as gRPC's connection backoff allows.
 
-        While backing off after a failure (gRPC's TRANSIENT_FAILURE) a fail-fast call gets the
-        last failure at once; a wait-for-ready call waits for the next attempt.
+        While backing off after a failed attempt (TRANSIENT_FAILURE) a fail-fast call gets the
+        last failure at once; a wait-for-ready call waits for the next attempt. A deadline that
+        passes meanwhile reaches the program as TimeoutError.
         """
-        if self._closed:
-            raise RpcError(StatusCode.CANCELLED, "channel is closed")
-        delay = self._retry_at - time.monotonic()
-        if delay > 0 and not wait_for_ready and self._last_failure is not None:
-            raise self._last_failure
-        return max(delay, 0.0)
+        while True:
+            conn = self._conn
+            if conn is not None:
+                if conn.is_usable:
+                    return conn
+                self._conn = None
+                self._learn_from_goaway(conn.goaway_error_code, conn.goaway_debug_data)
+                conn.close_when_idle()  # its in-flight calls may finish
+            if self._closed:
+                raise RpcError(StatusCode.CANCELLED, "channel is closed")
+            delay = self._retry_at - time.monotonic()
+            if delay > 0:
+                if not wait_for_ready and self._last_failure is not None:
+                    raise self._last_failure
+                try:
+                    yield (PAUSE, delay)
+                except TimeoutError:
+                    raise RpcError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
+                continue
+            try:
+                return (yield _CONNECT)
+            except RpcError:
+                if not wait_for_ready:
+                    raise
 
-    def _connect_timeout(self) -> float:
-        return self._backoff.connect_timeout()
+    def _connect_timeout(self, deadline: Optional[float] = None) -> float:
+        """How long one connection attempt may take: the backoff's, within ``deadline``."""
+        timeout = self._backoff.connect_timeout()
+        if deadline is not None:
+            timeout = max(0.001, min(timeout, deadline - time.monotonic()))
+        return timeout
 
     def _connect_failed(self, exc: BaseException) -> RpcError:
+        """An attempt failed: back off; the error fail-fast calls get meanwhile."""
         reason = str(exc) or type(exc).__name__
         self._last_failure = RpcError(
             StatusCode.UNAVAILABLE, f"failed to connect to {self.target}: {reason}"
@@ -242,10 +272,17 @@ class ChannelCore:
         self._retry_at = time.monotonic() + self._backoff.next_delay()
         return self._last_failure
 
-    def _connected(self) -> None:
+    def _connected(self, conn: Any) -> Any:
+        """An attempt succeeded: ``conn`` is the channel's connection (unless it was closed
+        meanwhile: then RpcError CANCELLED)."""
+        if self._closed:
+            conn.close()
+            raise RpcError(StatusCode.CANCELLED, "channel is closed")
         self._backoff.reset()
         self._retry_at = 0.0
         self._last_failure = None
+        self._conn = conn
+        return conn
 
     def _learn_from_goaway(self, error_code: Optional[int], debug_data: bytes) -> None:
         """gRPC clients double their keepalive interval when told they ping too much."""

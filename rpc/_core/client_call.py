@@ -84,6 +84,10 @@ NEXT_REQUEST = 6
 #: driving ``_write_requests()``).
 START_WRITER = 7
 
+#: ``(CONNECT,)``: one connection attempt of the channel (shared by the calls waiting for it);
+#: it ends with the channel's ``_connected(conn)`` or ``_connect_failed(exc)``.
+CONNECT = 8
+
 _STREAM = (STREAM,)
 _OPEN = (OPEN,)
 _HEAD = (HEAD,)

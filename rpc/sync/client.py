@@ -23,6 +23,7 @@ from transport.blocking import BlockingConnection, BlockingStream, connect_block
 
 from .._core.channel import ChannelCore, MultiCallableBase, no_call_credentials
 from .._core.client_call import (
+    CONNECT,
     HEAD,
     NEXT_REQUEST,
     OPEN,
@@ -49,8 +50,9 @@ class Channel(ChannelCore):
     connection. Options are those of ``rpc.Channel``.
     """
 
+    _conn: Optional[BlockingConnection]
+
     def _setup(self) -> None:
-        self._conn: Optional[BlockingConnection] = None
         self._lock = threading.Lock()
         #: Where this channel's futures advance (``.future()``), and where their callbacks run.
         self._future_tasks = TaskThread("h2rpc-futures")
@@ -94,50 +96,55 @@ class Channel(ChannelCore):
     ) -> BlockingConnection:
         """The connection for a new call; one thread connects while the others wait for it.
 
-        A ``call`` that ends meanwhile (cancelled from another thread) stops the waiting.
+        It drives the core's ``_connection`` program (under the channel's lock, but for the
+        pauses of the backoff). A ``call`` that ends meanwhile (cancelled from another thread)
+        stops the waiting.
         """
+        conn = self._conn
+        if conn is not None and conn.is_usable:
+            return conn  # the common case, without starting the program
+        program = self._connection(wait_for_ready)
+        result: Any = None
+        error: Optional[Exception] = None
         while True:
             with self._lock:
-                conn = self._conn
-                if conn is not None and conn.is_usable:
-                    return conn
                 if call is not None and call.done():
                     raise RpcError(StatusCode.CANCELLED, "Locally cancelled by application!")
-                if conn is not None:
-                    self._conn = None
-                    session = conn.session
-                    self._learn_from_goaway(session.goaway_error_code, session.goaway_debug_data)
-                    conn.close_when_idle()  # its in-flight calls may finish
-                delay = self._connect_delay(wait_for_ready)
-                if delay <= 0:
+                try:
+                    if error is None:
+                        command = program.send(result)
+                    else:
+                        command = program.throw(error)
+                        error = None
+                except StopIteration as stop:
+                    return stop.value  # type: ignore[no-any-return]
+                if command[0] == CONNECT:
                     try:
-                        return self._connect(deadline)
-                    except RpcError:
-                        if not wait_for_ready:
-                            raise
-                        continue
+                        result = self._connect(deadline)
+                    except Exception as exc:
+                        error = exc
+                    continue
+            delay = command[1]  # PAUSE: without the lock
             if deadline is not None and time.monotonic() + delay >= deadline:
                 time.sleep(max(0.0, deadline - time.monotonic()))
-                raise RpcError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+                error = TimeoutError()
+                continue
             time.sleep(delay)
+            result = None
 
     def _connect(self, deadline: Optional[float]) -> BlockingConnection:
-        timeout = self._connect_timeout()
-        if deadline is not None:
-            timeout = max(0.001, min(timeout, deadline - time.monotonic()))
         try:
             conn = connect_blocking(
                 self._address,
                 options=self._connection_options,
                 ssl=self._ssl,
                 server_hostname=self._server_hostname,
-                timeout=timeout,
+                timeout=self._connect_timeout(deadline),
             )
         except (OSError, TimeoutError, ConnectionClosedError, ssl.SSLError) as exc:
             raise self._connect_failed(exc) from None
-        self._connected()
-        self._conn = conn
-        return conn
+        connected: BlockingConnection = self._connected(conn)
+        return connected
 
 
 class Call(ClientCallCore):
