@@ -2,8 +2,8 @@
 
 uvloop is an optional extra (``pip install 'h2rpc[uvloop]'``; CPython only). Its loop wakes and
 writes with less Python per iteration, which is what a call with one message in flight is made
-of: with it, ping-pong round trips are about 16% faster (README, "Performance"; 1 MiB streams
-are slower unless glibc's heap trimming is tuned, see "Tuning" there). The library
+of: with it, ping-pong round trips are faster (the README's "Performance" has the numbers; 1 MiB
+streams are slower unless glibc's heap trimming is tuned, see "Tuning" there). The library
 never changes the loop of an application that made its own; ``rpc.run`` and ``rpc.serve`` (the
 entry points that create a loop) choose it, and the choice can be turned off per call
 (``use_uvloop=False``) or for the process (``H2RPC_UVLOOP=0``).
