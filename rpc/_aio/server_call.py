@@ -8,18 +8,21 @@ import contextvars
 import inspect
 import logging
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional
+from typing import Any, Callable, NoReturn, Optional
 
 from codec import Status, StatusCode
 from transport import Stream, TransportError
 
 from .._core.messages import EOF
-from .._core.server_call import ServerCallCore, StreamGone, invoke_blocking
+from .._core.server_call import (
+    HandlerPool,
+    ServerCallCore,
+    ServerCallSettings,
+    StreamGone,
+    invoke_blocking,
+)
 from .._errors import RpcError
 from .._handlers import Cardinality, MethodHandler
-
-if TYPE_CHECKING:
-    from .server import Server
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +30,11 @@ log = logging.getLogger(__name__)
 class ServicerContext(ServerCallCore):
     """The context handed to async handlers (grpcio-aio names), and the call's driver."""
 
-    _server: Server
     _stream: Stream
 
-    def __init__(self, server: Server, stream: Stream) -> None:
-        super().__init__(server, stream)
+    def __init__(self, settings: ServerCallSettings, stream: Stream, pool: HandlerPool) -> None:
+        super().__init__(settings, stream)
+        self._pool = pool
         self._timer: Optional[asyncio.TimerHandle] = None
         self._task: Optional[asyncio.Task[None]] = None
 
@@ -130,7 +133,7 @@ class ServicerContext(ServerCallCore):
         # run_in_executor does not carry contextvars over: run in a copy of this task's context,
         # so that the handler's own calls inherit its deadline.
         await loop.run_in_executor(
-            self._server._thread_pool(),
+            self._pool.executor(),
             contextvars.copy_context().run,
             invoke_blocking,
             self,

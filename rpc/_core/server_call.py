@@ -15,7 +15,9 @@ import logging
 import time
 from collections import deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Callable, NoReturn, Optional, Protocol
 
 from codec import (
     SUPPORTED_ENCODINGS,
@@ -43,10 +45,35 @@ from .deadline import set_deadline
 from .messages import EOF, WrongMessageType, decode_messages, frame_message
 from .options import normalize_compression
 
-if TYPE_CHECKING:
-    from .server import ServerCore
-
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerCallSettings:
+    """What a server call needs from its server: built once per server, handed to every call."""
+
+    #: The handler for a path (and the call's metadata, for generic handlers), or None.
+    lookup: Callable[[str, Metadata], Optional[MethodHandler]]
+    max_receive_message_length: Optional[int]
+    max_send_message_length: Optional[int]
+    #: The default compression of responses (used when the client accepts it).
+    compression: Optional[str]
+
+
+class HandlerPool(Protocol):
+    """What an asyncio server's call needs from its server: where plain ``def`` handlers run."""
+
+    def executor(self) -> Executor: ...
+
+
+class CallBook(Protocol):
+    """What a blocking server's call needs from its server: deadline timers and its slot."""
+
+    def watch_deadline(self, deadline: float, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` on the server's timer thread at ``deadline`` (monotonic)."""
+
+    def release_slot(self, call: object) -> None:
+        """The call is about to send its final status: its connection may start another."""
 
 
 class StreamGone(Exception):
@@ -56,12 +83,12 @@ class StreamGone(Exception):
 class ServerCallCore:
     """One server call: the protocol decisions, and the non-waiting half of the context API."""
 
-    def __init__(self, server: ServerCore, stream: StreamState) -> None:
-        self._server = server
+    def __init__(self, settings: ServerCallSettings, stream: StreamState) -> None:
+        self._settings = settings
         self._stream = stream
         self._head: Optional[RequestHead] = None
         self._handler: Optional[MethodHandler] = None
-        self._decoder = MessageDecoder(server._max_receive_message_length)
+        self._decoder = MessageDecoder(settings.max_receive_message_length)
         self._messages: deque[bytes] = deque()
         self._request_ended = False
         self._headers_sent = False
@@ -75,7 +102,7 @@ class ServerCallCore:
         self._abort_status: Optional[Status] = None
         self._status_details: Optional[bytes] = None
         self._request_encoding: Optional[str] = None
-        self._response_encoding: Optional[str] = server._compression
+        self._response_encoding: Optional[str] = settings.compression
         self._compress_next = True
         self._done_callbacks: list[Callable[[], Any]] = []
 
@@ -221,7 +248,7 @@ class ServerCallCore:
         except RequestRejected as exc:
             self._reject(exc)
             raise StreamGone from None
-        handler = self._server._registry.lookup(head.path, head.metadata)
+        handler = self._settings.lookup(head.path, head.metadata)
         if handler is None:
             return Status(StatusCode.UNIMPLEMENTED, f"Method not found: {head.path}")
         if not is_supported_encoding(head.encoding):
@@ -274,7 +301,7 @@ class ServerCallCore:
                 self._decoder,
                 chunk,
                 self._request_encoding,
-                self._server._max_receive_message_length,
+                self._settings.max_receive_message_length,
             )
         )
 
@@ -338,7 +365,7 @@ class ServerCallCore:
             return frame_message(
                 handler.response_serializer(message),
                 self._response_encoding,
-                self._server._max_send_message_length,
+                self._settings.max_send_message_length,
                 compressed,
             )
         except RpcError:

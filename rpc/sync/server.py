@@ -22,7 +22,13 @@ from transport.blocking import BlockingConnection, BlockingListener, BlockingStr
 
 from .._core.client_call import CANCEL
 from .._core.server import ServerCore
-from .._core.server_call import ServerCallCore, StreamGone, invoke_blocking
+from .._core.server_call import (
+    CallBook,
+    ServerCallCore,
+    ServerCallSettings,
+    StreamGone,
+    invoke_blocking,
+)
 from .handler_threads import HandlerThreads
 
 log = logging.getLogger(__name__)
@@ -31,18 +37,19 @@ log = logging.getLogger(__name__)
 class ServicerContext(ServerCallCore):
     """The context handed to plain ``def`` handlers (grpcio's synchronous names)."""
 
-    _server: Server
     _stream: BlockingStream
 
-    def __init__(self, server: Server, stream: BlockingStream) -> None:
-        super().__init__(server, stream)
+    def __init__(
+        self, settings: ServerCallSettings, stream: BlockingStream, book: CallBook
+    ) -> None:
+        super().__init__(settings, stream)
+        self._book = book
         # Reentrant: a done callback run by _end may add another callback.
         self._end_lock = threading.RLock()
         self._corked = False
-        self._holds_slot = False  # counted against its connection's max_calls_per_connection
 
     def _finishing(self) -> None:
-        self._server._release_slot(self)
+        self._book.release_slot(self)
 
     def send_initial_metadata(self, metadata: Any) -> None:
         self._send_headers(metadata)
@@ -78,7 +85,7 @@ class ServicerContext(ServerCallCore):
             status = self._begin()
             if status is None:
                 if self._deadline is not None:
-                    self._server._deadlines.watch(self._deadline, self._on_deadline)
+                    self._book.watch_deadline(self._deadline, self._on_deadline)
                 handler = self._handler
                 assert handler is not None
                 send = self._send_message if handler.response_streaming else self._send_single
@@ -138,7 +145,7 @@ class ServicerContext(ServerCallCore):
         else:
             # The client reset the stream: we are on its connection's reader thread, under the
             # connection's lock, where application callbacks must not run.
-            self._server._deadlines.watch(0.0, lambda: self._end(self._status_after_cancel()))
+            self._book.watch_deadline(0.0, lambda: self._end(self._status_after_cancel()))
 
 
 class _DeadlineWatcher:
@@ -183,6 +190,77 @@ class _DeadlineWatcher:
                 log.exception("deadline callback failed")
 
 
+class _CallBook:
+    """The blocking server's running calls: each connection's slots, the wait for the last call
+    to end, and the deadline watcher. What a call gets from its server (``CallBook``)."""
+
+    def __init__(self, per_connection: int) -> None:
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._calls: set[ServicerContext] = set()
+        #: Calls counted against their connection's ``max_calls_per_connection``.
+        self._slots: dict[object, BlockingConnection] = {}
+        self._per_connection: dict[BlockingConnection, int] = {}
+        self._per_connection_limit = per_connection
+        self._deadlines = _DeadlineWatcher()
+
+    def admit(
+        self,
+        call: ServicerContext,
+        conn: BlockingConnection,
+        over_limit: Callable[[int], Optional[Status]],
+    ) -> Optional[Status]:
+        """Count ``call`` in (None), or the status that refuses it."""
+        with self._lock:
+            refusal = over_limit(len(self._calls))
+            if refusal is None and self._per_connection.get(conn, 0) >= self._per_connection_limit:
+                refusal = Status(
+                    StatusCode.RESOURCE_EXHAUSTED, "too many concurrent calls on this connection"
+                )
+            if refusal is None:
+                self._calls.add(call)
+                self._slots[call] = conn
+                self._per_connection[conn] = self._per_connection.get(conn, 0) + 1
+        return refusal
+
+    def watch_deadline(self, deadline: float, callback: Callable[[], None]) -> None:
+        self._deadlines.watch(deadline, callback)
+
+    def release_slot(self, call: object) -> None:
+        """The call is answering for the last time: its connection may start another one.
+
+        Done before the final status is queued, not when the worker returns: the client may
+        start its next call the moment it reads that status, and must not find the slot held.
+        """
+        with self._lock:
+            self._release_slot_locked(call)
+
+    def _release_slot_locked(self, call: object) -> None:
+        conn = self._slots.pop(call, None)
+        if conn is not None:
+            left = self._per_connection.get(conn, 1) - 1
+            if left:
+                self._per_connection[conn] = left
+            else:
+                self._per_connection.pop(conn, None)
+
+    def forget(self, call: ServicerContext) -> None:
+        with self._idle:
+            self._calls.discard(call)
+            self._release_slot_locked(call)
+            self._idle.notify_all()
+
+    def wait_idle(self, end: float) -> list[ServicerContext]:
+        """Wait until no call runs or ``end`` (monotonic) passed; the calls still running."""
+        with self._idle:
+            while self._calls and time.monotonic() < end:
+                self._idle.wait(end - time.monotonic())
+            return list(self._calls)
+
+    def stop(self) -> None:
+        self._deadlines.stop()
+
+
 class Server(ServerCore):
     """A blocking server: plain ``def`` handlers run in a thread pool.
 
@@ -216,12 +294,8 @@ class Server(ServerCore):
 
     def _setup(self) -> None:
         self._listeners: list[BlockingListener] = []
-        self._calls: set[ServicerContext] = set()
-        self._per_connection_calls: dict[BlockingConnection, int] = {}
-        self._calls_lock = threading.Lock()
-        self._idle = threading.Condition(self._calls_lock)
+        self._book = _CallBook(self._per_connection)
         self._stopped = threading.Event()
-        self._deadlines = _DeadlineWatcher()
 
     def __enter__(self) -> Server:
         if not self._started:
@@ -268,11 +342,7 @@ class Server(ServerCore):
         end = time.monotonic() + (grace or 0.0)
         for conn in connections:  # new calls may arrive until each client answers the PING
             conn.wait_drained(max(0.0, end - time.monotonic()))
-        with self._idle:
-            while self._calls and time.monotonic() < end:
-                self._idle.wait(end - time.monotonic())
-            leftover = list(self._calls)
-        for call in leftover:
+        for call in self._book.wait_idle(end):
             call._end(Status(StatusCode.UNAVAILABLE, "server is shutting down"))
             with contextlib.suppress(TransportError):
                 call._stream.reset(CANCEL)
@@ -280,7 +350,7 @@ class Server(ServerCore):
             conn.close()
         for conn in connections:
             conn.wait_closed(2.0)
-        self._deadlines.stop()
+        self._book.stop()
         self._pool.shutdown()
         self._stopped.set()
         return self._stopped
@@ -293,25 +363,17 @@ class Server(ServerCore):
 
     def _on_request(self, stream: BlockingStream) -> None:
         # Called on a connection's reader thread with its lock held: decide and hand off at once.
-        context = ServicerContext(self, stream)
+        book = self._book
+        context = ServicerContext(self._call_settings, stream, book)
         conn = stream.connection
-        with self._calls_lock:
-            refusal = self._over_limit(len(self._calls))
-            if refusal is None and self._per_connection_calls.get(conn, 0) >= self._per_connection:
-                refusal = Status(
-                    StatusCode.RESOURCE_EXHAUSTED, "too many concurrent calls on this connection"
-                )
-            if refusal is None:
-                self._calls.add(context)
-                self._per_connection_calls[conn] = self._per_connection_calls.get(conn, 0) + 1
-                context._holds_slot = True
+        refusal = book.admit(context, conn, self._over_limit)
         if refusal is not None:
             conn.call_soon(lambda: context._end(refusal))  # sends: not under the lock
             return
         try:
             self._pool.submit(self._serve, context)
         except RuntimeError:  # the pool is shut down: we are stopping
-            self._forget(context)
+            book.forget(context)
             conn.call_soon(lambda: context._end(Status(StatusCode.UNAVAILABLE, "shutting down")))
 
     def _serve(self, context: ServicerContext) -> None:
@@ -320,29 +382,4 @@ class Server(ServerCore):
             # handler makes) stays with it instead of passing to the thread's next call.
             contextvars.Context().run(context._run)
         finally:
-            self._forget(context)
-
-    def _release_slot(self, context: ServicerContext) -> None:
-        """The call is answering for the last time: its connection may start another one.
-
-        Done before the final status is queued, not when the worker returns: the client may
-        start its next call the moment it reads that status, and must not find the slot held.
-        """
-        with self._calls_lock:
-            self._release_slot_locked(context)
-
-    def _release_slot_locked(self, context: ServicerContext) -> None:
-        if context._holds_slot:
-            context._holds_slot = False
-            conn = context._stream.connection
-            left = self._per_connection_calls.get(conn, 1) - 1
-            if left:
-                self._per_connection_calls[conn] = left
-            else:
-                self._per_connection_calls.pop(conn, None)
-
-    def _forget(self, context: ServicerContext) -> None:
-        with self._idle:
-            self._calls.discard(context)
-            self._release_slot_locked(context)
-            self._idle.notify_all()
+            self._book.forget(context)
