@@ -11,7 +11,8 @@ from typing import Optional
 from transport import Listener, Stream, parse_address
 
 from .._core.server import ServerCore
-from .server_call import ServicerContext
+from .._core.server_call import ServerCallCore
+from .server_call import start
 
 log = logging.getLogger(__name__)
 
@@ -149,12 +150,11 @@ class Server(ServerCore):
     # ------------------------------------------------------------------ calls
 
     def _on_request(self, stream: Stream) -> None:
-        context = ServicerContext(self._call_settings, stream, self._pool)
+        call = ServerCallCore(self._call_settings, stream)
         refusal = self._over_limit(len(self._calls))
         if refusal is not None:
-            context._end(refusal)
+            call.end(refusal)
             return
-        task = asyncio.get_running_loop().create_task(context._run())
-        context._task = task
+        task = start(call, stream, self._pool)
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import heapq
 import logging
 import ssl
 import threading
 import time
-from typing import Any, Callable, NoReturn, Optional
+from typing import Any, Callable, Optional
 
 from codec import Status, StatusCode
 from transport import TransportError, parse_address
@@ -23,129 +24,130 @@ from transport.blocking import BlockingConnection, BlockingListener, BlockingStr
 from .._core.client_call import CANCEL
 from .._core.server import ServerCore
 from .._core.server_call import (
+    ARM,
+    CALL_DEF,
+    DONE,
+    HOLD,
+    NEXT,
+    READ,
+    REQUEST_STREAM,
+    SEND,
     CallBook,
+    Program,
     ServerCallCore,
-    ServerCallSettings,
-    StreamGone,
-    invoke_blocking,
 )
+from .._core.server_context import ThreadServicerContext
 from .handler_threads import HandlerThreads
 
 log = logging.getLogger(__name__)
 
 
-class ServicerContext(ServerCallCore):
-    """The context handed to plain ``def`` handlers (grpcio's synchronous names)."""
+class ServicerContext(ThreadServicerContext):
+    """The context handed to plain ``def`` handlers (grpcio's synchronous names), and the call's
+    driver: it performs the programs' commands in the handler's thread, blocking (see the table
+    in ``rpc._core.server_call``)."""
 
-    _stream: BlockingStream
-
-    def __init__(
-        self, settings: ServerCallSettings, stream: BlockingStream, book: CallBook
-    ) -> None:
-        super().__init__(settings, stream)
+    def __init__(self, call: ServerCallCore, stream: BlockingStream, book: CallBook) -> None:
+        super().__init__(call)
+        self._stream = stream
         self._book = book
-        # Reentrant: a done callback run by _end may add another callback.
+        # Reentrant: a done callback run by end() may add another callback.
         self._end_lock = threading.RLock()
         self._corked = False
 
-    def _finishing(self) -> None:
-        self._book.release_slot(self)
-
-    def send_initial_metadata(self, metadata: Any) -> None:
-        self._send_headers(metadata)
-
-    def add_callback(self, callback: Callable[[], Any]) -> bool:
+    def _owned(self, function: Callable[..., Any], *args: Any) -> Any:
         with self._end_lock:  # the deadline watcher may be ending the call right now
-            return super().add_callback(callback)
-
-    def add_done_callback(self, callback: Callable[[Any], Any]) -> None:
-        with self._end_lock:
-            super().add_done_callback(callback)
-
-    def abort(self, code: StatusCode, details: str = "", trailing_metadata: Any = None) -> NoReturn:
-        """End the call now with ``code`` (not OK) and ``details``."""
-        self._abort(code, details, trailing_metadata)
-
-    def abort_with_status(self, status: Any) -> NoReturn:
-        self._abort_with_status(status)
-
-    def read(self) -> Any:
-        """The next request message, or ``rpc.EOF`` once the client half-closed."""
-        return self._read_request()
-
-    def write(self, message: Any) -> None:
-        """Send one response message."""
-        self._send_message(message)
+            return function(*args)
 
     # ------------------------------------------------------------------ driver (a pool thread)
 
     def _run(self) -> None:
-        status: Optional[Status]
-        try:
-            status = self._begin()
-            if status is None:
-                if self._deadline is not None:
-                    self._book.watch_deadline(self._deadline, self._on_deadline)
-                handler = self._handler
-                assert handler is not None
-                send = self._send_message if handler.response_streaming else self._send_single
-                try:
-                    invoke_blocking(self, self, self._read_request, send)
-                    status = self._status_of_return()
-                except Exception as exc:
-                    status = self._status_of_exception(exc)
-        except StreamGone:
-            status = None
-        except BaseException:  # a bug of ours: still answer, never hang the client
-            log.exception("internal error serving %s", self.method())
-            status = Status(StatusCode.INTERNAL, "internal server error")
-        if self._cancelled:
-            status = self._status_after_cancel()
-        self._end(status)
+        self._stream.on_failed = self._stream_failed
+        status = self._drive(self._call.serve())
+        self._finish(status)
         if self._corked:
             self._stream.connection.uncork()
 
-    def _send_single(self, message: Any) -> None:
-        """A unary response: held back so that headers, message and trailers leave in one send
-        (nothing is read after it)."""
-        self._corked = True
-        self._stream.connection.cork()
-        self._send_message(message)
-
-    def _read_request(self) -> Any:
+    def _drive(self, program: Program) -> Any:
+        call = self._call
         stream = self._stream
-        while self._needs_data():
+        value: Any = None
+        failure: Optional[BaseException] = None
+        while True:
             try:
-                chunk = stream.read(timeout=self.time_remaining())
-            except (TransportError, TimeoutError):
-                raise StreamGone from None
-            self._on_chunk(chunk)
-        return self._next_request()
+                if failure is None:
+                    command = program.send(value)
+                else:
+                    command = program.throw(failure)
+                    failure = None
+            except StopIteration as stop:
+                return stop.value
+            op = command[0]
+            try:
+                if op == READ:
+                    value = stream.read(timeout=call.time_remaining())
+                elif op == SEND:
+                    stream.send_data(command[1], timeout=call.time_remaining())
+                    value = None
+                elif op == NEXT:
+                    value = next(command[1], DONE)
+                elif op == CALL_DEF:
+                    argument = command[2]
+                    if argument is REQUEST_STREAM:
+                        argument = self._requests()
+                    value = command[1](argument, self)
+                elif op == HOLD:
+                    # A unary response: held back so that headers, message and trailers leave in
+                    # one send (nothing is read after it).
+                    self._corked = True
+                    stream.connection.cork()
+                    value = None
+                elif op == ARM:
+                    self._book.watch_deadline(command[1], self._deadline_fired)
+                    value = None
+                else:  # CALL_ASYNC, AWAIT, ANEXT: an async handler
+                    raise TypeError(
+                        f"the handler for {call.method()} is an async def: rpc.sync.Server runs "
+                        "plain def handlers (serve async ones with rpc.Server)"
+                    )
+            except Exception as exc:
+                failure = exc
 
-    def _send_message(self, message: Any) -> None:
-        data = self._frame_response(message)
-        try:
-            self._stream.send_data(data, timeout=self.time_remaining())
-        except (TransportError, TimeoutError):
-            raise StreamGone from None
+    def _finish(self, status: Optional[Status]) -> None:
+        """End the call with ``status``, once (the handler's thread and the deadline watcher
+        may race), freeing its connection's slot before the status is queued."""
+        with self._end_lock:
+            if self._call.done():
+                return
+            self._book.release_slot(self)
+            self._call.end(status)
 
-    def _end(self, status: Optional[Status]) -> None:
-        with self._end_lock:  # the deadline watcher and the handler's thread may race
-            super()._end(status)
+    def _stop(self, status: Optional[Status]) -> None:
+        """End the call now (the server is stopping, or the deadline passed); reset its stream,
+        so that the handler's next read or write fails."""
+        self._finish(status)
+        with contextlib.suppress(TransportError):
+            self._stream.reset(CANCEL)
 
-    def _interrupt(self) -> None:
-        # A thread cannot be cancelled. The call is over for the client: end it now (answer a
-        # passed deadline; run the done callbacks, as grpcio runs them when the call terminates,
-        # so that a handler blocked until one fires (grpcio-health-checking's Watch) is released)
-        # and let the handler's next read or write fail; its return value is then dropped.
-        if self._deadline_passed:  # on the server's timer thread
-            self._end(self._status_after_cancel())
-            with contextlib.suppress(TransportError):
-                self._stream.reset(CANCEL)
-        else:
-            # The client reset the stream: we are on its connection's reader thread, under the
-            # connection's lock, where application callbacks must not run.
-            self._book.watch_deadline(0.0, lambda: self._end(self._status_after_cancel()))
+    # ------------------------------------------------------------------ events
+
+    # A thread cannot be cancelled. The call is over for the client: end it now (answer a passed
+    # deadline; run the done callbacks, as grpcio runs them when the call terminates, so that a
+    # handler blocked until one fires (grpcio-health-checking's Watch) is released) and let the
+    # handler's next read or write fail; its return value is then dropped.
+
+    def _stream_failed(self) -> None:
+        # The client reset the stream: we are on its connection's reader thread, under the
+        # connection's lock, where application callbacks must not run.
+        if self._call.stream_failed():
+            self._book.watch_deadline(0.0, self._end_cancelled)
+
+    def _deadline_fired(self) -> None:  # on the server's timer thread
+        if self._call.deadline_passed():
+            self._stop(self._call.status_after_cancel())
+
+    def _end_cancelled(self) -> None:
+        self._finish(self._call.status_after_cancel())
 
 
 class _DeadlineWatcher:
@@ -342,10 +344,8 @@ class Server(ServerCore):
         end = time.monotonic() + (grace or 0.0)
         for conn in connections:  # new calls may arrive until each client answers the PING
             conn.wait_drained(max(0.0, end - time.monotonic()))
-        for call in self._book.wait_idle(end):
-            call._end(Status(StatusCode.UNAVAILABLE, "server is shutting down"))
-            with contextlib.suppress(TransportError):
-                call._stream.reset(CANCEL)
+        for context in self._book.wait_idle(end):
+            context._stop(Status(StatusCode.UNAVAILABLE, "server is shutting down"))
         for conn in connections:
             conn.close()
         for conn in connections:
@@ -364,17 +364,18 @@ class Server(ServerCore):
     def _on_request(self, stream: BlockingStream) -> None:
         # Called on a connection's reader thread with its lock held: decide and hand off at once.
         book = self._book
-        context = ServicerContext(self._call_settings, stream, book)
+        call = ServerCallCore(self._call_settings, stream)
+        context = ServicerContext(call, stream, book)
         conn = stream.connection
         refusal = book.admit(context, conn, self._over_limit)
-        if refusal is not None:
-            conn.call_soon(lambda: context._end(refusal))  # sends: not under the lock
-            return
-        try:
-            self._pool.submit(self._serve, context)
-        except RuntimeError:  # the pool is shut down: we are stopping
-            book.forget(context)
-            conn.call_soon(lambda: context._end(Status(StatusCode.UNAVAILABLE, "shutting down")))
+        if refusal is None:
+            try:
+                self._pool.submit(self._serve, context)
+                return
+            except RuntimeError:  # the pool is shut down: we are stopping
+                book.forget(context)
+                refusal = Status(StatusCode.UNAVAILABLE, "shutting down")
+        conn.call_soon(functools.partial(call.end, refusal))  # sends: not under the lock
 
     def _serve(self, context: ServicerContext) -> None:
         try:
