@@ -43,7 +43,11 @@ from .._core.server_call import (
     Program,
     ServerCallCore,
 )
-from .._core.server_context import ServicerContextBase, ThreadServicerContext
+from .._core.server_context import (
+    ServicerContextBase,
+    ThreadServicerContext,
+    request_iterator,
+)
 from .._errors import RpcError
 
 
@@ -157,7 +161,7 @@ class ServicerContext(ServicerContextBase):
         loop = asyncio.get_running_loop()
         bridge = _BridgedContext(self._call, loop, self._drive)
         if argument is REQUEST_STREAM:
-            argument = bridge._requests()
+            argument = request_iterator(bridge)
         # run_in_executor does not carry contextvars over: run in a copy of this task's context,
         # so that the handler's own calls inherit its deadline.
         self._handler_context = contextvars.copy_context()

@@ -152,10 +152,12 @@ class ThreadServicerContext(ServicerContextBase):
         """End the call with a grpcio-style status object (rich error details included)."""
         self._call.abort_with_status(status)
 
-    def _requests(self) -> Iterator[Any]:
-        """The request stream, as the iterator a request-streaming handler gets."""
-        while True:
-            request = self.read()
-            if request is EOF:
-                return
-            yield request
+
+def request_iterator(context: ThreadServicerContext) -> Iterator[Any]:
+    """The requests, as the iterator a request-streaming ``def`` handler gets: ``read()`` until
+    ``EOF``, through whichever driver ``context`` has."""
+    while True:
+        request = context.read()
+        if request is EOF:
+            return
+        yield request

@@ -1,6 +1,7 @@
 """The blocking server: ``rpc.sync.Server``, plain ``def`` handlers on a thread pool.
 
-Every protocol decision is the cores' (``rpc._core``); this module adds only the waiting: handler
+Every protocol decision is the cores' (``rpc._core``); this module adds only the waiting: a driver
+that performs the call programs' commands by blocking (``ServicerContext._drive``), handler
 threads on one queue, a deadline-watcher thread (threads cannot be cancelled: the status is sent
 on time, and the handler's next read or write fails).
 """
@@ -36,7 +37,7 @@ from .._core.server_call import (
     Program,
     ServerCallCore,
 )
-from .._core.server_context import ThreadServicerContext
+from .._core.server_context import ThreadServicerContext, request_iterator
 from .handler_threads import HandlerThreads
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class ServicerContext(ThreadServicerContext):
                 elif op == CALL_DEF:
                     argument = command[2]
                     if argument is REQUEST_STREAM:
-                        argument = self._requests()
+                        argument = request_iterator(self)
                     value = command[1](argument, self)
                 elif op == HOLD:
                     # A unary response: held back so that headers, message and trailers leave in

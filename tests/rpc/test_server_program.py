@@ -42,7 +42,7 @@ from rpc._core.server_call import (
     ServerCallCore,
     ServerCallSettings,
 )
-from rpc._core.server_context import ThreadServicerContext
+from rpc._core.server_context import ThreadServicerContext, request_iterator
 from transport import StreamResetError
 
 PATH = "/t.T/M"
@@ -167,7 +167,7 @@ class HandDriver:
         if op == CALL_DEF:
             argument = command[2]
             if argument is REQUEST_STREAM:
-                argument = self.context._requests()
+                argument = request_iterator(self.context)
             return command[1](argument, self.context)
         if op == NEXT:
             return next(command[1], DONE)
