@@ -10,6 +10,8 @@ is what ``add_XServicer_to_server`` in grpcio-generated ``_pb2_grpc`` modules re
 from __future__ import annotations
 
 import enum
+import functools
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from operator import methodcaller
@@ -69,6 +71,13 @@ class MethodHandler:
     @property
     def response_streaming(self) -> bool:
         return self.cardinality.response_streaming
+
+    @functools.cached_property
+    def is_async(self) -> bool:
+        """True for an ``async def`` or async generator behavior: it runs on the event loop (a
+        plain ``def`` runs where it may block: a thread). Looked up once per handler."""
+        behavior = self.behavior
+        return inspect.iscoroutinefunction(behavior) or inspect.isasyncgenfunction(behavior)
 
 
 #: The attribute of a grpcio ``RpcMethodHandler`` that holds the behavior of each call kind.

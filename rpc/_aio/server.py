@@ -5,15 +5,36 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Optional
 
 from transport import Listener, Stream, parse_address
 
 from .._core.server import ServerCore
-from .server_call import ServicerContext
+from .._core.server_call import ServerCallCore
+from .server_call import start
 
 log = logging.getLogger(__name__)
+
+
+class _HandlerPool:
+    """Where plain ``def`` handlers run: the pool given to ``set_executor()``, else a default one
+    made on first use. What the server's calls get instead of the server (``HandlerPool``)."""
+
+    def __init__(self) -> None:
+        self._executor: Optional[Executor] = None
+
+    def set(self, executor: Executor) -> None:
+        self._executor = executor
+
+    def executor(self) -> Executor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(thread_name_prefix="h2rpc-handler")
+        return self._executor
+
+    def shutdown(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
 
 
 class Server(ServerCore):
@@ -36,18 +57,13 @@ class Server(ServerCore):
         self._listeners: list[Listener] = []
         self._calls: set[asyncio.Task[None]] = set()
         self._stopped: Optional[asyncio.Event] = None
-        self._executor: Optional[ThreadPoolExecutor] = None
+        self._pool = _HandlerPool()
         #: Set by ``rpc.serve(workers=N)``: every worker process listens on the same port.
         self._reuse_port = False
 
     def set_executor(self, executor: ThreadPoolExecutor) -> None:
         """The thread pool that runs plain ``def`` handlers."""
-        self._executor = executor
-
-    def _thread_pool(self) -> ThreadPoolExecutor:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(thread_name_prefix="h2rpc-handler")
-        return self._executor
+        self._pool.set(executor)
 
     def _add_port(self, address: str, ssl_context: Optional[ssl.SSLContext]) -> int:
         listener = Listener(
@@ -109,8 +125,7 @@ class Server(ServerCore):
             conn.close()
         for listener in self._listeners:
             await listener.wait_stopped()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
+        self._pool.shutdown()
         if self._stopped is not None:
             self._stopped.set()
 
@@ -135,12 +150,11 @@ class Server(ServerCore):
     # ------------------------------------------------------------------ calls
 
     def _on_request(self, stream: Stream) -> None:
-        context = ServicerContext(self, stream)
+        call = ServerCallCore(self._call_settings, stream)
         refusal = self._over_limit(len(self._calls))
         if refusal is not None:
-            context._end(refusal)
+            call.end(refusal)
             return
-        task = asyncio.get_running_loop().create_task(context._run())
-        context._task = task
+        task = start(call, stream, self._pool)
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)

@@ -1,222 +1,234 @@
-"""The asyncio side of one server call: the handler runs as a task (or, if plain ``def``, in the
-server's thread pool), and this shell does the waiting for ``ServerCallCore``'s decisions."""
+"""The asyncio side of one server call: the driver of ``ServerCallCore``'s programs on the loop.
+
+``ServicerContext`` is the context ``async def`` handlers get (grpc.aio's names, each a one-line
+drive of the core's program) and the call's driver: ``_drive`` performs the programs' commands by
+awaiting (see the table in ``rpc._core.server_call``); ``_run`` drives ``serve()`` as the call's
+task. A plain ``def`` handler runs in the server's thread pool with a ``_BridgedContext``: the
+synchronous context surface of the blocking server, whose programs this driver runs on the loop
+(``run_coroutine_threadsafe``), since the stream belongs to the loop.
+
+The call is cancelled by cancelling its task: when the core's ``stream_failed()`` or
+``deadline_passed()`` event says the handler must stop. The driver of ``serve()`` turns the
+``CancelledError`` into ``CallCancelled`` thrown into the program, which decides the status; a
+``context.read()``/``write()`` inside the handler lets it pass, so the handler sees asyncio's own
+cancellation, as grpc.aio handlers do.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import inspect
-import logging
-from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional
+import time
+from collections.abc import AsyncIterator, Awaitable, Coroutine
+from typing import Any, Callable, NoReturn, Optional
 
-from codec import Status, StatusCode
-from transport import Stream, TransportError
+from codec import StatusCode
+from transport import Stream
 
 from .._core.messages import EOF
-from .._core.server_call import ServerCallCore, StreamGone, invoke_blocking
+from .._core.server_call import (
+    ANEXT,
+    ARM,
+    AWAIT,
+    CALL_ASYNC,
+    CALL_DEF,
+    DONE,
+    HOLD,
+    NEXT,
+    READ,
+    REQUEST_STREAM,
+    SEND,
+    CallCancelled,
+    HandlerPool,
+    Program,
+    ServerCallCore,
+)
+from .._core.server_context import (
+    ServicerContextBase,
+    ThreadServicerContext,
+    request_iterator,
+)
 from .._errors import RpcError
-from .._handlers import Cardinality, MethodHandler
-
-if TYPE_CHECKING:
-    from .server import Server
-
-log = logging.getLogger(__name__)
 
 
-class ServicerContext(ServerCallCore):
-    """The context handed to async handlers (grpcio-aio names), and the call's driver."""
+class ServicerContext(ServicerContextBase):
+    """The context handed to ``async def`` handlers (grpc.aio's names), and the call's driver."""
 
-    _server: Server
-    _stream: Stream
-
-    def __init__(self, server: Server, stream: Stream) -> None:
-        super().__init__(server, stream)
-        self._timer: Optional[asyncio.TimerHandle] = None
+    def __init__(self, call: ServerCallCore, stream: Stream, pool: HandlerPool) -> None:
+        super().__init__(call)
+        self._stream = stream
+        self._pool = pool
         self._task: Optional[asyncio.Task[None]] = None
+        self._timer: Optional[asyncio.TimerHandle] = None
+        #: A ``def`` handler's contextvars (its deadline), for each step it runs in the pool.
+        self._handler_context: Optional[contextvars.Context] = None
 
     # ------------------------------------------------------------------ waiting context API
 
+    async def read(self) -> Any:
+        """The next request message, or ``rpc.EOF`` once the client half-closed."""
+        return await self._drive(self._call.read_request())
+
+    async def write(self, message: Any) -> None:
+        """Send one response message (streaming responses)."""
+        await self._drive(self._call.send_message(message))
+
     async def send_initial_metadata(self, metadata: Any) -> None:
-        self._send_headers(metadata)
+        """Send the response headers now, with ``metadata``."""
+        self._call.send_initial_metadata(metadata)
 
     async def abort(
         self, code: StatusCode, details: str = "", trailing_metadata: Any = None
     ) -> NoReturn:
         """End the call now with ``code`` (not OK) and ``details``."""
-        self._abort(code, details, trailing_metadata)
+        self._call.abort(code, details, trailing_metadata)
 
     async def abort_with_status(self, status: Any) -> NoReturn:
         """End the call with a grpcio-style status object (rich error details included)."""
-        self._abort_with_status(status)
-
-    async def read(self) -> Any:
-        """The next request message, or ``rpc.EOF`` once the client half-closed."""
-        return await self._read_request()
-
-    async def write(self, message: Any) -> None:
-        """Send one response message (streaming responses)."""
-        await self._send_message(message)
+        self._call.abort_with_status(status)
 
     # ------------------------------------------------------------------ driver
 
     async def _run(self) -> None:
         """Serve the call to its end; never raises (the server's task must not die noisily)."""
-        status: Optional[Status]
+        self._stream.on_failed = self._stream_failed
         try:
-            status = self._begin()
-            if status is None:
-                if self._deadline is not None:
-                    loop = asyncio.get_running_loop()
-                    self._timer = loop.call_at(
-                        loop.time() + (self.time_remaining() or 0.0), self._on_deadline
-                    )
-                handler = self._handler
-                assert handler is not None
-                try:
-                    await self._invoke(handler)
-                    status = self._status_of_return()
-                except Exception as exc:
-                    status = self._status_of_exception(exc)
-        except StreamGone:
-            status = None
-        except asyncio.CancelledError:
-            status = self._status_after_cancel()
-        except BaseException:  # a bug of ours: still answer, never hang the client
-            log.exception("internal error serving %s", self.method())
-            status = Status(StatusCode.INTERNAL, "internal server error")
+            status = await self._drive(self._call.serve(), serving=True)
         finally:
             if self._timer is not None:
                 self._timer.cancel()
-        self._end(status)
+        self._call.end(status)
 
-    async def _invoke(self, handler: MethodHandler) -> None:
-        behavior = handler.behavior
-        if not (inspect.iscoroutinefunction(behavior) or inspect.isasyncgenfunction(behavior)):
-            await self._invoke_in_thread()
-            return
-        kind = handler.cardinality
-        if kind is Cardinality.UNARY_UNARY or kind is Cardinality.UNARY_STREAM:
-            first = await self._read_request()
-            request = self._check_single_request(
-                first, await self._read_request() if first is not EOF else EOF
-            )
-            result = behavior(request, self)
-        else:
-            result = behavior(self._request_iterator(), self)
-        if not kind.response_streaming:
-            response = await result
-            if self._unary_response_wanted(response):
-                await self._send_message(response)
-        elif hasattr(result, "__aiter__"):
-            async for response in result:
-                await self._send_message(response)
-        else:
-            # A coroutine: it writes its responses with context.write(); it returns nothing.
-            returned = await result
-            if returned is not None:
-                log.warning(
-                    "handler for %s is an async def returning a %s, which is ignored: a "
-                    "server-streaming handler must yield its responses (an async generator) "
-                    "or send them with 'await context.write(response)'",
-                    self.method(),
-                    type(returned).__name__,
-                )
+    async def _drive(self, program: Program, serving: bool = False) -> Any:
+        """Run ``program`` to its end, performing its commands by awaiting; its value.
 
-    async def _invoke_in_thread(self) -> None:
-        """A plain ``def`` handler: run it in the server's pool, bridged to this loop."""
+        ``serving``: the program is ``serve()``, to which a cancellation of this task is
+        ``CallCancelled``; other programs let the ``CancelledError`` pass to the handler.
+        """
+        stream = self._stream
+        value: Any = None
+        failure: Optional[BaseException] = None
+        while True:
+            try:
+                if failure is None:
+                    command = program.send(value)
+                else:
+                    command = program.throw(failure)
+                    failure = None
+            except StopIteration as stop:
+                return stop.value
+            op = command[0]
+            try:
+                if op == READ:
+                    value = await stream.read()
+                elif op == SEND:
+                    await stream.send_data(command[1])
+                    value = None
+                elif op == ANEXT:
+                    try:
+                        value = await command[1].__anext__()
+                    except StopAsyncIteration:
+                        value = DONE
+                elif op == CALL_ASYNC:
+                    argument = command[2]
+                    if argument is REQUEST_STREAM:
+                        argument = self._requests()
+                    value = command[1](argument, self)
+                elif op == AWAIT:
+                    value = await command[1]
+                elif op == NEXT:
+                    value = await self._in_pool(next, command[1], DONE)
+                elif op == CALL_DEF:
+                    value = await self._call_def(command[1], command[2])
+                elif op == ARM:
+                    delay = command[1] - time.monotonic()
+                    loop = asyncio.get_running_loop()
+                    self._timer = loop.call_later(delay, self._deadline_fired)
+                    value = None
+                elif op == HOLD:
+                    value = None  # the loop coalesces what one iteration queues anyway
+                else:
+                    raise AssertionError(f"unknown command {command!r}")
+            except Exception as exc:
+                failure = exc
+            except asyncio.CancelledError:
+                if not serving:
+                    raise
+                failure = CallCancelled()
+
+    async def _call_def(self, behavior: Callable[..., Any], argument: Any) -> Any:
+        """A plain ``def`` handler: run it in the server's pool, with a context bridged here."""
         loop = asyncio.get_running_loop()
-        bridge = _ThreadContext(self, loop)
+        bridge = _BridgedContext(self._call, loop, self._drive)
+        if argument is REQUEST_STREAM:
+            argument = request_iterator(bridge)
         # run_in_executor does not carry contextvars over: run in a copy of this task's context,
         # so that the handler's own calls inherit its deadline.
-        await loop.run_in_executor(
-            self._server._thread_pool(),
-            contextvars.copy_context().run,
-            invoke_blocking,
-            self,
-            bridge,
-            bridge.read,
-            bridge.write,
+        self._handler_context = contextvars.copy_context()
+        return await self._in_pool(behavior, argument, bridge)
+
+    def _in_pool(self, function: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+        """``function(*args)`` in the pool, in the ``def`` handler's contextvars."""
+        handler_context = self._handler_context
+        assert handler_context is not None
+        return asyncio.get_running_loop().run_in_executor(
+            self._pool.executor(), handler_context.run, function, *args
         )
 
-    # ------------------------------------------------------------------ requests and responses
-
-    async def _request_iterator(self) -> AsyncIterator[Any]:
+    async def _requests(self) -> AsyncIterator[Any]:
         while True:
-            request = await self._read_request()
+            request = await self.read()
             if request is EOF:
                 return
             yield request
 
-    async def _read_request(self) -> Any:
-        stream = self._stream
-        while self._needs_data():
-            try:
-                chunk = await stream.read()
-            except TransportError:
-                raise StreamGone from None
-            self._on_chunk(chunk)
-        return self._next_request()
+    # ------------------------------------------------------------------ events
 
-    async def _send_message(self, message: Any) -> None:
-        data = self._frame_response(message)
-        try:
-            await self._stream.send_data(data)
-        except TransportError:
-            raise StreamGone from None
+    def _stream_failed(self) -> None:
+        if self._call.stream_failed():
+            self._cancel()
 
-    def _interrupt(self) -> None:
+    def _deadline_fired(self) -> None:
+        if self._call.deadline_passed():
+            self._cancel()
+
+    def _cancel(self) -> None:
         task = self._task
         if task is not None and not task.done():
             task.cancel()
 
 
-class _ThreadContext:
-    """The context a plain ``def`` handler gets on the async server: the same calls as the
-    blocking server's context, each carried out on the event loop."""
+def start(call: ServerCallCore, stream: Stream, pool: HandlerPool) -> asyncio.Task[None]:
+    """Serve ``call`` in a task of its own on the running loop (``rpc.Server``, per call)."""
+    context = ServicerContext(call, stream, pool)
+    task = context._task = asyncio.get_running_loop().create_task(context._run())
+    return task
 
-    def __init__(self, call: ServicerContext, loop: asyncio.AbstractEventLoop) -> None:
-        self._call = call
+
+class _BridgedContext(ThreadServicerContext):
+    """The context of a plain ``def`` handler on the asyncio server (in its thread pool):
+    grpcio's synchronous names, each program driven by the call's asyncio driver on the loop."""
+
+    def __init__(
+        self,
+        call: ServerCallCore,
+        loop: asyncio.AbstractEventLoop,
+        drive: Callable[[Program], Coroutine[Any, Any, Any]],
+    ) -> None:
+        super().__init__(call)
         self._loop = loop
+        self._drive_on_loop = drive
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._call, name)  # the non-waiting API (metadata, codes, deadlines)
+    def _drive(self, program: Program) -> Any:
+        return asyncio.run_coroutine_threadsafe(self._drive_on_loop(program), self._loop).result()
 
-    def _on_loop(self, coroutine: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+    def _owned(self, function: Callable[..., Any], *args: Any) -> Any:
+        # The call's state is the loop's: change it there.
+        return asyncio.run_coroutine_threadsafe(_call(function, *args), self._loop).result()
 
-    def read(self) -> Any:
-        return self._on_loop(self._call._read_request())
 
-    def write(self, message: Any) -> None:
-        self._on_loop(self._call._send_message(message))
-
-    def send_initial_metadata(self, metadata: Any) -> None:
-        self._on_loop(self._call.send_initial_metadata(metadata))
-
-    def abort(self, code: StatusCode, details: str = "", trailing_metadata: Any = None) -> NoReturn:
-        self._call._abort(code, details, trailing_metadata)
-
-    def abort_with_status(self, status: Any) -> NoReturn:
-        self._call._abort_with_status(status)
-
-    def add_callback(self, callback: Callable[[], Any]) -> bool:
-        return bool(self._on_loop(self._call_soon(self._call.add_callback, callback)))
-
-    def add_done_callback(self, callback: Callable[[Any], Any]) -> None:
-        self._on_loop(self._call_soon(self._call.add_done_callback, callback))
-
-    @staticmethod
-    async def _call_soon(function: Callable[..., Any], *args: Any) -> Any:
-        """Run ``function`` on the loop (the call's state is the loop's), for ``_on_loop``."""
-        return function(*args)
-
-    def requests(self) -> Iterator[Any]:
-        while True:
-            request = self.read()
-            if request is EOF:
-                return
-            yield request
+async def _call(function: Callable[..., Any], *args: Any) -> Any:
+    return function(*args)
 
 
 __all__ = ["RpcError", "ServicerContext"]

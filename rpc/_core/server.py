@@ -24,6 +24,7 @@ from .options import (
 )
 from .options import connection_options as connection_options_from
 from .registry import Registry
+from .server_call import ServerCallSettings
 
 
 class ServerCore:
@@ -76,6 +77,13 @@ class ServerCore:
         self._registry = Registry()
         for handler in handlers:
             self._registry.add(handler)
+        #: What every call gets from this server (nothing else: calls do not see the server).
+        self._call_settings = ServerCallSettings(
+            lookup=self._registry.lookup,
+            max_receive_message_length=self._max_receive_message_length,
+            max_send_message_length=self._max_send_message_length,
+            compression=self._compression,
+        )
         self._started = False
         self._stopping = False
         self._setup()

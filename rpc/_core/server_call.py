@@ -1,21 +1,81 @@
 """What a server call decides, for the asyncio and the blocking server: no waiting, no sockets.
 
 ``ServerCallCore`` parses the request head and picks the handler (or the status that answers
-instead: UNIMPLEMENTED, HTTP 415, ...), decodes requests, frames responses, turns every way a
-handler can end (return, ``RpcError``, ``abort``, any other exception, cancellation, the deadline)
-into a status in one place, and builds the trailers. It is also the part of the handler's
-``context`` API that does not wait. The shells (``rpc._aio.server_call`` for asyncio,
-``rpc.sync.server`` for threads) read, write and run the handler.
+instead: UNIMPLEMENTED, HTTP 415, ...), decodes requests, frames responses, runs the call shape of
+each cardinality, turns every way a handler can end (return, ``RpcError``, ``abort``, any other
+exception, cancellation, the deadline) into a status in one place, and builds the trailers. It is
+also the non-waiting half of the handler's ``context`` (``rpc._core.server_context`` is the
+handler-facing surface over it).
+
+Programs and commands
+---------------------
+Where a call must wait, the core does not. Its *programs* are generators: ``serve()`` (the whole
+call), ``read_request()`` (``context.read()``) and ``send_message(message)`` (``context.write()``;
+the same program sends a handler's returned or yielded responses). Whenever a program must wait it
+yields a *command*, a tuple whose first item is one of the opcodes below, and it is resumed with the
+outcome (``program.send(value)``) or the failure (``program.throw(exc)``). The shells only *drive*
+programs: each performs commands its own way of waiting and hands back whatever happened; the
+program decides what it means (a ``TransportError`` or ``TimeoutError`` while reading is
+``StreamGone``, a handler's exception is a status, ...). A command's meaning, and how the three
+drivers perform it:
+
+========== ======================== ===================== ========================================
+opcode     command                  resumed with          asyncio / blocking / def-on-asyncio
+========== ======================== ===================== ========================================
+READ       ``(READ,)``              the next request body ``await stream.read()`` /
+                                    chunk, ``b""`` at the ``stream.read(timeout=time left)`` /
+                                    half-close            the asyncio driver, on the loop
+SEND       ``(SEND, data)``         None once queued      ``await stream.send_data(data)`` /
+                                                          ``stream.send_data(data, timeout=...)``
+                                                          / the asyncio driver, on the loop
+ARM        ``(ARM, deadline)``      None                  call ``deadline_passed()`` at
+                                                          ``deadline`` (``time.monotonic()``): a
+                                                          loop timer / the server's deadline
+                                                          watcher thread
+CALL_DEF   ``(CALL_DEF, behavior,   what the plain        in the server's pool, with a context
+           argument)``              ``def`` handler       bridged to the loop / in this thread
+                                    returned
+CALL_ASYNC ``(CALL_ASYNC, behavior, its coroutine or      called on the loop, not awaited /
+           argument)``              async generator       TypeError (a def-only server)
+AWAIT      ``(AWAIT, awaitable)``   its result            ``await`` / TypeError
+NEXT       ``(NEXT, iterator)``     the next item, or     ``next()`` in the pool (in the
+                                    ``DONE``              handler's contextvars) / ``next()``
+ANEXT      ``(ANEXT, iterator)``    the next item, or     ``await iterator.__anext__()`` /
+                                    ``DONE``              TypeError
+HOLD       ``(HOLD,)``              None                  nothing / cork the connection: the
+                                                          headers, the one response and the
+                                                          trailers leave in one write (nothing is
+                                                          read after this point)
+========== ======================== ===================== ========================================
+
+``argument`` is the request, or ``REQUEST_STREAM``: the driver passes its own iterator of the
+requests (an async one for ``async def`` handlers), which drives ``read_request()``. Constant
+commands are module constants (``_READ``, ``_HOLD``): no allocation per command.
+
+Events, not hooks
+-----------------
+The core never calls into a shell. What happens to a call from outside arrives as an event
+method that returns what the shell must do: ``stream_failed()`` (the client reset the stream or
+the connection died: the shell registers its own ``stream.on_failed``) and ``deadline_passed()``
+(the timer armed for ARM fired) return True when the running handler must be stopped. The shell
+stops it its own way: asyncio cancels the call's task, and its driver throws ``CallCancelled``
+into ``serve()`` in place of the ``CancelledError``; a thread cannot be stopped, so the blocking
+shell ends the call at once with ``status_after_cancel()`` and the handler's next read or write
+fails. The value of ``serve()`` is the final status; the driver ends the call with ``end(status)``,
+after its own bookkeeping and under its own lock where threads race to end a call (the blocking
+server frees the connection's slot first). A callback handed to the core would have done for
+these few cases too; events keep the order of steps visible in one place, the driver.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional
+from collections.abc import Generator
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Callable, NoReturn, Optional, Protocol
 
 from codec import (
     SUPPORTED_ENCODINGS,
@@ -34,7 +94,8 @@ from codec import (
     parse_request_headers,
 )
 from transport import TransportError
-from transport.session import SessionStream
+from transport.events import Headers
+from transport.session import SessionView
 
 from .._auth import auth_context, peer_identities, peer_identity_key
 from .._errors import AbortError, RpcError
@@ -43,25 +104,118 @@ from .deadline import set_deadline
 from .messages import EOF, WrongMessageType, decode_messages, frame_message
 from .options import normalize_compression
 
-if TYPE_CHECKING:
-    from .server import ServerCore
-
 log = logging.getLogger(__name__)
+
+# ---------------------------------------------------------------------- commands
+
+READ = 0
+SEND = 1
+NEXT = 2
+ANEXT = 3
+CALL_DEF = 4
+CALL_ASYNC = 5
+AWAIT = 6
+ARM = 7
+HOLD = 8
+
+#: A command: an opcode, then its operands.
+Command = tuple[Any, ...]
+#: A program: yields commands, is resumed with their outcomes, and returns its value.
+Program = Generator[Command, Any, Any]
+
+_READ: Command = (READ,)
+_HOLD: Command = (HOLD,)
+
+
+class _Sentinel:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+#: In place of the request in CALL_DEF / CALL_ASYNC: the handler takes the request stream.
+REQUEST_STREAM: Any = _Sentinel("REQUEST_STREAM")
+#: What NEXT and ANEXT resume with once the iterator is exhausted.
+DONE: Any = _Sentinel("DONE")
 
 
 class StreamGone(Exception):
     """The client reset the stream or the connection died: there is nobody left to answer."""
 
 
-class ServerCallCore:
-    """One server call: the protocol decisions, and the non-waiting half of the context API."""
+class CallCancelled(BaseException):
+    """Thrown into ``serve()`` by a driver whose call was cancelled (the asyncio task's
+    ``CancelledError``): a BaseException, so that no handler-level ``except Exception`` takes it."""
 
-    def __init__(self, server: ServerCore, stream: SessionStream) -> None:
-        self._server = server
+
+# ---------------------------------------------------------------------- what a call is given
+
+
+@dataclass(frozen=True)
+class ServerCallSettings:
+    """What a server call needs from its server: built once per server, handed to every call."""
+
+    #: The handler for a path (and the call's metadata, for generic handlers), or None.
+    lookup: Callable[[str, Metadata], Optional[MethodHandler]]
+    max_receive_message_length: Optional[int]
+    max_send_message_length: Optional[int]
+    #: The default compression of responses (used when the client accepts it).
+    compression: Optional[str]
+
+
+class HandlerPool(Protocol):
+    """What an asyncio server's call needs from its server: where plain ``def`` handlers run."""
+
+    def executor(self) -> Executor: ...
+
+
+class CallBook(Protocol):
+    """What a blocking server's call needs from its server: deadline timers and its slot."""
+
+    def watch_deadline(self, deadline: float, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` on the server's timer thread at ``deadline`` (monotonic)."""
+
+    def release_slot(self, call: object) -> None:
+        """The call is about to send its final status: its connection may start another."""
+
+
+class ServerStream(Protocol):
+    """What the core uses of a transport stream (``transport.Stream`` or ``BlockingStream``);
+    reading and writing data is the drivers' part."""
+
+    @property
+    def request_headers(self) -> Optional[Headers]: ...
+
+    @property
+    def local_closed(self) -> bool: ...
+
+    @property
+    def error(self) -> Optional[Exception]: ...
+
+    @property
+    def connection(self) -> SessionView: ...
+
+    def send_headers(self, headers: Headers, *, end_stream: bool = False) -> None: ...
+
+    def send_trailers(self, headers: Headers) -> None: ...
+
+
+# ---------------------------------------------------------------------- the call
+
+
+class ServerCallCore:
+    """One server call: the protocol decisions, its programs, and the non-waiting context API."""
+
+    def __init__(self, settings: ServerCallSettings, stream: ServerStream) -> None:
+        self._settings = settings
         self._stream = stream
         self._head: Optional[RequestHead] = None
         self._handler: Optional[MethodHandler] = None
-        self._decoder = MessageDecoder(server._max_receive_message_length)
+        self._decoder = MessageDecoder(settings.max_receive_message_length)
         self._messages: deque[bytes] = deque()
         self._request_ended = False
         self._headers_sent = False
@@ -75,9 +229,165 @@ class ServerCallCore:
         self._abort_status: Optional[Status] = None
         self._status_details: Optional[bytes] = None
         self._request_encoding: Optional[str] = None
-        self._response_encoding: Optional[str] = server._compression
+        self._response_encoding: Optional[str] = settings.compression
         self._compress_next = True
         self._done_callbacks: list[Callable[[], Any]] = []
+
+    # ------------------------------------------------------------------ the programs
+
+    def serve(self) -> Program:
+        """The whole call, as a program; its value is the final status (None: nobody to tell).
+
+        Parse the head and pick the handler, arm the deadline, read the request (unary), call
+        the handler in the shape of its cardinality, send what it returns or yields, and turn
+        how it ended into the status. The driver ends the call with ``end(status)``.
+        """
+        status: Optional[Status]
+        try:
+            status = self._begin()
+            if status is None:
+                if self._deadline is not None:
+                    yield (ARM, self._deadline)
+                try:
+                    yield from self._invoke()
+                    status = self._status_of_return()
+                except Exception as exc:
+                    status = self._status_of_exception(exc)
+        except StreamGone:
+            status = None
+        except CallCancelled:
+            status = self.status_after_cancel()
+        except GeneratorExit:  # the driver dropped the program: nothing more to do
+            raise
+        except BaseException:  # a bug of ours: still answer, never hang the client
+            log.exception("internal error serving %s", self.method())
+            status = Status(StatusCode.INTERNAL, "internal server error")
+        if self._cancelled:  # the client is gone, or the deadline passed, whatever the handler did
+            status = self.status_after_cancel()
+        return status
+
+    def _invoke(self) -> Program:
+        """The call shape of each cardinality, for ``async def`` and plain ``def`` handlers."""
+        handler = self._handler
+        assert handler is not None
+        kind = handler.cardinality
+        if kind.request_streaming:
+            argument = REQUEST_STREAM
+        else:
+            first = yield from self.read_request()
+            second = (yield from self.read_request()) if first is not EOF else EOF
+            argument = self._check_single_request(first, second)
+        is_async = handler.is_async
+        result = yield (CALL_ASYNC if is_async else CALL_DEF, handler.behavior, argument)
+        if not kind.response_streaming:
+            if is_async:
+                result = yield (AWAIT, result)
+            if self._unary_response_wanted(result):
+                yield _HOLD  # nothing is read from here on: headers, message, trailers
+                yield from self._send(result, None)
+            return
+        if is_async:
+            if not hasattr(result, "__aiter__"):
+                # A coroutine: it writes its responses with context.write(); it returns nothing.
+                returned = yield (AWAIT, result)
+                if returned is not None:
+                    log.warning(
+                        "handler for %s is an async def returning a %s, which is ignored: a "
+                        "server-streaming handler must yield its responses (an async generator) "
+                        "or send them with 'await context.write(response)'",
+                        self.method(),
+                        type(returned).__name__,
+                    )
+                return
+            step: Command = (ANEXT, result.__aiter__())
+        elif result is None:
+            return  # it wrote its responses with context.write()
+        else:
+            try:
+                responses = iter(result)
+            except TypeError:
+                log.error(
+                    "handler for %s returned a %s: a server-streaming def handler must return an "
+                    "iterable of responses (or be a generator), or send them with "
+                    "context.write()",
+                    self.method(),
+                    type(result).__name__,
+                )
+                raise RpcError(StatusCode.UNKNOWN, "Exception iterating responses") from None
+            step = (NEXT, responses)
+        response = yield step
+        if response is not DONE:
+            yield from self._send(response, step)
+
+    def read_request(self) -> Program:
+        """The next request (``EOF`` after the half-close), as a program: ``context.read()``."""
+        while not self._messages and not self._request_ended:
+            try:
+                chunk = yield _READ
+            except (TransportError, TimeoutError):
+                raise StreamGone from None
+            self._on_chunk(chunk)
+        return self._next_request()
+
+    def send_message(self, message: Any) -> Program:
+        """Send one response (the headers first, if not yet sent): ``context.write()``."""
+        return self._send(message, None)
+
+    def _send(self, response: Any, step: Optional[Command]) -> Program:
+        """Send ``response``; then, given ``step`` (the NEXT or ANEXT of a handler's responses),
+        each next response until ``DONE``: one program for a whole response stream."""
+        while True:
+            data = self._frame_response(response)
+            try:
+                yield (SEND, data)
+            except (TransportError, TimeoutError):
+                raise StreamGone from None
+            if step is None:
+                return
+            response = yield step
+            if response is DONE:
+                return
+
+    # ------------------------------------------------------------------ events
+
+    def stream_failed(self) -> bool:
+        """The client reset the stream, or its connection died. True: stop the handler."""
+        if self._done:
+            return False
+        self._cancelled = True
+        return True
+
+    def deadline_passed(self) -> bool:
+        """The deadline armed by ARM passed. True: stop the handler."""
+        if self._done:
+            return False
+        self._cancelled = True
+        self._deadline_passed = True
+        return True
+
+    def status_after_cancel(self) -> Optional[Status]:
+        """The status of a call stopped from outside (None: the client is gone)."""
+        if self._deadline_passed:
+            return Status(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+        if self._cancelled:
+            return None  # the client is gone: nothing to send
+        return Status(StatusCode.UNAVAILABLE, "server is shutting down")
+
+    def end(self, status: Optional[Status]) -> None:
+        """Send the final status (unless there is nobody to send it to) and run the callbacks.
+
+        Only the first call counts. Also how a server answers a call it refuses.
+        """
+        if self._done:
+            return
+        self._done = True
+        if status is not None:
+            self._send_status(status)
+        for callback in self._done_callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("done callback of %s raised", self.method())
 
     # ------------------------------------------------------------------ context API
 
@@ -88,7 +398,7 @@ class ServerCallCore:
         return self._head.path if self._head is not None else ""
 
     def peer(self) -> str:
-        return self._stream._session.peer
+        return self._stream.connection.peer
 
     def time_remaining(self) -> Optional[float]:
         """Seconds left before the client's deadline, or None when it set none."""
@@ -139,21 +449,8 @@ class ServerCallCore:
         """Send the next response message uncompressed, even in a compressed call."""
         self._compress_next = False
 
-    def add_done_callback(self, callback: Callable[[Any], Any]) -> None:
-        """Call ``callback(context)`` when the call ends, however it ends (grpc.aio's form).
-
-        Called at once if the call has already ended.
-        """
-        if self._done:
-            callback(self)
-        else:
-            self._done_callbacks.append(functools.partial(callback, self))
-
     def add_callback(self, callback: Callable[[], Any]) -> bool:
-        """Call ``callback()`` when the call ends (grpcio's synchronous form: no argument).
-
-        False, and the callback is never called, if the call has already ended.
-        """
+        """Call ``callback()`` when the call ends; False (never called) if it has ended."""
         if self._done:
             return False
         self._done_callbacks.append(callback)
@@ -161,7 +458,7 @@ class ServerCallCore:
 
     def auth_context(self) -> dict[str, list[bytes]]:
         """grpcio's authentication properties: TLS, and the client certificate under mTLS."""
-        return auth_context(self._stream._session.tls)
+        return auth_context(self._stream.connection.session.tls)
 
     def peer_identities(self) -> Optional[list[bytes]]:
         """The client's certificate identities (SANs, else common name); None without one."""
@@ -171,7 +468,26 @@ class ServerCallCore:
         """The ``auth_context()`` key that ``peer_identities()`` come from, or None."""
         return peer_identity_key(self.auth_context())
 
-    def _abort(self, code: StatusCode, details: str, trailing_metadata: Any) -> NoReturn:
+    def send_initial_metadata(self, metadata: Any = None) -> None:
+        """Send the response headers now (they never wait: no program needed)."""
+        if self._headers_sent:
+            raise RuntimeError("initial metadata was already sent")
+        try:
+            headers = build_response_headers(
+                metadata=metadata,
+                encoding=self._response_encoding,
+                accept_encoding=SUPPORTED_ENCODINGS,
+            )
+        except InvalidMetadataError as exc:
+            raise RpcError(StatusCode.INTERNAL, f"invalid initial metadata: {exc}") from None
+        try:
+            self._stream.send_headers(headers)
+        except TransportError:
+            raise StreamGone from None
+        self._headers_sent = True
+
+    def abort(self, code: StatusCode, details: str, trailing_metadata: Any) -> NoReturn:
+        """End the call now with ``code`` (not OK): raises, for the handler to unwind."""
         if code == StatusCode.OK:
             raise ValueError("abort() needs a non-OK status code")
         if trailing_metadata is not None:
@@ -179,7 +495,7 @@ class ServerCallCore:
         self._abort_status = Status(StatusCode(code), details)
         raise AbortError(details)
 
-    def _abort_with_status(self, status: Any) -> NoReturn:
+    def abort_with_status(self, status: Any) -> NoReturn:
         """End the call with a status given as an object, in any of the forms users have:
 
         - grpcio's ``grpc.Status`` (``code``, ``details``, ``trailing_metadata``), e.g. from
@@ -191,19 +507,19 @@ class ServerCallCore:
         """
         if isinstance(status, RpcError):
             self._status_details = status.status_details()
-            self._abort(status.code(), status.details(), status.trailing_metadata() or None)
+            self.abort(status.code(), status.details(), status.trailing_metadata() or None)
         if isinstance(status, Status):
             self._status_details = status.details
-            self._abort(status.code, status.message, status.metadata or None)
+            self.abort(status.code, status.message, status.metadata or None)
         if hasattr(status, "SerializeToString"):  # google.rpc.Status
             self._status_details = status.SerializeToString()
-            self._abort(StatusCode(status.code), status.message, None)
+            self.abort(StatusCode(status.code), status.message, None)
         pairs = list(status.trailing_metadata or ())
         details = [v for k, v in pairs if k == "grpc-status-details-bin"]
         if details:
             self._status_details = bytes(details[0])
         metadata = [(k, v) for k, v in pairs if k != "grpc-status-details-bin"]
-        self._abort(StatusCode(status.code), status.details, metadata)
+        self.abort(StatusCode(status.code), status.details, metadata)
 
     # ------------------------------------------------------------------ the request head
 
@@ -213,15 +529,14 @@ class ServerCallCore:
         A request that is not gRPC at all is answered here (HTTP 415, 405, ...) and raises
         StreamGone: nothing more is to be done for it.
         """
-        stream = self._stream
-        stream.on_failed = self._on_stream_failed
-        assert stream.request_headers is not None
+        request_headers = self._stream.request_headers
+        assert request_headers is not None
         try:
-            self._head = head = parse_request_headers(stream.request_headers)
+            self._head = head = parse_request_headers(request_headers)
         except RequestRejected as exc:
             self._reject(exc)
             raise StreamGone from None
-        handler = self._server._registry.lookup(head.path, head.metadata)
+        handler = self._settings.lookup(head.path, head.metadata)
         if handler is None:
             return Status(StatusCode.UNIMPLEMENTED, f"Method not found: {head.path}")
         if not is_supported_encoding(head.encoding):
@@ -238,8 +553,8 @@ class ServerCallCore:
         self._handler = handler
         if head.timeout is not None:
             self._deadline = time.monotonic() + head.timeout
-        # Calls the handler makes inherit the deadline (gRPC deadline propagation). Every shell
-        # calls _begin in the context the handler runs in: the call's task, or a fresh
+        # Calls the handler makes inherit the deadline (gRPC deadline propagation). Every driver
+        # runs serve() in the context the handler runs in: the call's task, or a fresh
         # contextvars.Context per call on a handler thread (so nothing leaks to the next call).
         set_deadline(self._deadline)
         return None
@@ -274,15 +589,12 @@ class ServerCallCore:
                 self._decoder,
                 chunk,
                 self._request_encoding,
-                self._server._max_receive_message_length,
+                self._settings.max_receive_message_length,
             )
         )
 
-    def _needs_data(self) -> bool:
-        return not self._messages and not self._request_ended
-
     def _next_request(self) -> Any:
-        """The next request (EOF after the half-close); only when ``_needs_data()`` is false."""
+        """The next request (EOF after the half-close), once one is decoded or the stream ended."""
         messages = self._messages
         if not messages:
             return EOF
@@ -306,23 +618,6 @@ class ServerCallCore:
 
     # ------------------------------------------------------------------ responses
 
-    def _send_headers(self, metadata: Any = None) -> None:
-        if self._headers_sent:
-            raise RuntimeError("initial metadata was already sent")
-        try:
-            headers = build_response_headers(
-                metadata=metadata,
-                encoding=self._response_encoding,
-                accept_encoding=SUPPORTED_ENCODINGS,
-            )
-        except InvalidMetadataError as exc:
-            raise RpcError(StatusCode.INTERNAL, f"invalid initial metadata: {exc}") from None
-        try:
-            self._stream.send_headers(headers)
-        except TransportError:
-            raise StreamGone from None
-        self._headers_sent = True
-
     def _frame_response(self, message: Any) -> bytes:
         """Headers (if not yet sent), then the framed message: what ``write`` must send."""
         if self._cancelled:
@@ -330,7 +625,7 @@ class ServerCallCore:
         if self._done:
             raise RuntimeError("the call is already finished")
         if not self._headers_sent:
-            self._send_headers()
+            self.send_initial_metadata()
         handler = self._handler
         assert handler is not None
         compressed, self._compress_next = self._compress_next, True
@@ -338,7 +633,7 @@ class ServerCallCore:
             return frame_message(
                 handler.response_serializer(message),
                 self._response_encoding,
-                self._server._max_send_message_length,
+                self._settings.max_send_message_length,
                 compressed,
             )
         except RpcError:
@@ -390,7 +685,7 @@ class ServerCallCore:
         if isinstance(exc, AbortError) and self._abort_status is not None:
             return self._abort_status
         if isinstance(exc, StreamGone):
-            return self._status_after_cancel() if self._deadline_passed else None
+            return self.status_after_cancel() if self._deadline_passed else None
         # The client learns the exception type, never its text or traceback.
         generic_details = f"Unexpected {type(exc).__name__} in handler"
         code = self._code
@@ -405,30 +700,6 @@ class ServerCallCore:
             return Status(code, self._details or generic_details)
         log.error("handler for %s raised", self.method(), exc_info=exc)
         return Status(StatusCode.UNKNOWN, generic_details)
-
-    def _status_after_cancel(self) -> Optional[Status]:
-        if self._deadline_passed:
-            return Status(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
-        if self._cancelled:
-            return None  # the client is gone: nothing to send
-        return Status(StatusCode.UNAVAILABLE, "server is shutting down")
-
-    def _end(self, status: Optional[Status]) -> None:
-        """Send the final status (unless there is nobody to send it to) and run callbacks."""
-        if self._done:
-            return
-        self._done = True
-        self._finishing()
-        if status is not None:
-            self._send_status(status)
-        for callback in self._done_callbacks:
-            try:
-                callback()
-            except Exception:
-                log.exception("done callback of %s raised", self.method())
-
-    def _finishing(self) -> None:
-        """Just before the final status is queued (a hook for the servers' bookkeeping)."""
 
     def _send_status(self, status: Status) -> None:
         stream = self._stream
@@ -457,70 +728,3 @@ class ServerCallCore:
             stream.send_trailers(trailers)
         except TransportError:
             pass
-
-    # ------------------------------------------------------------------ cancellation
-
-    def _on_stream_failed(self) -> None:
-        """The client reset the stream (or vanished): stop the handler."""
-        if self._done:
-            return
-        self._cancelled = True
-        self._interrupt()
-
-    def _on_deadline(self) -> None:
-        if self._done:
-            return
-        self._cancelled = True
-        self._deadline_passed = True
-        self._interrupt()
-
-    def _interrupt(self) -> None:
-        """The shell's hook: stop the running handler (cancel its task, or wake its thread)."""
-
-
-def invoke_blocking(
-    core: ServerCallCore,
-    context: Any,
-    read: Callable[[], Any],
-    send: Callable[[Any], None],
-) -> None:
-    """Run a plain ``def`` handler to its end: the call shape of each cardinality, for threads.
-
-    ``read`` returns the next request (EOF after the half-close) and ``send`` writes one
-    response; both block. Used by the blocking server, and by the async server for ``def``
-    handlers.
-    """
-    handler = core._handler
-    assert handler is not None
-    behavior = handler.behavior
-    kind = handler.cardinality
-
-    def requests() -> Iterator[Any]:
-        while True:
-            request = read()
-            if request is EOF:
-                return
-            yield request
-
-    if kind.request_streaming:
-        result = behavior(requests(), context)
-    else:
-        first = read()
-        request = core._check_single_request(first, read() if first is not EOF else EOF)
-        result = behavior(request, context)
-    if not kind.response_streaming:
-        if core._unary_response_wanted(result):
-            send(result)
-    elif result is not None:
-        try:
-            responses = iter(result)
-        except TypeError:
-            log.error(
-                "handler for %s returned a %s: a server-streaming def handler must return an "
-                "iterable of responses (or be a generator), or send them with context.write()",
-                core.method(),
-                type(result).__name__,
-            )
-            raise RpcError(StatusCode.UNKNOWN, "Exception iterating responses") from None
-        for response in responses:
-            send(response)

@@ -7,19 +7,21 @@ callers already decompressed. The size lets empty_unary check that the response 
 
 THIS IS THE ONE PLACE ``rpc.interop`` REACHES INTO h2rpc INTERNALS. Client calls
 (``rpc._core.client_call.ClientCallCore``) and server calls
-(``rpc._aio.server_call.ServicerContext``) each hold the incremental decoder of what they receive
-in a private ``_decoder`` attribute, a ``codec.MessageDecoder`` whose ``feed(chunk)`` returns the
-messages a chunk completes as ``(compressed, payload)`` pairs, in order. :func:`watch` swaps in a
-wrapper that records them before passing the pairs on unchanged. Should the library grow a public
-way to ask (e.g. ``call.last_message_compressed()`` / ``context.last_request_compressed()``), this
-module is what to replace; it fails loudly (RuntimeError) rather than guess if those internals
-change.
+(``rpc._core.server_call.ServerCallCore``, behind a handler's context) each hold the incremental
+decoder of what they receive in a private ``_decoder`` attribute, a ``codec.MessageDecoder`` whose
+``feed(chunk)`` returns the messages a chunk completes as ``(compressed, payload)`` pairs, in
+order. :func:`watch` swaps in a wrapper that records them before passing the pairs on unchanged.
+Should the library grow a public way to ask (e.g. ``call.last_message_compressed()`` /
+``context.last_request_compressed()``), this module is what to replace; it fails loudly
+(RuntimeError) rather than guess if those internals change.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from typing import Any, NamedTuple, Union
+
+from .._core.server_call import ServerCallCore
 
 _Chunk = Union[bytes, bytearray, memoryview]
 
@@ -77,6 +79,10 @@ def watch(call_or_context: object) -> WireLog:
     handler's ``ServicerContext`` (before the handler reads a request, so only for
     streaming-request methods: a unary handler gets its request already read).
     """
+    # A server context drives a call core, which holds what the call received.
+    core = getattr(call_or_context, "_call", None)
+    if isinstance(core, ServerCallCore):
+        call_or_context = core
     decoder = getattr(call_or_context, "_decoder", None)
     if decoder is None or not callable(getattr(decoder, "feed", None)):
         raise RuntimeError(

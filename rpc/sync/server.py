@@ -1,6 +1,7 @@
 """The blocking server: ``rpc.sync.Server``, plain ``def`` handlers on a thread pool.
 
-Every protocol decision is the cores' (``rpc._core``); this module adds only the waiting: handler
+Every protocol decision is the cores' (``rpc._core``); this module adds only the waiting: a driver
+that performs the call programs' commands by blocking (``ServicerContext._drive``), handler
 threads on one queue, a deadline-watcher thread (threads cannot be cancelled: the status is sent
 on time, and the handler's next read or write fails).
 """
@@ -9,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import heapq
 import logging
 import ssl
 import threading
 import time
-from typing import Any, Callable, NoReturn, Optional
+from typing import Any, Callable, Optional
 
 from codec import Status, StatusCode
 from codec.http2_errors import CANCEL
@@ -22,123 +24,131 @@ from transport import TransportError, parse_address
 from transport.blocking import BlockingConnection, BlockingListener, BlockingStream
 
 from .._core.server import ServerCore
-from .._core.server_call import ServerCallCore, StreamGone, invoke_blocking
+from .._core.server_call import (
+    ARM,
+    CALL_DEF,
+    DONE,
+    HOLD,
+    NEXT,
+    READ,
+    REQUEST_STREAM,
+    SEND,
+    CallBook,
+    Program,
+    ServerCallCore,
+)
+from .._core.server_context import ThreadServicerContext, request_iterator
 from .handler_threads import HandlerThreads
 
 log = logging.getLogger(__name__)
 
 
-class ServicerContext(ServerCallCore):
-    """The context handed to plain ``def`` handlers (grpcio's synchronous names)."""
+class ServicerContext(ThreadServicerContext):
+    """The context handed to plain ``def`` handlers (grpcio's synchronous names), and the call's
+    driver: it performs the programs' commands in the handler's thread, blocking (see the table
+    in ``rpc._core.server_call``)."""
 
-    _server: Server
-    _stream: BlockingStream
-
-    def __init__(self, server: Server, stream: BlockingStream) -> None:
-        super().__init__(server, stream)
-        # Reentrant: a done callback run by _end may add another callback.
+    def __init__(self, call: ServerCallCore, stream: BlockingStream, book: CallBook) -> None:
+        super().__init__(call)
+        self._stream = stream
+        self._book = book
+        # Reentrant: a done callback run by end() may add another callback.
         self._end_lock = threading.RLock()
         self._corked = False
-        self._holds_slot = False  # counted against its connection's max_calls_per_connection
 
-    def _finishing(self) -> None:
-        self._server._release_slot(self)
-
-    def send_initial_metadata(self, metadata: Any) -> None:
-        self._send_headers(metadata)
-
-    def add_callback(self, callback: Callable[[], Any]) -> bool:
+    def _owned(self, function: Callable[..., Any], *args: Any) -> Any:
         with self._end_lock:  # the deadline watcher may be ending the call right now
-            return super().add_callback(callback)
-
-    def add_done_callback(self, callback: Callable[[Any], Any]) -> None:
-        with self._end_lock:
-            super().add_done_callback(callback)
-
-    def abort(self, code: StatusCode, details: str = "", trailing_metadata: Any = None) -> NoReturn:
-        """End the call now with ``code`` (not OK) and ``details``."""
-        self._abort(code, details, trailing_metadata)
-
-    def abort_with_status(self, status: Any) -> NoReturn:
-        self._abort_with_status(status)
-
-    def read(self) -> Any:
-        """The next request message, or ``rpc.EOF`` once the client half-closed."""
-        return self._read_request()
-
-    def write(self, message: Any) -> None:
-        """Send one response message."""
-        self._send_message(message)
+            return function(*args)
 
     # ------------------------------------------------------------------ driver (a pool thread)
 
     def _run(self) -> None:
-        status: Optional[Status]
-        try:
-            status = self._begin()
-            if status is None:
-                if self._deadline is not None:
-                    self._server._deadlines.watch(self._deadline, self._on_deadline)
-                handler = self._handler
-                assert handler is not None
-                send = self._send_message if handler.response_streaming else self._send_single
-                try:
-                    invoke_blocking(self, self, self._read_request, send)
-                    status = self._status_of_return()
-                except Exception as exc:
-                    status = self._status_of_exception(exc)
-        except StreamGone:
-            status = None
-        except BaseException:  # a bug of ours: still answer, never hang the client
-            log.exception("internal error serving %s", self.method())
-            status = Status(StatusCode.INTERNAL, "internal server error")
-        if self._cancelled:
-            status = self._status_after_cancel()
-        self._end(status)
+        self._stream.on_failed = self._stream_failed
+        status = self._drive(self._call.serve())
+        self._finish(status)
         if self._corked:
             self._stream.connection.uncork()
 
-    def _send_single(self, message: Any) -> None:
-        """A unary response: held back so that headers, message and trailers leave in one send
-        (nothing is read after it)."""
-        self._corked = True
-        self._stream.connection.cork()
-        self._send_message(message)
-
-    def _read_request(self) -> Any:
+    def _drive(self, program: Program) -> Any:
+        call = self._call
         stream = self._stream
-        while self._needs_data():
+        value: Any = None
+        failure: Optional[BaseException] = None
+        while True:
             try:
-                chunk = stream.read(timeout=self.time_remaining())
-            except (TransportError, TimeoutError):
-                raise StreamGone from None
-            self._on_chunk(chunk)
-        return self._next_request()
+                if failure is None:
+                    command = program.send(value)
+                else:
+                    command = program.throw(failure)
+                    failure = None
+            except StopIteration as stop:
+                return stop.value
+            op = command[0]
+            try:
+                if op == READ:
+                    value = stream.read(timeout=call.time_remaining())
+                elif op == SEND:
+                    stream.send_data(command[1], timeout=call.time_remaining())
+                    value = None
+                elif op == NEXT:
+                    value = next(command[1], DONE)
+                elif op == CALL_DEF:
+                    argument = command[2]
+                    if argument is REQUEST_STREAM:
+                        argument = request_iterator(self)
+                    value = command[1](argument, self)
+                elif op == HOLD:
+                    # A unary response: held back so that headers, message and trailers leave in
+                    # one send (nothing is read after it).
+                    self._corked = True
+                    stream.connection.cork()
+                    value = None
+                elif op == ARM:
+                    self._book.watch_deadline(command[1], self._deadline_fired)
+                    value = None
+                else:  # CALL_ASYNC, AWAIT, ANEXT: an async handler
+                    raise TypeError(
+                        f"the handler for {call.method()} is an async def: rpc.sync.Server runs "
+                        "plain def handlers (serve async ones with rpc.Server)"
+                    )
+            except Exception as exc:
+                failure = exc
 
-    def _send_message(self, message: Any) -> None:
-        data = self._frame_response(message)
-        try:
-            self._stream.send_data(data, timeout=self.time_remaining())
-        except (TransportError, TimeoutError):
-            raise StreamGone from None
+    def _finish(self, status: Optional[Status]) -> None:
+        """End the call with ``status``, once (the handler's thread and the deadline watcher
+        may race), freeing its connection's slot before the status is queued."""
+        with self._end_lock:
+            if self._call.done():
+                return
+            self._book.release_slot(self)
+            self._call.end(status)
 
-    def _end(self, status: Optional[Status]) -> None:
-        with self._end_lock:  # the deadline watcher and the handler's thread may race
-            super()._end(status)
+    def _stop(self, status: Optional[Status]) -> None:
+        """End the call now (the server is stopping, or the deadline passed); reset its stream,
+        so that the handler's next read or write fails."""
+        self._finish(status)
+        with contextlib.suppress(TransportError):
+            self._stream.reset(CANCEL)
 
-    def _interrupt(self) -> None:
-        # A thread cannot be cancelled. The call is over for the client: end it now (answer a
-        # passed deadline; run the done callbacks, as grpcio runs them when the call terminates,
-        # so that a handler blocked until one fires (grpcio-health-checking's Watch) is released)
-        # and let the handler's next read or write fail; its return value is then dropped.
-        if self._deadline_passed:  # on the server's timer thread
-            self._end(self._status_after_cancel())
-            with contextlib.suppress(TransportError):
-                self._stream.reset(CANCEL)
-        else:
-            # The client reset the stream: we are on its connection's reader thread, under the
-            # connection's lock, where application callbacks must not run.
-            self._server._deadlines.watch(0.0, lambda: self._end(self._status_after_cancel()))
+    # ------------------------------------------------------------------ events
+
+    # A thread cannot be cancelled. The call is over for the client: end it now (answer a passed
+    # deadline; run the done callbacks, as grpcio runs them when the call terminates, so that a
+    # handler blocked until one fires (grpcio-health-checking's Watch) is released) and let the
+    # handler's next read or write fail; its return value is then dropped.
+
+    def _stream_failed(self) -> None:
+        # The client reset the stream: we are on its connection's reader thread, under the
+        # connection's lock, where application callbacks must not run.
+        if self._call.stream_failed():
+            self._book.watch_deadline(0.0, self._end_cancelled)
+
+    def _deadline_fired(self) -> None:  # on the server's timer thread
+        if self._call.deadline_passed():
+            self._stop(self._call.status_after_cancel())
+
+    def _end_cancelled(self) -> None:
+        self._finish(self._call.status_after_cancel())
 
 
 class _DeadlineWatcher:
@@ -183,6 +193,77 @@ class _DeadlineWatcher:
                 log.exception("deadline callback failed")
 
 
+class _CallBook:
+    """The blocking server's running calls: each connection's slots, the wait for the last call
+    to end, and the deadline watcher. What a call gets from its server (``CallBook``)."""
+
+    def __init__(self, per_connection: int) -> None:
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._calls: set[ServicerContext] = set()
+        #: Calls counted against their connection's ``max_calls_per_connection``.
+        self._slots: dict[object, BlockingConnection] = {}
+        self._per_connection: dict[BlockingConnection, int] = {}
+        self._per_connection_limit = per_connection
+        self._deadlines = _DeadlineWatcher()
+
+    def admit(
+        self,
+        call: ServicerContext,
+        conn: BlockingConnection,
+        over_limit: Callable[[int], Optional[Status]],
+    ) -> Optional[Status]:
+        """Count ``call`` in (None), or the status that refuses it."""
+        with self._lock:
+            refusal = over_limit(len(self._calls))
+            if refusal is None and self._per_connection.get(conn, 0) >= self._per_connection_limit:
+                refusal = Status(
+                    StatusCode.RESOURCE_EXHAUSTED, "too many concurrent calls on this connection"
+                )
+            if refusal is None:
+                self._calls.add(call)
+                self._slots[call] = conn
+                self._per_connection[conn] = self._per_connection.get(conn, 0) + 1
+        return refusal
+
+    def watch_deadline(self, deadline: float, callback: Callable[[], None]) -> None:
+        self._deadlines.watch(deadline, callback)
+
+    def release_slot(self, call: object) -> None:
+        """The call is answering for the last time: its connection may start another one.
+
+        Done before the final status is queued, not when the worker returns: the client may
+        start its next call the moment it reads that status, and must not find the slot held.
+        """
+        with self._lock:
+            self._release_slot_locked(call)
+
+    def _release_slot_locked(self, call: object) -> None:
+        conn = self._slots.pop(call, None)
+        if conn is not None:
+            left = self._per_connection.get(conn, 1) - 1
+            if left:
+                self._per_connection[conn] = left
+            else:
+                self._per_connection.pop(conn, None)
+
+    def forget(self, call: ServicerContext) -> None:
+        with self._idle:
+            self._calls.discard(call)
+            self._release_slot_locked(call)
+            self._idle.notify_all()
+
+    def wait_idle(self, end: float) -> list[ServicerContext]:
+        """Wait until no call runs or ``end`` (monotonic) passed; the calls still running."""
+        with self._idle:
+            while self._calls and time.monotonic() < end:
+                self._idle.wait(end - time.monotonic())
+            return list(self._calls)
+
+    def stop(self) -> None:
+        self._deadlines.stop()
+
+
 class Server(ServerCore):
     """A blocking server: plain ``def`` handlers run in a thread pool.
 
@@ -216,12 +297,8 @@ class Server(ServerCore):
 
     def _setup(self) -> None:
         self._listeners: list[BlockingListener] = []
-        self._calls: set[ServicerContext] = set()
-        self._per_connection_calls: dict[BlockingConnection, int] = {}
-        self._calls_lock = threading.Lock()
-        self._idle = threading.Condition(self._calls_lock)
+        self._book = _CallBook(self._per_connection)
         self._stopped = threading.Event()
-        self._deadlines = _DeadlineWatcher()
 
     def __enter__(self) -> Server:
         if not self._started:
@@ -268,19 +345,13 @@ class Server(ServerCore):
         end = time.monotonic() + (grace or 0.0)
         for conn in connections:  # new calls may arrive until each client answers the PING
             conn.wait_drained(max(0.0, end - time.monotonic()))
-        with self._idle:
-            while self._calls and time.monotonic() < end:
-                self._idle.wait(end - time.monotonic())
-            leftover = list(self._calls)
-        for call in leftover:
-            call._end(Status(StatusCode.UNAVAILABLE, "server is shutting down"))
-            with contextlib.suppress(TransportError):
-                call._stream.reset(CANCEL)
+        for context in self._book.wait_idle(end):
+            context._stop(Status(StatusCode.UNAVAILABLE, "server is shutting down"))
         for conn in connections:
             conn.close()
         for conn in connections:
             conn.wait_closed(2.0)
-        self._deadlines.stop()
+        self._book.stop()
         self._pool.shutdown()
         self._stopped.set()
         return self._stopped
@@ -293,26 +364,19 @@ class Server(ServerCore):
 
     def _on_request(self, stream: BlockingStream) -> None:
         # Called on a connection's reader thread with its lock held: decide and hand off at once.
-        context = ServicerContext(self, stream)
+        book = self._book
+        call = ServerCallCore(self._call_settings, stream)
+        context = ServicerContext(call, stream, book)
         conn = stream.connection
-        with self._calls_lock:
-            refusal = self._over_limit(len(self._calls))
-            if refusal is None and self._per_connection_calls.get(conn, 0) >= self._per_connection:
-                refusal = Status(
-                    StatusCode.RESOURCE_EXHAUSTED, "too many concurrent calls on this connection"
-                )
-            if refusal is None:
-                self._calls.add(context)
-                self._per_connection_calls[conn] = self._per_connection_calls.get(conn, 0) + 1
-                context._holds_slot = True
-        if refusal is not None:
-            conn.call_soon(lambda: context._end(refusal))  # sends: not under the lock
-            return
-        try:
-            self._pool.submit(self._serve, context)
-        except RuntimeError:  # the pool is shut down: we are stopping
-            self._forget(context)
-            conn.call_soon(lambda: context._end(Status(StatusCode.UNAVAILABLE, "shutting down")))
+        refusal = book.admit(context, conn, self._over_limit)
+        if refusal is None:
+            try:
+                self._pool.submit(self._serve, context)
+                return
+            except RuntimeError:  # the pool is shut down: we are stopping
+                book.forget(context)
+                refusal = Status(StatusCode.UNAVAILABLE, "shutting down")
+        conn.call_soon(functools.partial(call.end, refusal))  # sends: not under the lock
 
     def _serve(self, context: ServicerContext) -> None:
         try:
@@ -320,29 +384,4 @@ class Server(ServerCore):
             # handler makes) stays with it instead of passing to the thread's next call.
             contextvars.Context().run(context._run)
         finally:
-            self._forget(context)
-
-    def _release_slot(self, context: ServicerContext) -> None:
-        """The call is answering for the last time: its connection may start another one.
-
-        Done before the final status is queued, not when the worker returns: the client may
-        start its next call the moment it reads that status, and must not find the slot held.
-        """
-        with self._calls_lock:
-            self._release_slot_locked(context)
-
-    def _release_slot_locked(self, context: ServicerContext) -> None:
-        if context._holds_slot:
-            context._holds_slot = False
-            conn = context._stream.connection
-            left = self._per_connection_calls.get(conn, 1) - 1
-            if left:
-                self._per_connection_calls[conn] = left
-            else:
-                self._per_connection_calls.pop(conn, None)
-
-    def _forget(self, context: ServicerContext) -> None:
-        with self._idle:
-            self._calls.discard(context)
-            self._release_slot_locked(context)
-            self._idle.notify_all()
+            self._book.forget(context)
