@@ -20,6 +20,7 @@ from transport import AsyncConnection, Stream
 from .._core.client_call import (
     HEAD,
     NEXT_REQUEST,
+    NOT_READY,
     OPEN,
     PAUSE,
     READ,
@@ -218,14 +219,19 @@ class _StreamResponseMixin(_ClientCall):
 
     async def _iterate(self) -> AsyncIterator[Any]:
         while True:
-            message = await self._drive(self._read_any())
+            message = self._ready_message()
+            if message is NOT_READY:
+                message = await self._drive(self._read_any())
             if message is EOF:
                 return
             yield message
 
     async def read(self) -> Any:
         """The next response, or ``rpc.EOF`` at the end of an OK stream."""
-        return await self._drive(self._read_any())
+        message = self._ready_message()
+        if message is NOT_READY:
+            message = await self._drive(self._read_any())
+        return message
 
 
 class _StreamRequestMixin(_ClientCall):

@@ -88,6 +88,9 @@ START_WRITER = 7
 #: it ends with the channel's ``_connected(conn)`` or ``_connect_failed(exc)``.
 CONNECT = 8
 
+#: What ``_ready_message()`` returns when the next message must be waited for.
+NOT_READY: Any = object()
+
 _STREAM = (STREAM,)
 _OPEN = (OPEN,)
 _HEAD = (HEAD,)
@@ -355,6 +358,14 @@ class ClientCallCore:
                     break
                 self._on_chunk(chunk)
         return self._next_message()
+
+    def _ready_message(self) -> Any:
+        """``read()``'s answer when it needs no waiting (a message already decoded, or the
+        end), else ``NOT_READY``: then drive ``_read_any()``. Saves a program per message of a
+        response stream whose messages arrive several to a chunk."""
+        if self._requests_started and (self._messages or self._status is not None):
+            return self._next_message()
+        return NOT_READY
 
     def _read_any(self) -> Program:
         """``read()`` of a streaming-response call: send the requests first."""

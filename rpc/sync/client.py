@@ -26,6 +26,7 @@ from .._core.client_call import (
     CONNECT,
     HEAD,
     NEXT_REQUEST,
+    NOT_READY,
     OPEN,
     PAUSE,
     READ,
@@ -183,14 +184,19 @@ class Call(ClientCallCore):
         return self
 
     def __next__(self) -> Any:
-        message = self._drive(self._read_any())
+        message = self._ready_message()
+        if message is NOT_READY:
+            message = self._drive(self._read_any())
         if message is EOF:
             raise StopIteration
         return message
 
     def read(self) -> Any:
         """The next response, or ``rpc.EOF`` at the end of an OK stream."""
-        return self._drive(self._read_any())
+        message = self._ready_message()
+        if message is NOT_READY:
+            message = self._drive(self._read_any())
+        return message
 
     def result(self) -> Any:
         """The single response of a unary-response call."""

@@ -20,6 +20,7 @@ from rpc._core.client_call import (
     CONNECT,
     HEAD,
     NEXT_REQUEST,
+    NOT_READY,
     OPEN,
     PAUSE,
     READ,
@@ -335,3 +336,13 @@ def test_a_closed_channel_gives_cancelled() -> None:
     with pytest.raises(rpc.RpcError) as info:
         connection(channel, True)
     assert info.value.code() == rpc.StatusCode.CANCELLED
+
+
+def test_a_message_already_decoded_is_read_without_a_program() -> None:
+    call = make_call(Cardinality.UNARY_STREAM)
+    server = Server(HEAD=[OK_HEAD], READ=[framed(b"a") + framed(b"b"), b""])
+    assert call._ready_message() is NOT_READY  # nothing sent yet: the program must run
+    assert drive(call._read_any(), lambda c: server.perform(call, c)) == b"a"
+    assert call._ready_message() == b"b"  # decoded from the same chunk: no waiting
+    assert call._ready_message() is NOT_READY  # the end must still be read
+    assert drive(call._read_any(), lambda c: server.perform(call, c)) is EOF
