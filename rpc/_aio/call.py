@@ -18,6 +18,7 @@ from codec import Metadata, StatusCode
 from transport import AsyncConnection, Stream
 
 from .._core.client_call import (
+    DELIVER,
     HEAD,
     NEXT_REQUEST,
     NOT_READY,
@@ -124,6 +125,8 @@ class _ClientCall(ClientCallCore):
                 try:
                     if op == READ:
                         result = await self._stream.read()  # type: ignore[union-attr]
+                    elif op == DELIVER:
+                        return command[1]
                     elif op == SEND:
                         await self._stream.send_data(  # type: ignore[union-attr]
                             command[1], end_stream=command[2]
@@ -218,10 +221,9 @@ class _StreamResponseMixin(_ClientCall):
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Any]:
+        program = self._responses()
         while True:
-            message = self._ready_message()
-            if message is NOT_READY:
-                message = await self._drive(self._read_any())
+            message = await self._drive(program)
             if message is EOF:
                 return
             yield message

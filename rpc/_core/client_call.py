@@ -88,6 +88,10 @@ START_WRITER = 7
 #: it ends with the channel's ``_connected(conn)`` or ``_connect_failed(exc)``.
 CONNECT = 8
 
+#: ``(DELIVER, message)``: hand a response (EOF after the last) to the consumer of a response
+#: stream: the driver returns it, and the next drive of the same program goes on from there.
+DELIVER = 9
+
 #: What ``_ready_message()`` returns when the next message must be waited for.
 NOT_READY: Any = object()
 
@@ -366,6 +370,20 @@ class ClientCallCore:
         if self._requests_started and (self._messages or self._status is not None):
             return self._next_message()
         return NOT_READY
+
+    def _responses(self) -> Program:
+        """A response stream for a consumer that iterates: one program for the whole stream,
+        delivering each message (EOF after the last; RpcError if the call fails)."""
+        if not self._requests_started:
+            yield from self._send_requests()
+        while True:
+            if self._messages or self._status is not None:
+                message = self._next_message()  # nothing to wait for
+            else:
+                message = yield from self._read()
+            yield (DELIVER, message)
+            if message is EOF:
+                return
 
     def _read_any(self) -> Program:
         """``read()`` of a streaming-response call: send the requests first."""

@@ -24,6 +24,7 @@ from transport.blocking import BlockingConnection, BlockingStream, connect_block
 from .._core.channel import ChannelCore, MultiCallableBase, no_call_credentials
 from .._core.client_call import (
     CONNECT,
+    DELIVER,
     HEAD,
     NEXT_REQUEST,
     NOT_READY,
@@ -177,6 +178,8 @@ class Call(ClientCallCore):
         #: Held by the one thread opening the stream (not the call's lock: cancel() and the
         #: deadline must not wait for a connection attempt).
         self._opening = threading.Lock()
+        #: The program that iterating the call drives (one for the whole response stream).
+        self._iteration: Optional[Program] = None
 
     # ------------------------------------------------------------------ public
 
@@ -184,10 +187,16 @@ class Call(ClientCallCore):
         return self
 
     def __next__(self) -> Any:
-        message = self._ready_message()
-        if message is NOT_READY:
-            message = self._drive(self._read_any())
+        program = self._iteration
+        if program is None:
+            program = self._iteration = self._responses()
+        try:
+            message = self._drive(program)
+        except BaseException:  # the program is over (or was left mid-command): start anew
+            self._iteration = None
+            raise
         if message is EOF:
+            self._iteration = None
             raise StopIteration
         return message
 
@@ -244,7 +253,11 @@ class Call(ClientCallCore):
             op = command[0]
             try:
                 if op == READ:
-                    result = self._stream.read(timeout=self._time_left())  # type: ignore[union-attr]
+                    result = self._stream.read(  # type: ignore[union-attr]
+                        timeout=None if self._deadline is None else self._time_left()
+                    )
+                elif op == DELIVER:
+                    return command[1]
                 elif op == SEND:
                     result = self._stream.send_data(  # type: ignore[union-attr]
                         command[1], end_stream=command[2], timeout=self._time_left()

@@ -128,3 +128,20 @@ def test_timeout_type_error_also_in_a_deadline_scope() -> None:
     with pytest.raises(TypeError, match="timeout must be a number of seconds, not str '1'"):
         with rpc.deadline_scope("1"):  # type: ignore[arg-type]
             pass
+
+
+def test_iterating_a_finished_response_stream_again_gives_its_end_again() -> None:
+    with sync_serving() as target, rpc.sync.Channel(target) as channel:
+        stub = rpc.Stub(channel, SERVICE)
+        call = stub.ServerStream(pb.EchoRequest(response_count=3), timeout=5)
+        assert [r.index for r in call] == [0, 1, 2]
+        assert list(call) == [] and call.read() is rpc.EOF  # the end, again
+        failing = stub.ServerStream(
+            pb.EchoRequest(response_count=1, status_code=rpc.StatusCode.NOT_FOUND.value),
+            timeout=5,
+        )
+        assert next(failing).index == 0
+        for _ in range(2):  # the failure, again
+            with pytest.raises(rpc.RpcError) as info:
+                next(failing)
+            assert info.value.code() == rpc.StatusCode.NOT_FOUND
