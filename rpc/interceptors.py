@@ -180,10 +180,7 @@ def client_chain(
 async def _async_link(
     method: Callable[..., Any], continuation: Callable[..., Any], details: Any, request: Any
 ) -> Any:
-    result = method(continuation, details, request)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
+    return await method(continuation, details, request)
 
 
 async def _async_terminal(terminal: Callable[[Any, Any], Any], details: Any, request: Any) -> Any:

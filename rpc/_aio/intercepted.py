@@ -42,30 +42,36 @@ class InterceptedCall:
         self._response: Any = _PENDING
         self._error: Optional[BaseException] = None
         self._resolved = False
+        self._running = False
         self._resolving: Optional[asyncio.Future[None]] = None
         self._cancel_requested = False
 
     async def _resolve(self) -> Any:
-        """Run the chain once (other tasks wait for it); the call it gave, or None."""
-        if not self._resolved:
+        """Run the chain once (a task that comes meanwhile waits for it); the call it gave, or
+        None. A future exists only when a second task waits."""
+        if self._resolved:
+            return self._call
+        if self._running:
+            if self._resolving is None:
+                self._resolving = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._resolving)
+            return self._call
+        self._running = True
+        try:
+            result = await self._chain(self._details, self._request)
+            if _is_call(result):
+                self._call = result
+                if self._cancel_requested:
+                    result.cancel()
+            else:
+                self._response = result
+        except Exception as exc:
+            self._error = exc
+        finally:
+            self._resolved = True
             waiting = self._resolving
             if waiting is not None:
-                await asyncio.shield(waiting)
-            else:
-                self._resolving = asyncio.get_running_loop().create_future()
-                try:
-                    result = await self._chain(self._details, self._request)
-                    if _is_call(result):
-                        self._call = result
-                        if self._cancel_requested:
-                            result.cancel()
-                    else:
-                        self._response = result
-                except Exception as exc:
-                    self._error = exc
-                finally:
-                    self._resolved = True
-                    self._resolving.set_result(None)
+                waiting.set_result(None)
         return self._call
 
     def _raise_error(self) -> None:
@@ -79,7 +85,7 @@ class InterceptedCall:
         return self._single_response().__await__()
 
     async def _single_response(self) -> Any:
-        call = await self._resolve()
+        call = self._call if self._resolved else await self._resolve()
         self._raise_error()
         if call is None:
             return self._response
