@@ -460,8 +460,11 @@ def server_call_starter(
             generator = interceptor.intercept(details, None if streaming else request, context)
             if not inspect.isgenerator(generator):
                 continue  # a before-only interceptor
+            try:
+                yielded = next(generator)
+            except StopIteration:
+                continue  # it ended without yielding: a before-only interceptor too
             interception.running.append(generator)
-            yielded = next(generator)  # StopIteration: it ended before the call (a bug of theirs)
             if not streaming:
                 request = yielded
         if interception.request_wrappers or interception.response_wrappers:

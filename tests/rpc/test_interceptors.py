@@ -675,3 +675,24 @@ def test_interceptors_on_both_sides_together() -> None:
                 return await asyncio.wait_for(channel.unary_unary(PATH["UU"])(b"q"), 10)
 
     assert run(main()) == b"qs[|none]S"
+
+
+@pytest.mark.parametrize("api", ["async", "sync"])
+def test_before_only_server_interceptors(api: str) -> None:
+    """A plain ``intercept`` (no yield) and a generator that ends before yielding both run
+    before the handler and are then done with."""
+    seen: list[str] = []
+
+    class Plain(rpc.Interceptor):
+        def intercept(self, details: Any, request: Any, context: Any) -> Any:
+            seen.append("plain")
+
+    class Early(rpc.Interceptor):
+        def intercept(self, details: Any, request: Any, context: Any) -> Any:
+            seen.append("early")
+            return
+            yield  # a generator that never gets here
+
+    responses, _ = run_case(api, "UU", server_interceptors=[Plain(), Early()])
+    assert responses == [b"a[|none]"]
+    assert seen == ["plain", "early"]
