@@ -10,6 +10,7 @@ from __future__ import annotations
 from codec import Metadata, Status, StatusCode
 
 from . import sync
+from ._aio import intercepted as _intercepted  # noqa: F401  (rpc.Channel(interceptors=...))
 from ._aio.call import (
     EOF,
     StreamStreamCall,
@@ -48,32 +49,52 @@ from ._tls import ssl_channel_context, ssl_server_context
 from ._trace.format import TRACE_JSON_SCHEMA
 from ._trace.tracer import TraceEvent, Tracer, trace
 from ._version import __version__
+from .interceptors import (
+    ClientCallDetails,
+    Interceptor,
+    InterceptorContext,
+    ServerCallDetails,
+    ServerInterceptor,
+    StreamStreamClientInterceptor,
+    StreamUnaryClientInterceptor,
+    UnaryStreamClientInterceptor,
+    UnaryUnaryClientInterceptor,
+)
 
 __all__ = [
     "EOF",
     "TRACE_JSON_SCHEMA",
     "Cardinality",
     "Channel",
+    "ClientCallDetails",
     "GenericRpcHandler",
     "HandlerCallDetails",
+    "Interceptor",
+    "InterceptorContext",
     "Metadata",
     "MethodHandler",
     "RpcError",
     "Server",
+    "ServerCallDetails",
+    "ServerInterceptor",
     "ServiceHandlers",
     "ServicerContext",
     "Status",
     "StatusCode",
     "StreamStreamCall",
+    "StreamStreamClientInterceptor",
     "StreamStreamMultiCallable",
     "StreamUnaryCall",
+    "StreamUnaryClientInterceptor",
     "StreamUnaryMultiCallable",
     "Stub",
     "TraceEvent",
     "Tracer",
     "UnaryStreamCall",
+    "UnaryStreamClientInterceptor",
     "UnaryStreamMultiCallable",
     "UnaryUnaryCall",
+    "UnaryUnaryClientInterceptor",
     "UnaryUnaryMultiCallable",
     "UsageError",
     "__version__",

@@ -128,3 +128,12 @@ def rich_error(
         trailing_metadata,
         status_details=encode_status_details(code, message, details),
     )
+
+
+def no_call_credentials(credentials: object) -> UsageError:
+    """The error for grpcio's ``credentials=`` call argument: h2rpc has no call credentials."""
+    return UsageError(
+        f"h2rpc has no call credentials (credentials={credentials!r}): send a token as metadata, "
+        "e.g. metadata=[('authorization', 'Bearer <token>')], on a TLS channel "
+        "(ssl_context=rpc.ssl_channel_context())"
+    )

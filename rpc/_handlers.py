@@ -72,6 +72,25 @@ class MethodHandler:
     def response_streaming(self) -> bool:
         return self.cardinality.response_streaming
 
+    # grpcio's ``RpcMethodHandler`` attributes, so that grpcio-style server interceptors can
+    # read and wrap the handler ``continuation`` gives them: the behavior under its kind's name.
+
+    @property
+    def unary_unary(self) -> Optional[Callable[..., Any]]:
+        return self.behavior if self.cardinality is Cardinality.UNARY_UNARY else None
+
+    @property
+    def unary_stream(self) -> Optional[Callable[..., Any]]:
+        return self.behavior if self.cardinality is Cardinality.UNARY_STREAM else None
+
+    @property
+    def stream_unary(self) -> Optional[Callable[..., Any]]:
+        return self.behavior if self.cardinality is Cardinality.STREAM_UNARY else None
+
+    @property
+    def stream_stream(self) -> Optional[Callable[..., Any]]:
+        return self.behavior if self.cardinality is Cardinality.STREAM_STREAM else None
+
     @functools.cached_property
     def is_async(self) -> bool:
         """True for an ``async def`` or async generator behavior: it runs on the event loop (a

@@ -19,10 +19,12 @@ from codec.http2_errors import ENHANCE_YOUR_CALM
 from transport import Address, ConnectionOptions, parse_address
 
 from .._errors import RpcError, UsageError
+from .._errors import no_call_credentials as no_call_credentials  # for the shells
 from .._handlers import Cardinality, Deserializer, Serializer, _identity
 from .._tls import require_alpn_h2
 from .._trace.tracer import TraceOption, with_tracer
 from .._version import USER_AGENT
+from ..interceptors import check_client_interceptors
 from .backoff import Backoff, BackoffOptions
 from .client_call import CONNECT, PAUSE, CallSettings, Program
 from .options import (
@@ -37,15 +39,6 @@ from .options import connection_options as build_connection_options
 log = logging.getLogger(__name__)
 
 _CONNECT = (CONNECT,)
-
-
-def no_call_credentials(credentials: object) -> UsageError:
-    """The error for grpcio's ``credentials=`` call argument: h2rpc has no call credentials."""
-    return UsageError(
-        f"h2rpc has no call credentials (credentials={credentials!r}): send a token as metadata, "
-        "e.g. metadata=[('authorization', 'Bearer <token>')], on a TLS channel "
-        "(ssl_context=rpc.ssl_channel_context())"
-    )
 
 
 class ChannelCore:
@@ -77,6 +70,7 @@ class ChannelCore:
         connection_options: Optional[ConnectionOptions] = None,
         options: Sequence[tuple[str, Any]] = (),
         trace: TraceOption = None,
+        interceptors: Sequence[Any] = (),
     ) -> None:
         settings: dict[str, Any] = {
             "max_receive_message_length": max_receive_message_length,
@@ -98,6 +92,8 @@ class ChannelCore:
         except UsageError as exc:
             raise ValueError(str(exc)) from None
         self.target = target
+        #: Client interceptors (``rpc.interceptors``), in order: the first is outermost.
+        self._interceptors = check_client_interceptors(interceptors)
         self._address: Address = parse_address(target)
         self._ssl = None if ssl_context is None else require_alpn_h2(ssl_context)
         self._server_hostname: Optional[str] = settings["server_hostname"]
@@ -202,6 +198,8 @@ class ChannelCore:
     #: The driver's multi-callable class for each call kind (async: awaitable calls; blocking:
     #: calls that block), set by each channel class.
     _multi_callables: Mapping[Cardinality, Callable[..., Any]] = {}
+    #: The same, for a channel with interceptors (their chain is built once per multi-callable).
+    _intercepted_multi_callables: Mapping[Cardinality, Callable[..., Any]] = {}
 
     def _multi_callable(
         self,
@@ -210,7 +208,8 @@ class ChannelCore:
         request_serializer: Optional[Serializer],
         response_deserializer: Optional[Deserializer],
     ) -> Any:
-        return self._multi_callables[kind](self, method, request_serializer, response_deserializer)
+        classes = self._intercepted_multi_callables if self._interceptors else self._multi_callables
+        return classes[kind](self, method, request_serializer, response_deserializer)
 
     # ------------------------------------------------------------------ connection policy
 

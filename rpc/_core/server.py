@@ -15,6 +15,7 @@ from .._errors import UsageError
 from .._handlers import GenericRpcHandler, MethodHandler, service_handlers
 from .._tls import require_alpn_h2
 from .._trace.tracer import TraceOption, with_tracer
+from ..interceptors import intercepted_lookup, server_call_starter, split_server_interceptors
 from .options import (
     DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
     SERVER_GRPC_OPTIONS,
@@ -29,7 +30,14 @@ from .server_call import ServerCallSettings
 
 class ServerCore:
     """Settings (grpcio names, seconds and bytes; see the README's options table), the service
-    registry, and the ports; the async and blocking servers add serving."""
+    registry, and the ports; the async and blocking servers add serving.
+
+    ``interceptors``: grpcio-shaped ``ServerInterceptor``s (``intercept_service``) and
+    ``rpc.Interceptor``s, run in the order given (see ``rpc.interceptors``).
+    """
+
+    #: Whether ``async def intercept_service`` interceptors may be used (asyncio server).
+    _async_interceptors = True
 
     def __init__(
         self,
@@ -49,6 +57,7 @@ class ServerCore:
         connection_options: Optional[ConnectionOptions] = None,
         options: Sequence[tuple[str, Any]] = (),
         trace: TraceOption = None,
+        interceptors: Sequence[Any] = (),
     ) -> None:
         settings: dict[str, Any] = {
             "max_receive_message_length": max_receive_message_length,
@@ -77,12 +86,23 @@ class ServerCore:
         self._registry = Registry()
         for handler in handlers:
             self._registry.add(handler)
+        # Interceptors (rpc.interceptors): grpcio's intercept_service wraps the handler lookup;
+        # rpc.Interceptor runs in each call's program. Without them the call path is unchanged.
+        lookup: Any = self._registry.lookup
+        intercept = None
+        if interceptors:
+            services, calls = split_server_interceptors(interceptors)
+            if services:
+                lookup = intercepted_lookup(lookup, services, self._async_interceptors)
+            if calls:
+                intercept = server_call_starter(calls)
         #: What every call gets from this server (nothing else: calls do not see the server).
         self._call_settings = ServerCallSettings(
-            lookup=self._registry.lookup,
+            lookup=lookup,
             max_receive_message_length=self._max_receive_message_length,
             max_send_message_length=self._max_send_message_length,
             compression=self._compression,
+            intercept=intercept,
         )
         self._started = False
         self._stopping = False

@@ -141,6 +141,8 @@ class _Sentinel:
 REQUEST_STREAM: Any = _Sentinel("REQUEST_STREAM")
 #: What NEXT and ANEXT resume with once the iterator is exhausted.
 DONE: Any = _Sentinel("DONE")
+#: What ``_begin`` returns when the handler is still to be awaited (async interceptors).
+_LOOKUP_PENDING: Any = _Sentinel("LOOKUP_PENDING")
 
 
 class StreamGone(Exception):
@@ -165,6 +167,9 @@ class ServerCallSettings:
     max_send_message_length: Optional[int]
     #: The default compression of responses (used when the client accepts it).
     compression: Optional[str]
+    #: With ``rpc.Interceptor``s: ``intercept(call, handler, request)`` starts them before the
+    #: handler runs and gives the handler and request to use (``rpc.interceptors``).
+    intercept: Optional[Callable[[Any, MethodHandler, Any], tuple[MethodHandler, Any]]] = None
 
 
 class HandlerPool(Protocol):
@@ -210,6 +215,12 @@ class ServerStream(Protocol):
 class ServerCallCore:
     """One server call: the protocol decisions, its programs, and the non-waiting context API."""
 
+    #: The call's running ``rpc.Interceptor``s (``rpc.interceptors``), if the server has any:
+    #: the final status goes through them.
+    _interception: Any = None
+    #: The awaitable an async ``intercept_service`` chain gave for the handler, until awaited.
+    _pending_handler: Any = None
+
     def __init__(self, settings: ServerCallSettings, stream: ServerStream) -> None:
         self._settings = settings
         self._stream = stream
@@ -245,6 +256,8 @@ class ServerCallCore:
         status: Optional[Status]
         try:
             status = self._begin()
+            if status is _LOOKUP_PENDING:  # an async def intercept_service: await its handler
+                status = yield from self._await_handler()
             if status is None:
                 if self._deadline is not None:
                     yield (ARM, self._deadline)
@@ -264,6 +277,9 @@ class ServerCallCore:
             status = Status(StatusCode.INTERNAL, "internal server error")
         if self._cancelled:  # the client is gone, or the deadline passed, whatever the handler did
             status = self.status_after_cancel()
+        interception = self._interception
+        if interception is not None:
+            status = interception.finish(self, status)
         return status
 
     def _invoke(self) -> Program:
@@ -277,6 +293,10 @@ class ServerCallCore:
             first = yield from self.read_request()
             second = (yield from self.read_request()) if first is not EOF else EOF
             argument = self._check_single_request(first, second)
+        intercept = self._settings.intercept
+        if intercept is not None:
+            handler, argument = intercept(self, handler, argument)
+            self._handler = handler
         is_async = handler.is_async
         result = yield (CALL_ASYNC if is_async else CALL_DEF, handler.behavior, argument)
         if not kind.response_streaming:
@@ -536,9 +556,32 @@ class ServerCallCore:
         except RequestRejected as exc:
             self._reject(exc)
             raise StreamGone from None
-        handler = self._settings.lookup(head.path, head.metadata)
+        try:
+            handler = self._settings.lookup(head.path, head.metadata)
+        except Exception as exc:  # a generic handler or an interceptor failed, or refused
+            return self._status_of_exception(exc)
         if handler is None:
             return Status(StatusCode.UNIMPLEMENTED, f"Method not found: {head.path}")
+        if not isinstance(handler, MethodHandler):  # an awaitable of one (async interceptors)
+            self._pending_handler = handler
+            return _LOOKUP_PENDING
+        return self._accept(head, handler)
+
+    def _await_handler(self) -> Program:
+        """The handler from an ``async def intercept_service`` chain (rpc.Server only)."""
+        head = self._head
+        assert head is not None
+        pending, self._pending_handler = self._pending_handler, None
+        try:
+            handler = yield (AWAIT, pending)
+        except Exception as exc:
+            return self._status_of_exception(exc)
+        if handler is None:
+            return Status(StatusCode.UNIMPLEMENTED, f"Method not found: {head.path}")
+        return self._accept(head, handler)
+
+    def _accept(self, head: RequestHead, handler: MethodHandler) -> Optional[Status]:
+        """The call will run ``handler``: None, or the status that answers instead."""
         if not is_supported_encoding(head.encoding):
             return Status(
                 StatusCode.UNIMPLEMENTED,
@@ -603,6 +646,8 @@ class ServerCallCore:
         assert handler is not None
         try:
             return handler.request_deserializer(data)
+        except RpcError:  # an interceptor's request wrapper refused it
+            raise
         except Exception as exc:
             raise RpcError(
                 StatusCode.INTERNAL, f"Failed to deserialize request message: {type(exc).__name__}"

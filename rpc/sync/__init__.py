@@ -13,6 +13,16 @@ make every protocol decision (``rpc._core``); ``client.py`` and ``server.py`` ad
 from __future__ import annotations
 
 from .._core.messages import EOF
+from ..interceptors import (
+    ClientCallDetails,
+    Interceptor,
+    ServerInterceptor,
+    StreamStreamClientInterceptor,
+    StreamUnaryClientInterceptor,
+    UnaryStreamClientInterceptor,
+    UnaryUnaryClientInterceptor,
+)
+from . import intercepted as _intercepted  # noqa: F401  (rpc.sync.Channel(interceptors=...))
 from .client import (
     Call,
     CallFuture,
@@ -31,13 +41,20 @@ __all__ = [
     "Call",
     "CallFuture",
     "Channel",
+    "ClientCallDetails",
     "FutureCancelledError",
     "FutureTimeoutError",
+    "Interceptor",
     "Server",
+    "ServerInterceptor",
     "ServicerContext",
+    "StreamStreamClientInterceptor",
     "StreamStreamMultiCallable",
+    "StreamUnaryClientInterceptor",
     "StreamUnaryMultiCallable",
+    "UnaryStreamClientInterceptor",
     "UnaryStreamMultiCallable",
+    "UnaryUnaryClientInterceptor",
     "UnaryUnaryMultiCallable",
     "channel_ready_future",
 ]

@@ -279,6 +279,8 @@ class Server(ServerCore):
     ``max_calls_per_connection``.
     """
 
+    _async_interceptors = False
+
     def __init__(
         self,
         handlers: Any = (),

@@ -73,6 +73,9 @@ def parse_args(description: str, argv: Optional[list[str]] = None) -> argparse.N
     parser.add_argument("--seconds", type=float, default=2.0, help="length of the timed window")
     parser.add_argument("--concurrency", type=int, help="override the scenario's concurrency")
     parser.add_argument("--uvloop", action="store_true", help="async clients: run on uvloop")
+    parser.add_argument(
+        "--intercepted", action="store_true", help="h2rpc clients: with one no-op interceptor"
+    )
     args = parser.parse_args(argv)
     scenario = SCENARIOS[args.scenario]
     args.concurrency = args.concurrency or scenario.concurrency

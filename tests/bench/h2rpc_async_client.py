@@ -28,10 +28,15 @@ class _Bidi:
 
 
 class Client:
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, intercepted: bool = False) -> None:
         import rpc
 
-        self._channel = rpc.Channel(target, max_receive_message_length=MAX_MESSAGE)
+        from .noop_interceptors import NoopAsyncClientInterceptor
+
+        interceptors = [NoopAsyncClientInterceptor()] if intercepted else []
+        self._channel = rpc.Channel(
+            target, max_receive_message_length=MAX_MESSAGE, interceptors=interceptors
+        )
         stub = rpc.Stub(self._channel, messages().service)
         self.unary = stub.Unary
         self.server_stream = stub.ServerStream
@@ -48,4 +53,6 @@ class Client:
 
 
 if __name__ == "__main__":
-    sys.exit(main_async(__doc__.splitlines()[0], lambda args: Client(args.target)))
+    sys.exit(
+        main_async(__doc__.splitlines()[0], lambda args: Client(args.target, args.intercepted))
+    )

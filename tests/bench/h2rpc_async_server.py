@@ -8,6 +8,7 @@ PyPy.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -42,15 +43,21 @@ class BenchServicer:
             yield request
 
 
-def make_server() -> Any:
+def make_server(intercepted: bool = False) -> Any:
     import rpc
 
-    server = rpc.Server(max_receive_message_length=MAX_MESSAGE, max_send_message_length=MAX_MESSAGE)
+    from .noop_interceptors import server_interceptors
+
+    server = rpc.Server(
+        max_receive_message_length=MAX_MESSAGE,
+        max_send_message_length=MAX_MESSAGE,
+        interceptors=server_interceptors(intercepted),
+    )
     server.add_service(messages().service, BenchServicer())
     return server
 
 
-def serve_workers(host: str, port: int, workers: int) -> None:
+def serve_workers(host: str, port: int, workers: int, intercepted: bool = False) -> None:
     """N processes on one port; stops on SIGTERM/SIGINT (rpc.serve) or EOF on stdin."""
     import rpc
 
@@ -65,11 +72,12 @@ def serve_workers(host: str, port: int, workers: int) -> None:
         stop.set()
 
     threading.Thread(target=watch_stdin, daemon=True).start()
-    rpc.serve(make_server, f"{host}:{port}", workers=workers, on_ready=announce, stop=stop)
+    factory = functools.partial(make_server, intercepted)
+    rpc.serve(factory, f"{host}:{port}", workers=workers, on_ready=announce, stop=stop)
 
 
-async def serve(host: str, port: int) -> None:
-    server = make_server()
+async def serve(host: str, port: int, intercepted: bool = False) -> None:
+    server = make_server(intercepted)
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     announce(bound)
@@ -83,9 +91,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1, help="rpc.serve(workers=N)")
     args = parser.parse_args()
     if args.workers > 1:
-        serve_workers(args.host, args.port, args.workers)
+        serve_workers(args.host, args.port, args.workers, args.intercepted)
         return 0
-    run_async(lambda: serve(args.host, args.port), args.uvloop)
+    run_async(lambda: serve(args.host, args.port, args.intercepted), args.uvloop)
     return 0
 
 

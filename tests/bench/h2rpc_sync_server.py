@@ -44,7 +44,10 @@ def main() -> int:
     args = server_arguments(__doc__.splitlines()[0]).parse_args()
     import rpc
 
+    from .noop_interceptors import server_interceptors
+
     server = rpc.sync.Server(
+        interceptors=server_interceptors(args.intercepted),
         max_workers=WORKERS,
         max_calls_per_connection=WORKERS,
         max_receive_message_length=MAX_MESSAGE,

@@ -116,6 +116,21 @@ IMPLS = [
         needs=("uvloop",),
     ),
     Impl("h2rpc-sync", "h2rpc blocking", "h2rpc_sync_server", "h2rpc_sync_client"),
+    # One no-op interceptor on each side (grpcio's shapes): what interceptors cost.
+    Impl(
+        "h2rpc-async-intercepted",
+        "h2rpc async, 1 no-op interceptor per side",
+        "h2rpc_async_server",
+        "h2rpc_async_client",
+        ("--intercepted",),
+    ),
+    Impl(
+        "h2rpc-sync-intercepted",
+        "h2rpc blocking, 1 no-op interceptor per side",
+        "h2rpc_sync_server",
+        "h2rpc_sync_client",
+        ("--intercepted",),
+    ),
     Impl(
         "h2rpc-async-pypy",
         "h2rpc async (PyPy)",

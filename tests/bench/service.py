@@ -146,6 +146,9 @@ def server_arguments(description: str, *, uvloop: bool = False) -> argparse.Argu
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--intercepted", action="store_true", help="h2rpc servers: with one no-op interceptor"
+    )
     if uvloop:
         parser.add_argument("--uvloop", action="store_true", help="run on uvloop's event loop")
     return parser
