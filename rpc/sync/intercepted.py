@@ -12,6 +12,7 @@ ones (``ChannelCore._multi_callable``), with their chains built once
 
 from __future__ import annotations
 
+import threading
 import types
 from typing import Any, Callable, Optional
 
@@ -27,6 +28,7 @@ from .client import (
     UnaryStreamMultiCallable,
     UnaryUnaryMultiCallable,
 )
+from .future_base import FutureBase, TaskThread
 
 
 class FinishedCall(Call):
@@ -48,6 +50,37 @@ class FinishedCall(Call):
         fn(self)  # done already
 
     def running(self) -> bool:
+        return False
+
+
+class RefusedFuture(FutureBase):
+    """What ``.future()`` gives when an interceptor refuses the call (raises ``RpcError``): a
+    future already failed with that error, as grpcio's, and its status as a call's."""
+
+    def __init__(self, error: RpcError, callback_thread: TaskThread) -> None:
+        self._error = error
+        self._init_future(threading.Lock(), callback_thread)
+        self._set_outcome(error=error)
+
+    def cancel(self) -> bool:
+        return False
+
+    def code(self) -> Any:
+        return self._error.code()
+
+    def details(self) -> str:
+        return self._error.details()
+
+    def initial_metadata(self) -> Any:
+        return self._error.initial_metadata()
+
+    def trailing_metadata(self) -> Any:
+        return self._error.trailing_metadata()
+
+    def time_remaining(self) -> Optional[float]:
+        return None
+
+    def is_active(self) -> bool:
         return False
 
 
@@ -74,6 +107,7 @@ class _Intercepted:
         interceptors = channel._interceptors
         self._chain = client_chain(interceptors, self._kind, self._run_call)
         self._future_chain = client_chain(interceptors, self._kind, self._start_future)
+        self._future_callbacks = channel._future_callbacks
 
     def _details(
         self,
@@ -139,7 +173,10 @@ class _InterceptedUnaryResponse(_Intercepted):
         compression: Optional[str] = None,
     ) -> Any:
         details = self._details(timeout, metadata, credentials, wait_for_ready, compression)
-        return self._future_chain(details, request)
+        try:
+            return self._future_chain(details, request)
+        except RpcError as exc:  # refused by an interceptor: grpcio gives a failed future
+            return RefusedFuture(exc, self._future_callbacks)
 
 
 class _InterceptedStreamResponse(_Intercepted):

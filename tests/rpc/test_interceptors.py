@@ -427,6 +427,24 @@ def test_sync_future_goes_through_the_interceptors() -> None:
     assert log == ["F>", "<F", "F>", "<F"]
 
 
+def test_a_future_refused_by_an_interceptor_is_a_failed_future_as_in_grpcio() -> None:
+    class Refuse(rpc.UnaryUnaryClientInterceptor):
+        def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+            raise rpc.RpcError(StatusCode.UNAUTHENTICATED, "no token")
+
+    with rpc.sync.Channel("127.0.0.1:1", interceptors=[Refuse()]) as channel:
+        future = channel.unary_unary(PATH["UU"]).future(b"a")
+        assert future.done() and not future.cancel()
+        error = future.exception(timeout=1)
+        assert isinstance(error, rpc.RpcError) and error.code() == StatusCode.UNAUTHENTICATED
+        assert future.code() == StatusCode.UNAUTHENTICATED and future.details() == "no token"
+        with pytest.raises(rpc.RpcError):
+            future.result(timeout=1)
+        called: list[Any] = []
+        future.add_done_callback(called.append)
+        assert called == [future]
+
+
 def test_channel_without_interceptors_hands_out_the_plain_multi_callables() -> None:
     channel = rpc.sync.Channel("127.0.0.1:1")
     try:
