@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import inspect
 import keyword
+import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -126,6 +128,15 @@ class MessageIndex:
 
 
 @dataclass(frozen=True)
+class _Import:
+    """``import name as alias`` (``source`` empty), or ``from source import name as alias``."""
+
+    alias: str
+    source: str
+    name: str
+
+
+@dataclass(frozen=True)
 class _Message:
     """How the generated code names a message class: at run time, and in annotations."""
 
@@ -206,8 +217,10 @@ class FileGenerator:
         self._comments = {
             tuple(location.path): location for location in proto.source_code_info.location
         }
-        self._imports: dict[str, str] = {}  # proto file name -> import statement
-        self._uses_any = False
+        #: proto file name -> how its _pb2 module is imported
+        self._imports = self._plan_imports()
+        #: getattr expression -> module-level name, for classes named after Python keywords.
+        self._keyword_messages: dict[str, str] = {}
         self._services = [self._service(index) for index in range(len(proto.service))]
         taken: dict[str, str] = {}
         for service in self._services:
@@ -240,28 +253,22 @@ class FileGenerator:
             )
         return _Service(service.name, full_name, tuple(methods), self._doc((_FILE_SERVICE, index)))
 
-    def _message(self, type_name: str) -> _Message:
-        file_name, names = self._messages.find(type_name)
-        expression = self._import(file_name)
-        if not any(keyword.iskeyword(name) for name in names):
-            expression = ".".join((expression, *names))
-            return _Message(expression, expression)
-        # A name the _pb2 module can only hold through getattr (protobuf's own .pyi cannot name
-        # it either): typed Any.
-        for name in names:
-            if keyword.iskeyword(name):
-                expression = f'getattr({expression}, "{name}")'
-            else:
-                expression = f"{expression}.{name}"
-        self._uses_any = True
-        return _Message(expression, "typing.Any")
-
-    def _import(self, file_name: str) -> str:
-        """Import the ``_pb2`` module of ``file_name``; its alias in the generated module."""
-        module = module_path(file_name) + "_pb2"
-        alias = module_alias(module)
-        if file_name not in self._imports:
+    def _plan_imports(self) -> dict[str, _Import]:
+        """The ``_pb2`` modules of the messages the RPCs use, each under its own name
+        (``x_pb2``), or under grpcio's alias for it (``a_dot_x__pb2``) where two share one."""
+        files: list[str] = []
+        for service in self._proto.service:
+            for method in service.method:
+                for type_name in (method.input_type, method.output_type):
+                    file_name = self._messages.find(type_name)[0]
+                    if file_name not in files:
+                        files.append(file_name)
+        modules = {file_name: module_path(file_name) + "_pb2" for file_name in files}
+        leaves = Counter(module.rpartition(".")[2] for module in modules.values())
+        imports = {}
+        for file_name, module in modules.items():
             package, _, leaf = module.rpartition(".")
+            alias = leaf if leaves[leaf] == 1 else module_alias(module)
             if self._options.relative_imports and file_name in self._generated:
                 here = module_path(self._proto.name).split(".")[:-1]
                 there = package.split(".") if package else []
@@ -269,13 +276,33 @@ class FileGenerator:
                 while common < min(len(here), len(there)) and here[common] == there[common]:
                     common += 1
                 source = "." * (len(here) - common + 1) + ".".join(there[common:])
-                statement = f"from {source} import {leaf} as {alias}"
+                imports[file_name] = _Import(alias, source, leaf)
             elif package:
-                statement = f"from {package} import {leaf} as {alias}"
+                imports[file_name] = _Import(alias, package, leaf)
             else:
-                statement = f"import {module} as {alias}"
-            self._imports[file_name] = statement
-        return alias
+                imports[file_name] = _Import(alias, "", module)
+        return imports
+
+    def _message(self, type_name: str) -> _Message:
+        file_name, names = self._messages.find(type_name)
+        expression = self._imports[file_name].alias
+        if not any(keyword.iskeyword(name) for name in names):
+            expression = ".".join((expression, *names))
+            return _Message(expression, expression)
+        # Names only getattr reaches (protobuf's own .pyi cannot name them either): a module-level
+        # name for the class, typed Any.
+        for name in names:
+            if keyword.iskeyword(name):
+                expression = f'getattr({expression}, "{name}")'
+            else:
+                expression = f"{expression}.{name}"
+        binding = self._keyword_messages.get(expression)
+        if binding is None:
+            binding = "_" + "_".join(names)
+            while binding in self._keyword_messages.values():
+                binding += "_"
+            self._keyword_messages[expression] = binding
+        return _Message(binding, "typing.Any")
 
     def _doc(self, path: tuple[int, ...]) -> tuple[str, ...]:
         """The lines of the comments of the element at ``path`` (leading, then trailing)."""
@@ -299,6 +326,7 @@ class FileGenerator:
             body.append(self._servicer(service, blocking=False))
             body.append(self._servicer(service, blocking=True))
             body.extend(self._add_function(service))
+        imports = self._import_lines()
         lines = [
             "# Generated by protoc-gen-h2rpc. DO NOT EDIT!",
             f"# source: {self._proto.name}",
@@ -307,8 +335,9 @@ class FileGenerator:
             "",
             "from __future__ import annotations",
             "",
-            *self._import_lines(),
-            "",
+            *imports,
+            *([""] if imports else []),
+            *self._keyword_message_lines(),
             *_wrapped_list(
                 "__all__", sorted_for_all(n for s in self._services for n in s.names), ""
             ),
@@ -331,30 +360,43 @@ class FileGenerator:
         )
 
     def _import_lines(self) -> list[str]:
-        """The import blocks: standard library; rpc and protobuf's own; the other ``_pb2``
-        modules; relative imports."""
-        standard = []
+        """The import blocks, as isort orders them: the standard library; rpc and protobuf's
+        modules; the other ``_pb2`` modules; relative imports."""
         methods = [method for service in self._services for method in service.methods]
-        if any(method.request_streaming or method.response_streaming for method in methods):
-            standard.append("import collections.abc")
+        iterators = set()
+        for method in methods:
+            if method.request_streaming:
+                iterators |= {"AsyncIterator", "Iterator"}
+            if method.response_streaming:
+                iterators |= {"AsyncIterator", "Iterable"}
+        standard = [_Import(name, "collections.abc", name) for name in iterators]
+        libraries = []
         if self._services:
-            standard.append("import typing")
-        libraries = ["import rpc"] if self._services else []
+            standard.append(_Import("typing", "", "typing"))
+            libraries.append(_Import("rpc", "", "rpc"))
         others, relative = [], []
-        for file_name, statement in self._imports.items():
+        for file_name, imported in self._imports.items():
             if file_name.startswith("google/protobuf/"):
-                libraries.append(statement)
-            elif statement.startswith("from ."):
-                relative.append(statement)
+                libraries.append(imported)
+            elif imported.source.startswith("."):
+                relative.append(imported)
             else:
-                others.append(statement)
-        blocks = [standard, libraries, others, relative]
+                others.append(imported)
         lines: list[str] = []
-        for block in filter(None, blocks):
-            if lines:
-                lines.append("")
-            lines += sorted(block, key=_import_sort_key)
+        for block in (standard, libraries, others, relative):
+            if block:
+                lines += [""] if lines else []
+                lines += _import_block(block)
         return lines
+
+    def _keyword_message_lines(self) -> list[str]:
+        if not self._keyword_messages:
+            return []
+        return [
+            "# Message classes named after Python keywords: only getattr reaches them (typed Any).",
+            *(f"{name} = {expression}" for expression, name in self._keyword_messages.items()),
+            "",
+        ]
 
     # ------------------------------------------------------------------ per service
 
@@ -410,7 +452,7 @@ class FileGenerator:
             )
         summary += " Methods not overridden answer UNIMPLEMENTED."
         lines = [f"class {name}:", *_docstring(INDENT, summary, service.doc)]
-        iterator = "collections.abc.Iterator" if blocking else "collections.abc.AsyncIterator"
+        iterator = "Iterator" if blocking else "AsyncIterator"
         body = INDENT * 2
         for method in service.methods:
             if method.request_streaming:
@@ -420,7 +462,7 @@ class FileGenerator:
             response = method.response.annotation
             if method.response_streaming:
                 container = "Iterable" if blocking else "AsyncIterator"
-                response = f"collections.abc.{container}[{response}]"
+                response = f"{container}[{response}]"
             lines.append("")
             lines += _wrapped(
                 f"{INDENT}{'def' if blocking else 'async def'} {method.attribute}(",
@@ -502,15 +544,54 @@ class FileGenerator:
 
 
 def _wrapped(
-    head: str, items: Sequence[str], tail: str, indent: str, *, explode: bool = False
+    head: str,
+    items: Sequence[str],
+    tail: str,
+    indent: str,
+    *,
+    explode: bool = False,
+    parenthesize: bool = False,
 ) -> list[str]:
     """``head`` + items + ``tail`` on one line if it fits (and not ``explode``), else one item
-    per line with a trailing comma (ruff format's magic trailing comma keeps that)."""
+    per line with a trailing comma (ruff format's magic trailing comma keeps that), in
+    parentheses added around them if ``parenthesize`` (an import statement)."""
     one_line = head + ", ".join(items) + tail
     if not explode and len(one_line) <= LINE_LENGTH:
         return [one_line]
+    if parenthesize:
+        head, tail = head + "(", ")" + tail
     inner = indent + INDENT
-    return [head, *(f"{inner}{item}," for item in items), indent + tail]
+    lines = [head]
+    for item in items:
+        lines += _split_long(inner, item, ",")
+    if tail.startswith(") -> ") and len(indent + tail) > LINE_LENGTH:
+        lines += _split_long(indent, tail[:-1], tail[-1])  # the return annotation
+    else:
+        lines.append(indent + tail)
+    return lines
+
+
+def _split_long(indent: str, text: str, end: str) -> list[str]:
+    """``text`` + ``end`` on a line, split as ruff format splits it when it does not fit: the
+    item of a subscript (``X[`` / item / ``]``) or a union (``a: X`` / ``| Y``)."""
+    line = indent + text + end
+    if len(line) <= LINE_LENGTH:
+        return [line]
+    subscript = _SUBSCRIPT.fullmatch(text)
+    if subscript:
+        return [
+            f"{indent}{subscript.group(1)}[",
+            f"{indent}{INDENT}{subscript.group(2)}",
+            f"{indent}]{end}",
+        ]
+    if " | " in text:
+        first, second = text.split(" | ", 1)
+        return [indent + first, f"{indent}| {second}{end}"]
+    return [line]  # an item ruff cannot split either
+
+
+#: ``prefix[item]`` with a single item (no comma, no nested subscript).
+_SUBSCRIPT = re.compile(r"([^\[\]]+)\[([^\[\],]+)\]")
 
 
 def _wrapped_list(name: str, items: Sequence[str], indent: str) -> list[str]:
@@ -526,7 +607,7 @@ def _docstring(indent: str, prose: str, kept: Sequence[str] = ()) -> list[str]:
     for paragraph in filter(None, prose.split("\n\n")):
         if lines:
             lines.append("")
-        first_width = LINE_LENGTH - len(indent) - (0 if lines else 3)
+        first_width = LINE_LENGTH - len(indent) - (0 if lines else 6)  # room for the quotes
         lines += _fill(paragraph, first_width, LINE_LENGTH - len(indent))
     if kept:
         lines += ["", *kept] if lines else kept
@@ -535,7 +616,7 @@ def _docstring(indent: str, prose: str, kept: Sequence[str] = ()) -> list[str]:
         lines[0] = "\\" + lines[0]
     if lines[-1].endswith('"'):  # ... or into the closing ones
         lines[-1] += " "
-    if len(lines) == 1 and len(indent) + len(lines[0]) + 6 <= LINE_LENGTH:
+    if len(lines) == 1:  # on one line, however long (ruff format joins it)
         return [f'{indent}"""{lines[0]}"""']
     return [
         f'{indent}"""{lines[0]}',
@@ -580,7 +661,29 @@ def _camel(kind: str) -> str:
     return "".join(part.capitalize() for part in kind.split("_"))
 
 
-def _import_sort_key(statement: str) -> tuple[int, str]:
-    """isort's order within a block: ``import x`` lines, then ``from x import y`` lines."""
-    is_from = statement.startswith("from ")
-    return (1 if is_from else 0, statement.split()[1].lower())
+def _import_block(imports: Sequence[_Import]) -> list[str]:
+    """One block of import statements as isort writes them: ``import x`` lines first, then
+    ``from`` lines (relative ones from the furthest), names of one module in one statement
+    (but for those imported under another name), by module and name."""
+    plain = sorted(
+        (imported for imported in imports if not imported.source), key=lambda i: i.name.lower()
+    )
+    lines = [
+        f"import {i.name}" if i.alias == i.name else f"import {i.name} as {i.alias}" for i in plain
+    ]
+    by_source: dict[str, list[_Import]] = {}
+    for imported in imports:
+        if imported.source:
+            by_source.setdefault(imported.source, []).append(imported)
+
+    def source_key(source: str) -> tuple[int, str]:
+        dots = len(source) - len(source.lstrip("."))
+        return -dots, source.lower()
+
+    for source in sorted(by_source, key=source_key):
+        names = sorted(by_source[source], key=lambda i: i.name)
+        together = [i.name for i in names if i.alias == i.name]
+        if together:
+            lines += _wrapped(f"from {source} import ", together, "", "", parenthesize=True)
+        lines += [f"from {source} import {i.name} as {i.alias}" for i in names if i.alias != i.name]
+    return lines
