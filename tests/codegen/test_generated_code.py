@@ -76,9 +76,11 @@ def test_docstrings_carry_the_protos_comments(generated: Generated) -> None:
     assert services.EchoStub.__doc__ == (
         "The async client of ``h2rpc.codegen.v1.Echo``, on an ``rpc.Channel``.\n\n"
         "    Echoes, in the four call kinds.\n\n"
-        '    Docstrings keep "quotes", \\backslashes\\ and """triple quotes""".\n'
-        "        An indented line stays indented.\n    "
+        "    Comments become docstrings;\n"
+        "        an indented line stays indented.\n    "
     )
+    keywords = generated.servicers.keywords_h2rpc.KeywordsServicer.__doc__
+    assert 'Docstrings keep "quotes", \\backslashes\\ and """triple quotes"""' in keywords
     assert services.EchoServicer.Unary.__doc__ == "One request, one reply."
     assert services.EchoBlockingServicer.Bidi.__doc__ == "One reply per request, at once."
     assert "Messages of other files: nested, imported, well-known." in (
