@@ -230,7 +230,8 @@ class _StreamResponseMixin(_ClientCall, Generic[ResponseT]):
 
     async def read(self) -> Union[ResponseT, _EOFType]:
         """The next response, or ``rpc.EOF`` at the end of an OK stream."""
-        return await self._drive(self._read_any())  # type: ignore[no-any-return]
+        message: Union[ResponseT, _EOFType] = await self._drive(self._read_any())
+        return message
 
 
 class _StreamRequestMixin(_ClientCall, Generic[RequestT]):

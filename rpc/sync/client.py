@@ -190,18 +190,20 @@ class Call(ClientCallCore, Generic[ResponseT]):
         return self
 
     def __next__(self) -> ResponseT:
-        message = self._drive(self._read_any())
+        message: ResponseT = self._drive(self._read_any())
         if message is EOF:
             raise StopIteration
-        return message  # type: ignore[no-any-return]
+        return message
 
     def read(self) -> Union[ResponseT, _EOFType]:
         """The next response, or ``rpc.EOF`` at the end of an OK stream."""
-        return self._drive(self._read_any())  # type: ignore[no-any-return]
+        message: Union[ResponseT, _EOFType] = self._drive(self._read_any())
+        return message
 
     def result(self) -> ResponseT:
         """The single response of a unary-response call."""
-        return self._drive(self._single_response())  # type: ignore[no-any-return]
+        response: ResponseT = self._drive(self._single_response())
+        return response
 
     def initial_metadata(self) -> Metadata:
         metadata: Metadata = self._drive(self._initial_metadata_of())

@@ -37,7 +37,7 @@ def _grpcio_servicers(generated: Generated) -> list[Any]:
     servicers = generated.servicers
     Reply = servicers.Reply
 
-    class Echo(grpcio_code.EchoServicer):  # type: ignore[misc]
+    class Echo(grpcio_code.EchoServicer):
         def Unary(self, request: Any, context: Any) -> Any:
             if request.status:
                 context.abort(grpc.StatusCode.NOT_FOUND, f"no {request.name}")
@@ -55,7 +55,7 @@ def _grpcio_servicers(generated: Generated) -> list[Any]:
             for index, request in enumerate(request_iterator):
                 yield Reply(message=request.name, index=index)
 
-    class Shapes(grpcio_code.ShapesServicer):  # type: ignore[misc]
+    class Shapes(grpcio_code.ShapesServicer):
         def Locate(self, request: Any, context: Any) -> Any:
             return request.point
 
