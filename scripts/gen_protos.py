@@ -5,6 +5,13 @@ with grpcio-tools 1.64.1: its code (protobuf gencode 5.26.1) has no runtime vers
 loads on every protobuf we support (>= 5.26.1, down to Python 3.9 and PyPy). Code from a newer
 protoc insists on a protobuf runtime at least as new as itself.
 
+The examples' ``_h2rpc.py`` modules (typed stubs and servicer bases) come from this checkout's
+protoc plugin, ``protoc-gen-h2rpc`` (``rpc.protoc_gen``), in the same protoc run, with
+``relative_imports`` (the examples are packages). protoc runs the plugin through a small script
+written in a temporary directory, with the interpreter running this script and this checkout on
+``PYTHONPATH``: that interpreter needs h2rpc's dependencies (``pip install -e .``), the ``--python``
+one only grpcio-tools.
+
 One ``_pb2_grpc.py`` is committed too: grpcio-tools 1.64.1's grpcio code for the test proto
 (``tests/protos/grpcio_tools_1_64_1/``), so that the tests run grpcio-generated stubs and servicers
 of an older generator on h2rpc next to those of the installed (newest) one, which the tests
@@ -18,7 +25,8 @@ Usage::
 
 The generator is, in order: ``--python PATH`` (an interpreter that has grpcio-tools 1.64.1), the
 interpreter running this script if it has that version, or else a throwaway virtualenv where pip
-installs it (this needs the package index). Nothing here imports h2rpc.
+installs it (this needs the package index). This script imports nothing of h2rpc; the plugin runs
+in a process of its own.
 """
 
 from __future__ import annotations
@@ -26,7 +34,9 @@ from __future__ import annotations
 import argparse
 import filecmp
 import os
+import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -48,13 +58,15 @@ class ProtoSet:
     The generated modules land under ``out`` (default: ``include``) as protoc lays them out; a
     proto's path relative to ``include`` is also its name in the descriptor pool and, for its
     imports, its Python module path. ``grpc_only``: only the ``_pb2_grpc.py`` module (grpcio's
-    stubs and servicers), not the ``_pb2`` ones.
+    stubs and servicers), not the ``_pb2`` ones. ``h2rpc``: the ``_h2rpc.py`` module too
+    (protoc-gen-h2rpc, with relative imports).
     """
 
     include: str
     protos: tuple[str, ...]
     out: str = ""
     grpc_only: bool = False
+    h2rpc: bool = False
 
     @property
     def out_dir(self) -> str:
@@ -64,12 +76,12 @@ class ProtoSet:
         stem = proto[: -len(".proto")]
         if self.grpc_only:
             return [f"{stem}_pb2_grpc.py"]
-        return [f"{stem}_pb2.py", f"{stem}_pb2.pyi"]
+        return [f"{stem}_pb2.py", f"{stem}_pb2.pyi", *([f"{stem}_h2rpc.py"] if self.h2rpc else [])]
 
 
 PROTO_SETS = (
-    ProtoSet("examples/helloworld", ("helloworld.proto",)),
-    ProtoSet("examples/route_guide", ("route_guide.proto",)),
+    ProtoSet("examples/helloworld", ("helloworld.proto",), h2rpc=True),
+    ProtoSet("examples/route_guide", ("route_guide.proto",), h2rpc=True),
     # Compiled from the repository root, so test.proto's imports become
     # "from rpc.interop.proto import ..." and the descriptor names cannot collide with the
     # gRPC project's own files (src/proto/grpc/testing/...).
@@ -116,7 +128,33 @@ def make_generator_venv(directory: Path) -> str:
     return python
 
 
-def generate(python: str, out_dir: Path) -> None:
+def plugin_executable(directory: Path) -> Path:
+    """``protoc-gen-h2rpc`` for protoc: this interpreter runs this checkout's plugin."""
+    check = subprocess.run(
+        [sys.executable, "-c", "import rpc.protoc_gen"],
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check.returncode != 0:
+        raise SystemExit(
+            f"{sys.executable} cannot run protoc-gen-h2rpc (rpc.protoc_gen) from {REPO_ROOT}: "
+            "run this script with an interpreter that has h2rpc's dependencies "
+            f"(pip install -e .)\n{check.stderr}"
+        )
+    path = directory / "protoc-gen-h2rpc"
+    path.write_text(
+        "#!/bin/sh\n"
+        f"PYTHONPATH={shlex.quote(str(REPO_ROOT))} "
+        f'exec {shlex.quote(sys.executable)} -m rpc.protoc_gen "$@"\n',
+        encoding="utf-8",
+    )
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def generate(python: str, out_dir: Path, plugin: Path) -> None:
     """Compile every proto set into ``out_dir`` (laid out like the repository)."""
     for proto_set in PROTO_SETS:
         target = out_dir / proto_set.out_dir
@@ -126,6 +164,11 @@ def generate(python: str, out_dir: Path) -> None:
             marker, lines, what = GRPC_GENCODE_MARKER, 15, "grpcio-tools 1.64.1 grpcio code"
         else:
             outputs = [f"--python_out={target}", f"--pyi_out={target}"]
+            if proto_set.h2rpc:
+                outputs += [
+                    f"--plugin=protoc-gen-h2rpc={plugin}",
+                    f"--h2rpc_out=relative_imports:{target}",
+                ]
             marker = f"# Protobuf Python Version: {GENCODE_VERSION}"
             lines, what = 5, f"protobuf {GENCODE_VERSION} gencode"
         command = [
@@ -192,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             python = make_generator_venv(Path(tmp) / "venv")
         out_dir = Path(tmp) / "out"
-        generate(python, out_dir)
+        generate(python, out_dir, plugin_executable(Path(tmp)))
         stale = compare_or_copy(out_dir, check=args.check)
 
     if stale:

@@ -6,14 +6,12 @@ import argparse
 from typing import Optional
 
 import rpc
-from examples.helloworld import helloworld_pb2
-
-GREETER = helloworld_pb2.DESCRIPTOR.services_by_name["Greeter"]
+from examples.helloworld import helloworld_h2rpc, helloworld_pb2
 
 
 async def greet(target: str, name: str, trace: Optional[str] = None) -> str:
     async with rpc.Channel(target, trace=trace) as channel:
-        stub = rpc.Stub(channel, GREETER)
+        stub = helloworld_h2rpc.GreeterStub(channel)
         reply = await stub.SayHello(helloworld_pb2.HelloRequest(name=name), timeout=10)
         return reply.message
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 
 import rpc
-from examples.helloworld import helloworld_pb2
-
-GREETER = helloworld_pb2.DESCRIPTOR.services_by_name["Greeter"]
+from examples.helloworld import helloworld_h2rpc, helloworld_pb2
 
 
 def main() -> None:
@@ -23,7 +21,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     with rpc.sync.Channel(args.target, trace=args.trace) as channel:
-        stub = rpc.Stub(channel, GREETER)
+        stub = helloworld_h2rpc.GreeterBlockingStub(channel)
         reply = stub.SayHello(helloworld_pb2.HelloRequest(name=args.name), timeout=10)
     print(reply.message)
 

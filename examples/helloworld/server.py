@@ -10,13 +10,11 @@ import logging
 from typing import Optional
 
 import rpc
-from examples.helloworld import helloworld_pb2
-
-GREETER = helloworld_pb2.DESCRIPTOR.services_by_name["Greeter"]
+from examples.helloworld import helloworld_h2rpc, helloworld_pb2
 
 
-class Greeter:
-    """Method names match the RPCs of the Greeter service."""
+class Greeter(helloworld_h2rpc.GreeterServicer):
+    """The generated base types the methods (and answers UNIMPLEMENTED for those left out)."""
 
     async def SayHello(
         self, request: helloworld_pb2.HelloRequest, context: rpc.ServicerContext
@@ -26,7 +24,7 @@ class Greeter:
 
 async def serve(address: str, trace: Optional[str] = None) -> None:
     server = rpc.Server(trace=trace)
-    server.add_service(GREETER, Greeter())
+    helloworld_h2rpc.add_GreeterServicer_to_server(Greeter(), server)
     port = server.add_insecure_port(address)
     await server.start()
     print(f"PORT {port}", flush=True)

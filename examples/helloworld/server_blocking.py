@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any
 
 import rpc
-from examples.helloworld import helloworld_pb2
-
-GREETER = helloworld_pb2.DESCRIPTOR.services_by_name["Greeter"]
+from examples.helloworld import helloworld_h2rpc, helloworld_pb2
 
 
-class Greeter:
+class Greeter(helloworld_h2rpc.GreeterBlockingServicer):
     def SayHello(
-        self, request: helloworld_pb2.HelloRequest, context: Any
+        self, request: helloworld_pb2.HelloRequest, context: rpc.sync.ServicerContext
     ) -> helloworld_pb2.HelloReply:
         return helloworld_pb2.HelloReply(message=f"Hello, {request.name}!")
 
@@ -37,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     server = rpc.sync.Server(max_workers=args.workers, trace=args.trace)
-    server.add_service(GREETER, Greeter())
+    helloworld_h2rpc.add_GreeterServicer_to_server(Greeter(), server)
     port = server.add_insecure_port(args.address)
     server.start()
     print(f"PORT {port}", flush=True)

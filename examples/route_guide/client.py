@@ -7,10 +7,9 @@ from collections.abc import AsyncIterator
 from typing import Callable, Optional
 
 import rpc
+from examples.route_guide import route_guide_h2rpc
 from examples.route_guide import route_guide_pb2 as pb
 from examples.route_guide.data import load_features
-
-ROUTE_GUIDE = pb.DESCRIPTOR.services_by_name["RouteGuide"]
 
 
 def _point(p: pb.Point) -> str:
@@ -19,7 +18,7 @@ def _point(p: pb.Point) -> str:
 
 async def run(target: str, say: Callable[[str], None] = print, trace: Optional[str] = None) -> None:
     async with rpc.Channel(target, trace=trace) as channel:
-        stub = rpc.Stub(channel, ROUTE_GUIDE)
+        stub = route_guide_h2rpc.RouteGuideStub(channel)
 
         say("unary         GetFeature")
         feature = await stub.GetFeature(pb.Point(latitude=409146138, longitude=-746188906))

@@ -13,13 +13,12 @@ from collections.abc import AsyncIterator
 from typing import Optional
 
 import rpc
+from examples.route_guide import route_guide_h2rpc
 from examples.route_guide import route_guide_pb2 as pb
 from examples.route_guide.data import distance_metres, load_features
 
-ROUTE_GUIDE = pb.DESCRIPTOR.services_by_name["RouteGuide"]
 
-
-class RouteGuide:
+class RouteGuide(route_guide_h2rpc.RouteGuideServicer):
     def __init__(self) -> None:
         self.features = load_features()
         self.notes: dict[tuple[int, int], list[pb.RouteNote]] = {}
@@ -76,7 +75,7 @@ class RouteGuide:
 
 async def serve(address: str, trace: Optional[str] = None) -> None:
     server = rpc.Server(trace=trace)
-    server.add_service(ROUTE_GUIDE, RouteGuide())
+    route_guide_h2rpc.add_RouteGuideServicer_to_server(RouteGuide(), server)
     port = server.add_insecure_port(address)
     await server.start()
     loop = asyncio.get_running_loop()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Generator, Iterable
-from typing import Any, Optional, Protocol, Union
+from typing import Any, Generic, Optional, Protocol, TypeVar, Union
 
 from codec import Metadata, StatusCode
 from transport import AsyncConnection, Stream
@@ -31,7 +31,7 @@ from .._core.client_call import (
     ClientCallCore,
     Program,
 )
-from .._core.messages import EOF
+from .._core.messages import EOF, _EOFType
 from .._handlers import Cardinality
 
 __all__ = [
@@ -45,6 +45,11 @@ __all__ = [
 ]
 
 RequestIterable = Union[Iterable[Any], AsyncIterable[Any]]
+
+#: The types of a call's requests and responses (``UnaryUnaryCall[HelloReply]``, as the stubs
+#: that protoc-gen-h2rpc generates declare them): for type checkers only, no cost per call.
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
 
 
 class ConnectionSource(Protocol):
@@ -207,20 +212,20 @@ class _ClientCall(ClientCallCore):
             writer.cancel()
 
 
-class _UnaryResponseMixin(_ClientCall):
+class _UnaryResponseMixin(_ClientCall, Generic[ResponseT]):
     """Awaiting the call gives its single response."""
 
-    def __await__(self) -> Generator[Any, None, Any]:
+    def __await__(self) -> Generator[Any, None, ResponseT]:
         return self._drive(self._single_response()).__await__()
 
 
-class _StreamResponseMixin(_ClientCall):
+class _StreamResponseMixin(_ClientCall, Generic[ResponseT]):
     """Iterating the call (or calling ``read()``) gives its responses."""
 
-    def __aiter__(self) -> AsyncIterator[Any]:
+    def __aiter__(self) -> AsyncIterator[ResponseT]:
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[Any]:
+    async def _iterate(self) -> AsyncIterator[ResponseT]:
         program = self._responses()
         while True:
             message = await self._drive(program)
@@ -228,18 +233,18 @@ class _StreamResponseMixin(_ClientCall):
                 return
             yield message
 
-    async def read(self) -> Any:
+    async def read(self) -> Union[ResponseT, _EOFType]:
         """The next response, or ``rpc.EOF`` at the end of an OK stream."""
-        message = self._ready_message()
+        message: Union[ResponseT, _EOFType] = self._ready_message()
         if message is NOT_READY:
             message = await self._drive(self._read_any())
         return message
 
 
-class _StreamRequestMixin(_ClientCall):
+class _StreamRequestMixin(_ClientCall, Generic[RequestT]):
     """Requests come from an iterator (sent by a writer task) or from ``write()`` calls."""
 
-    async def write(self, message: Any, *, compress: bool = True) -> None:
+    async def write(self, message: RequestT, *, compress: bool = True) -> None:
         """Send one request (only when the call was made without a request iterator).
 
         ``compress=False`` sends this message uncompressed in a compressed call (the per-message
@@ -258,17 +263,29 @@ class _StreamRequestMixin(_ClientCall):
         await self._drive(self._end_requests())
 
 
-class UnaryUnaryCall(_UnaryResponseMixin):
-    """One request, one response: ``response = await call``."""
+class UnaryUnaryCall(_UnaryResponseMixin[ResponseT]):
+    """One request, one response: ``response = await call``.
+
+    Generic in the response type: ``UnaryUnaryCall[HelloReply]``.
+    """
 
 
-class UnaryStreamCall(_StreamResponseMixin):
-    """One request, a stream of responses: ``async for response in call``."""
+class UnaryStreamCall(_StreamResponseMixin[ResponseT]):
+    """One request, a stream of responses: ``async for response in call``.
+
+    Generic in the response type: ``UnaryStreamCall[Feature]``.
+    """
 
 
-class StreamUnaryCall(_StreamRequestMixin, _UnaryResponseMixin):
-    """A stream of requests, one response: ``response = await call``."""
+class StreamUnaryCall(_StreamRequestMixin[RequestT], _UnaryResponseMixin[ResponseT]):
+    """A stream of requests, one response: ``response = await call``.
+
+    Generic in the request and response types: ``StreamUnaryCall[Point, RouteSummary]``.
+    """
 
 
-class StreamStreamCall(_StreamRequestMixin, _StreamResponseMixin):
-    """Streams both ways: ``async for response in call`` while requests go out."""
+class StreamStreamCall(_StreamRequestMixin[RequestT], _StreamResponseMixin[ResponseT]):
+    """Streams both ways: ``async for response in call`` while requests go out.
+
+    Generic in the request and response types: ``StreamStreamCall[RouteNote, RouteNote]``.
+    """

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, Optional
+from collections.abc import AsyncIterable, Iterable
+from typing import TYPE_CHECKING, Any, Generic, Optional, Union
 
 from codec import StatusCode
 from transport import AsyncConnection, ConnectionClosedError, connect
@@ -18,6 +19,8 @@ from .._core.client_call import PAUSE
 from .._errors import RpcError
 from .._handlers import Cardinality
 from .call import (
+    RequestT,
+    ResponseT,
     StreamStreamCall,
     StreamUnaryCall,
     UnaryStreamCall,
@@ -138,7 +141,12 @@ class _MultiCallable(MultiCallableBase):
     iterable of requests (streaming-request kinds; without one, use ``call.write()``).
     """
 
-    _call_class: type[UnaryUnaryCall | UnaryStreamCall | StreamUnaryCall | StreamStreamCall]
+    _call_class: type[
+        UnaryUnaryCall[Any]
+        | UnaryStreamCall[Any]
+        | StreamUnaryCall[Any, Any]
+        | StreamStreamCall[Any, Any]
+    ]
     _kind: Cardinality
 
     _channel: Channel
@@ -170,24 +178,80 @@ class _MultiCallable(MultiCallableBase):
         )
 
 
-class UnaryUnaryMultiCallable(_MultiCallable):
+class UnaryUnaryMultiCallable(_MultiCallable, Generic[RequestT, ResponseT]):
+    """One request, one response: ``await stub.M(request)``; generic in both message types."""
+
     _call_class = UnaryUnaryCall
     _kind = Cardinality.UNARY_UNARY
 
+    if TYPE_CHECKING:  # the signature of this kind (the shared __call__ takes every kind's)
 
-class UnaryStreamMultiCallable(_MultiCallable):
+        def __call__(  # type: ignore[override]
+            self,
+            request: RequestT,
+            timeout: Optional[float] = None,
+            metadata: Any = None,
+            credentials: Any = None,
+            wait_for_ready: Optional[bool] = None,
+            compression: Optional[str] = None,
+        ) -> UnaryUnaryCall[ResponseT]: ...
+
+
+class UnaryStreamMultiCallable(_MultiCallable, Generic[RequestT, ResponseT]):
+    """One request, a stream of responses: ``async for response in stub.M(request)``."""
+
     _call_class = UnaryStreamCall
     _kind = Cardinality.UNARY_STREAM
 
+    if TYPE_CHECKING:  # the signature of this kind (the shared __call__ takes every kind's)
 
-class StreamUnaryMultiCallable(_MultiCallable):
+        def __call__(  # type: ignore[override]
+            self,
+            request: RequestT,
+            timeout: Optional[float] = None,
+            metadata: Any = None,
+            credentials: Any = None,
+            wait_for_ready: Optional[bool] = None,
+            compression: Optional[str] = None,
+        ) -> UnaryStreamCall[ResponseT]: ...
+
+
+class StreamUnaryMultiCallable(_MultiCallable, Generic[RequestT, ResponseT]):
+    """A stream of requests (an iterable, or ``write()``), one response: ``await stub.M(it)``."""
+
     _call_class = StreamUnaryCall
     _kind = Cardinality.STREAM_UNARY
 
+    if TYPE_CHECKING:  # the signature of this kind (the shared __call__ takes every kind's)
 
-class StreamStreamMultiCallable(_MultiCallable):
+        def __call__(
+            self,
+            request: Optional[Union[Iterable[RequestT], AsyncIterable[RequestT]]] = None,
+            timeout: Optional[float] = None,
+            metadata: Any = None,
+            credentials: Any = None,
+            wait_for_ready: Optional[bool] = None,
+            compression: Optional[str] = None,
+        ) -> StreamUnaryCall[RequestT, ResponseT]: ...
+
+
+class StreamStreamMultiCallable(_MultiCallable, Generic[RequestT, ResponseT]):
+    """Streams both ways: ``call = stub.M(requests)`` (or ``stub.M()`` and ``call.write()``)."""
+
     _call_class = StreamStreamCall
     _kind = Cardinality.STREAM_STREAM
+
+    if TYPE_CHECKING:  # the signature of this kind (the shared __call__ takes every kind's)
+
+        def __call__(
+            self,
+            request: Optional[Union[Iterable[RequestT], AsyncIterable[RequestT]]] = None,
+            timeout: Optional[float] = None,
+            metadata: Any = None,
+            credentials: Any = None,
+            wait_for_ready: Optional[bool] = None,
+            compression: Optional[str] = None,
+        ) -> StreamStreamCall[RequestT, ResponseT]: ...
 
 
 _MULTI_CALLABLES: dict[Cardinality, type[_MultiCallable]] = {

@@ -229,19 +229,19 @@ class _Intercepted:
         return InterceptedCall(self._chain, details, request)
 
 
-class InterceptedUnaryUnaryMultiCallable(_Intercepted, UnaryUnaryMultiCallable):
+class InterceptedUnaryUnaryMultiCallable(_Intercepted, UnaryUnaryMultiCallable[Any, Any]):
     pass
 
 
-class InterceptedUnaryStreamMultiCallable(_Intercepted, UnaryStreamMultiCallable):
+class InterceptedUnaryStreamMultiCallable(_Intercepted, UnaryStreamMultiCallable[Any, Any]):
     pass
 
 
-class InterceptedStreamUnaryMultiCallable(_Intercepted, StreamUnaryMultiCallable):
+class InterceptedStreamUnaryMultiCallable(_Intercepted, StreamUnaryMultiCallable[Any, Any]):
     pass
 
 
-class InterceptedStreamStreamMultiCallable(_Intercepted, StreamStreamMultiCallable):
+class InterceptedStreamStreamMultiCallable(_Intercepted, StreamStreamMultiCallable[Any, Any]):
     pass
 
 

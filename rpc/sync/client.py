@@ -13,8 +13,8 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any, Optional
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar, Union
 
 from codec import Metadata, Status, StatusCode
 from codec.http2_errors import CANCEL
@@ -37,12 +37,17 @@ from .._core.client_call import (
     ClientCallCore,
     Program,
 )
-from .._core.messages import EOF
+from .._core.messages import EOF, _EOFType
 from .._errors import RpcError
 from .._handlers import Cardinality, Deserializer, Serializer
 from .future_base import FutureBase, TaskThread
 
 log = logging.getLogger(__name__)
+
+#: The types of a call's requests and responses (``Call[HelloReply]``, as the stubs that
+#: protoc-gen-h2rpc generates declare them): for type checkers only, no cost per call.
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
 
 
 class Channel(ChannelCore):
@@ -149,8 +154,10 @@ class Channel(ChannelCore):
         return connected
 
 
-class Call(ClientCallCore):
+class Call(ClientCallCore, Generic[ResponseT]):
     """A blocking call: iterate it for a response stream; metadata, status and ``cancel()``.
+
+    Generic in the response type: ``Call[Feature]`` iterates ``Feature`` messages.
 
     It drives the core's programs, performing each command by blocking on the threaded
     transport; every wait is bounded by the call's deadline; ``cancel()`` may come from any
@@ -183,15 +190,15 @@ class Call(ClientCallCore):
 
     # ------------------------------------------------------------------ public
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[ResponseT]:
         return self
 
-    def __next__(self) -> Any:
+    def __next__(self) -> ResponseT:
         program = self._iteration
         if program is None:
             program = self._iteration = self._responses()
         try:
-            message = self._drive(program)
+            message: ResponseT = self._drive(program)
         except BaseException:  # the program is over (or was left mid-command): start anew
             self._iteration = None
             raise
@@ -200,16 +207,17 @@ class Call(ClientCallCore):
             raise StopIteration
         return message
 
-    def read(self) -> Any:
+    def read(self) -> Union[ResponseT, _EOFType]:
         """The next response, or ``rpc.EOF`` at the end of an OK stream."""
-        message = self._ready_message()
+        message: Union[ResponseT, _EOFType] = self._ready_message()
         if message is NOT_READY:
             message = self._drive(self._read_any())
         return message
 
-    def result(self) -> Any:
+    def result(self) -> ResponseT:
         """The single response of a unary-response call."""
-        return self._drive(self._single_response())
+        response: ResponseT = self._drive(self._single_response())
+        return response
 
     def initial_metadata(self) -> Metadata:
         metadata: Metadata = self._drive(self._initial_metadata_of())
@@ -324,7 +332,7 @@ _BLOCKED: Any = object()  # a command that would have to wait
 _SPLICED: Any = object()  # a command that became a program of its own (STREAM: _open_stream)
 
 
-class CallFuture(FutureBase, Call):
+class CallFuture(FutureBase, Call[ResponseT]):
     """What ``.future()`` returns: a ``grpc.Future`` of the single response, and the call.
 
     ``result(timeout)`` gives the response or raises the call's ``RpcError`` (which carries its
@@ -360,6 +368,10 @@ class CallFuture(FutureBase, Call):
         self.when_finished = self._on_finished
 
     # ------------------------------------------------------------------ grpc.Future and call
+
+    if TYPE_CHECKING:  # FutureBase.result, with the response's type
+
+        def result(self, timeout: Optional[float] = None) -> ResponseT: ...
 
     def cancel(self) -> bool:
         """Cancel the call (RST_STREAM(CANCEL)); False if it is already done."""
@@ -629,8 +641,8 @@ class _MultiCallable(MultiCallableBase):
         compression: Optional[str],
         wait_for_ready: Optional[bool],
         credentials: Any = None,
-        call_class: type[Call] = Call,
-    ) -> Call:
+        call_class: type[Call[Any]] = Call,
+    ) -> Call[Any]:
         if credentials is not None:
             raise no_call_credentials(credentials)
         return call_class(
@@ -673,7 +685,7 @@ class _UnaryResponse(_MultiCallable):
         credentials: Any = None,
         wait_for_ready: Optional[bool] = None,
         compression: Optional[str] = None,
-    ) -> tuple[Any, Call]:
+    ) -> tuple[Any, Call[Any]]:
         """Like calling it, but also return the call (for its metadata and status)."""
         call = self._start(request, timeout, metadata, compression, wait_for_ready, credentials)
         return call.result(), call
@@ -686,7 +698,7 @@ class _UnaryResponse(_MultiCallable):
         credentials: Any = None,
         wait_for_ready: Optional[bool] = None,
         compression: Optional[str] = None,
-    ) -> CallFuture:
+    ) -> CallFuture[Any]:
         """Start the call and return at once a ``CallFuture``: ``future.result(timeout)`` is the
         response (grpcio's ``future()``)."""
         call = self._start(
@@ -706,25 +718,121 @@ class _StreamResponse(_MultiCallable):
         credentials: Any = None,
         wait_for_ready: Optional[bool] = None,
         compression: Optional[str] = None,
-    ) -> Call:
+    ) -> Call[Any]:
         """Start the call; iterate the returned call for the responses."""
         return self._start(request, timeout, metadata, compression, wait_for_ready, credentials)
 
 
-class UnaryUnaryMultiCallable(_UnaryResponse):
+class UnaryUnaryMultiCallable(_UnaryResponse, Generic[RequestT, ResponseT]):
+    """One request, one response: ``stub.M(request)``, ``.with_call(...)``, ``.future(...)``."""
+
     _kind = Cardinality.UNARY_UNARY
 
+    if TYPE_CHECKING:  # the signatures of this kind (the shared methods take every kind's)
 
-class UnaryStreamMultiCallable(_StreamResponse):
+        def __call__(  # type: ignore[override]
+            self,
+            request: RequestT,
+            timeout: Optional[float] = None,
+            metadata: Any = None,
+            credentials: Any = None,
+            wait_for_ready: Optional[bool] = None,
+            compression: Optional[str] = None,
+        ) -> ResponseT: ...
+
+        def with_call(  # type: ignore[override]
+            self,
+            request: RequestT,
+            timeout: Optional[float] = None,
+            metadata: Any = None,
+            credentials: Any = None,
+            wait_for_ready: Optional[bool] = None,
+            compression: Optional[str] = None,
+        ) -> tuple[ResponseT, Call[ResponseT]]: ...
+
+        def future(  # type: ignore[override]
+            self,
+            request: RequestT,
+            timeout: Optional[float] = None,
+            metadata: Any = None,
+            credentials: Any = None,
+            wait_for_ready: Optional[bool] = None,
+            compression: Optional[str] = None,
+        ) -> CallFuture[ResponseT]: ...
+
+
+class UnaryStreamMultiCallable(_StreamResponse, Generic[RequestT, ResponseT]):
+    """One request, a stream of responses: ``for response in stub.M(request)``."""
+
     _kind = Cardinality.UNARY_STREAM
 
+    if TYPE_CHECKING:  # the signature of this kind (the shared __call__ takes every kind's)
 
-class StreamUnaryMultiCallable(_UnaryResponse):
+        def __call__(  # type: ignore[override]
+            self,
+            request: RequestT,
+            timeout: Optional[float] = None,
+            metadata: Any = None,
+            credentials: Any = None,
+            wait_for_ready: Optional[bool] = None,
+            compression: Optional[str] = None,
+        ) -> Call[ResponseT]: ...
+
+
+class StreamUnaryMultiCallable(_UnaryResponse, Generic[RequestT, ResponseT]):
+    """An iterable of requests, one response: ``stub.M(requests)``, ``.with_call``, ``.future``."""
+
     _kind = Cardinality.STREAM_UNARY
 
+    if TYPE_CHECKING:  # the signatures of this kind (the shared methods take every kind's)
 
-class StreamStreamMultiCallable(_StreamResponse):
+        def __call__(
+            self,
+            request: Optional[Iterable[RequestT]] = None,
+            timeout: Optional[float] = None,
+            metadata: Any = None,
+            credentials: Any = None,
+            wait_for_ready: Optional[bool] = None,
+            compression: Optional[str] = None,
+        ) -> ResponseT: ...
+
+        def with_call(
+            self,
+            request: Optional[Iterable[RequestT]] = None,
+            timeout: Optional[float] = None,
+            metadata: Any = None,
+            credentials: Any = None,
+            wait_for_ready: Optional[bool] = None,
+            compression: Optional[str] = None,
+        ) -> tuple[ResponseT, Call[ResponseT]]: ...
+
+        def future(
+            self,
+            request: Optional[Iterable[RequestT]] = None,
+            timeout: Optional[float] = None,
+            metadata: Any = None,
+            credentials: Any = None,
+            wait_for_ready: Optional[bool] = None,
+            compression: Optional[str] = None,
+        ) -> CallFuture[ResponseT]: ...
+
+
+class StreamStreamMultiCallable(_StreamResponse, Generic[RequestT, ResponseT]):
+    """An iterable of requests, a stream of responses: ``for response in stub.M(requests)``."""
+
     _kind = Cardinality.STREAM_STREAM
+
+    if TYPE_CHECKING:  # the signature of this kind (the shared __call__ takes every kind's)
+
+        def __call__(
+            self,
+            request: Optional[Iterable[RequestT]] = None,
+            timeout: Optional[float] = None,
+            metadata: Any = None,
+            credentials: Any = None,
+            wait_for_ready: Optional[bool] = None,
+            compression: Optional[str] = None,
+        ) -> Call[ResponseT]: ...
 
 
 _MULTI_CALLABLES: dict[Cardinality, type[_MultiCallable]] = {

@@ -31,7 +31,7 @@ from .client import (
 from .future_base import FutureBase, TaskThread
 
 
-class FinishedCall(Call):
+class FinishedCall(Call[Any]):
     """What a unary-response continuation returns: the call, run to its end, and a finished
     ``grpc.Future`` of its response (as grpcio's continuation gives)."""
 
@@ -193,19 +193,27 @@ class _InterceptedStreamResponse(_Intercepted):
         return self._chain(details, request)
 
 
-class InterceptedUnaryUnaryMultiCallable(_InterceptedUnaryResponse, UnaryUnaryMultiCallable):
+class InterceptedUnaryUnaryMultiCallable(
+    _InterceptedUnaryResponse, UnaryUnaryMultiCallable[Any, Any]
+):
     pass
 
 
-class InterceptedUnaryStreamMultiCallable(_InterceptedStreamResponse, UnaryStreamMultiCallable):
+class InterceptedUnaryStreamMultiCallable(
+    _InterceptedStreamResponse, UnaryStreamMultiCallable[Any, Any]
+):
     pass
 
 
-class InterceptedStreamUnaryMultiCallable(_InterceptedUnaryResponse, StreamUnaryMultiCallable):
+class InterceptedStreamUnaryMultiCallable(
+    _InterceptedUnaryResponse, StreamUnaryMultiCallable[Any, Any]
+):
     pass
 
 
-class InterceptedStreamStreamMultiCallable(_InterceptedStreamResponse, StreamStreamMultiCallable):
+class InterceptedStreamStreamMultiCallable(
+    _InterceptedStreamResponse, StreamStreamMultiCallable[Any, Any]
+):
     pass
 
 
