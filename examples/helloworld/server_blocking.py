@@ -1,6 +1,7 @@
 """The greeter on the blocking API: ``python -m examples.helloworld.server_blocking``.
 
-Plain ``def`` handlers in a thread pool; prints ``PORT <n>`` once listening. The same ``Greeter``
+Plain ``def`` handlers in a thread pool; prints ``PORT <n>`` once listening; health checking and
+server reflection are on unless ``--no-health`` / ``--no-reflection``. The same ``Greeter``
 class also serves on the async ``rpc.Server`` (plain methods run in its thread pool there).
 """
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import rpc
 from examples.helloworld import helloworld_pb2
+from rpc import services
 
 GREETER = helloworld_pb2.DESCRIPTOR.services_by_name["Greeter"]
 
@@ -34,10 +36,12 @@ def main() -> None:
         metavar="KINDS",
         help="print the wire to stderr: frames,headers,messages (default all; add json)",
     )
+    services.add_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     server = rpc.sync.Server(max_workers=args.workers, trace=args.trace)
     server.add_service(GREETER, Greeter())
+    services.enable_from_arguments(server, args)  # health and reflection (--no-health ...)
     port = server.add_insecure_port(args.address)
     server.start()
     print(f"PORT {port}", flush=True)
