@@ -211,10 +211,22 @@ class ServiceHandlers:
     """A fixed set of method handlers for one service, looked up by exact path.
 
     The handlers may be grpcio's ``RpcMethodHandler``s too: they are converted here, once.
+    ``descriptor``, the service's protobuf descriptor when known, is what server reflection
+    describes it with.
     """
 
-    def __init__(self, service_name: str, method_handlers: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        service_name: str,
+        method_handlers: Mapping[str, Any],
+        descriptor: Optional[ServiceDescriptor] = None,
+    ) -> None:
+        if descriptor is not None and descriptor.full_name != service_name:
+            raise ValueError(
+                f"the descriptor is of service {descriptor.full_name}, not {service_name}"
+            )
         self.service_name = service_name
+        self.descriptor = descriptor
         self.method_handlers: dict[str, MethodHandler] = {
             f"/{service_name}/{name}": as_method_handler(handler)
             for name, handler in method_handlers.items()
@@ -225,10 +237,16 @@ class ServiceHandlers:
 
 
 def method_handlers_generic_handler(
-    service: str, method_handlers: Mapping[str, Any]
+    service: str,
+    method_handlers: Mapping[str, Any],
+    descriptor: Optional[ServiceDescriptor] = None,
 ) -> ServiceHandlers:
-    """Bundle handlers named by method into a service (grpcio's function of the same name)."""
-    return ServiceHandlers(service, method_handlers)
+    """Bundle handlers named by method into a service (grpcio's function of the same name).
+
+    ``descriptor`` (optional, h2rpc's addition): the service's protobuf ``ServiceDescriptor``, for
+    server reflection (``rpc.services.reflection``) to describe it.
+    """
+    return ServiceHandlers(service, method_handlers, descriptor)
 
 
 # ---------------------------------------------------------------------- from protobuf services
@@ -297,4 +315,4 @@ def service_handlers(descriptor: ServiceDescriptor, servicer: object) -> Service
             message_class_of(method.input_type).FromString,
             response_serializer(message_class_of(method.output_type)),
         )
-    return ServiceHandlers(descriptor.full_name, handlers)
+    return ServiceHandlers(descriptor.full_name, handlers, descriptor)

@@ -1,9 +1,9 @@
 """Regenerate the committed protobuf modules, or check that they are current (``--check``).
 
-The committed ``_pb2.py`` / ``_pb2.pyi`` files (the examples' and ``rpc.interop``'s) are generated
-with grpcio-tools 1.64.1: its code (protobuf gencode 5.26.1) has no runtime version check, so it
-loads on every protobuf we support (>= 5.26.1, down to Python 3.9 and PyPy). Code from a newer
-protoc insists on a protobuf runtime at least as new as itself.
+The committed ``_pb2.py`` / ``_pb2.pyi`` files (the examples', ``rpc.interop``'s and
+``rpc.services``') are generated with grpcio-tools 1.64.1: its code (protobuf gencode 5.26.1) has
+no runtime version check, so it loads on every protobuf we support (>= 5.26.1, down to Python 3.9
+and PyPy). Code from a newer protoc insists on a protobuf runtime at least as new as itself.
 
 The examples' ``_h2rpc.py`` modules (typed stubs and servicer bases) come from this checkout's
 protoc plugin, ``protoc-gen-h2rpc`` (``rpc.protoc_gen``), in the same protoc run, with
@@ -91,6 +91,18 @@ PROTO_SETS = (
             "rpc/interop/proto/empty.proto",
             "rpc/interop/proto/messages.proto",
             "rpc/interop/proto/test.proto",
+        ),
+    ),
+    # rpc.services: gRPC's health and reflection protos (grpc/grpc-proto), under the file names
+    # grpcio-health-checking and grpcio-reflection give them ("grpc_health/v1/health.proto"...):
+    # a file of the same name and content may be added to the default descriptor pool twice,
+    # so their modules and ours load side by side.
+    ProtoSet(
+        "rpc/services/proto",
+        (
+            "grpc_health/v1/health.proto",
+            "grpc_reflection/v1/reflection.proto",
+            "grpc_reflection/v1alpha/reflection.proto",
         ),
     ),
     # grpcio-tools 1.64.1's grpcio code for the test proto; it imports "h2rpc_test_pb2", which

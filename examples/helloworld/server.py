@@ -1,6 +1,8 @@
 """The greeter server: ``python -m examples.helloworld.server [--address 127.0.0.1:50051]``.
 
-Prints ``PORT <n>`` once listening (``--address 127.0.0.1:0`` picks a free port).
+Prints ``PORT <n>`` once listening (``--address 127.0.0.1:0`` picks a free port). Health checking
+and server reflection are on (``grpcurl -plaintext 127.0.0.1:50051 list``) unless ``--no-health``
+/ ``--no-reflection``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Optional
 
 import rpc
 from examples.helloworld import helloworld_h2rpc, helloworld_pb2
+from rpc import services
 
 
 class Greeter(helloworld_h2rpc.GreeterServicer):
@@ -22,9 +25,12 @@ class Greeter(helloworld_h2rpc.GreeterServicer):
         return helloworld_pb2.HelloReply(message=f"Hello, {request.name}!")
 
 
-async def serve(address: str, trace: Optional[str] = None) -> None:
+async def serve(
+    address: str, trace: Optional[str] = None, *, health: bool = True, reflection: bool = True
+) -> None:
     server = rpc.Server(trace=trace)
     helloworld_h2rpc.add_GreeterServicer_to_server(Greeter(), server)
+    services.enable(server, health=health, reflection=reflection)  # (--no-health ...)
     port = server.add_insecure_port(address)
     await server.start()
     print(f"PORT {port}", flush=True)
@@ -41,9 +47,14 @@ def main() -> None:
         metavar="KINDS",
         help="print the wire to stderr: frames,headers,messages (default all; add json)",
     )
+    services.add_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    rpc.run(serve(args.address, args.trace))
+    rpc.run(
+        serve(
+            args.address, args.trace, health=not args.no_health, reflection=not args.no_reflection
+        )
+    )
 
 
 if __name__ == "__main__":

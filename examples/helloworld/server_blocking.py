@@ -1,6 +1,7 @@
 """The greeter on the blocking API: ``python -m examples.helloworld.server_blocking``.
 
-Plain ``def`` handlers in a thread pool; prints ``PORT <n>`` once listening. The same ``Greeter``
+Plain ``def`` handlers in a thread pool; prints ``PORT <n>`` once listening; health checking and
+server reflection are on unless ``--no-health`` / ``--no-reflection``. The same ``Greeter``
 class also serves on the async ``rpc.Server`` (plain methods run in its thread pool there).
 """
 
@@ -11,6 +12,7 @@ import logging
 
 import rpc
 from examples.helloworld import helloworld_h2rpc, helloworld_pb2
+from rpc import services
 
 
 class Greeter(helloworld_h2rpc.GreeterBlockingServicer):
@@ -31,10 +33,12 @@ def main() -> None:
         metavar="KINDS",
         help="print the wire to stderr: frames,headers,messages (default all; add json)",
     )
+    services.add_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     server = rpc.sync.Server(max_workers=args.workers, trace=args.trace)
     helloworld_h2rpc.add_GreeterServicer_to_server(Greeter(), server)
+    services.enable_from_arguments(server, args)  # health and reflection (--no-health ...)
     port = server.add_insecure_port(args.address)
     server.start()
     print(f"PORT {port}", flush=True)

@@ -1,6 +1,7 @@
 """Route guide server, all four call kinds: ``python -m examples.route_guide.server``.
 
-Prints ``PORT <n>`` once listening (``--address 127.0.0.1:0`` picks a free port).
+Prints ``PORT <n>`` once listening (``--address 127.0.0.1:0`` picks a free port). Health checking
+and server reflection are on unless ``--no-health`` / ``--no-reflection``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import rpc
 from examples.route_guide import route_guide_h2rpc
 from examples.route_guide import route_guide_pb2 as pb
 from examples.route_guide.data import distance_metres, load_features
+from rpc import services
 
 
 class RouteGuide(route_guide_h2rpc.RouteGuideServicer):
@@ -73,9 +75,12 @@ class RouteGuide(route_guide_h2rpc.RouteGuideServicer):
             earlier.append(note)
 
 
-async def serve(address: str, trace: Optional[str] = None) -> None:
+async def serve(
+    address: str, trace: Optional[str] = None, *, health: bool = True, reflection: bool = True
+) -> None:
     server = rpc.Server(trace=trace)
     route_guide_h2rpc.add_RouteGuideServicer_to_server(RouteGuide(), server)
+    services.enable(server, health=health, reflection=reflection)  # (--no-health ...)
     port = server.add_insecure_port(address)
     await server.start()
     loop = asyncio.get_running_loop()
@@ -95,8 +100,13 @@ def main() -> None:
         metavar="KINDS",
         help="print the wire to stderr: frames,headers,messages (default all; add json)",
     )
+    services.add_arguments(parser)
     args = parser.parse_args()
-    rpc.run(serve(args.address, args.trace))
+    rpc.run(
+        serve(
+            args.address, args.trace, health=not args.no_health, reflection=not args.no_reflection
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -102,6 +102,7 @@ class Server(ServerCore):
                 await self._stopped.wait()
             return
         self._stopping = True
+        self._stop_began()
         for listener in self._listeners:
             listener.stop_accepting()
         connections = [c for listener in self._listeners for c in listener.connections]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Optional
 
+from google.protobuf.descriptor import ServiceDescriptor
+
 from .._handlers import (
     GenericRpcHandler,
     HandlerCallDetails,
@@ -26,6 +28,7 @@ class Registry:
         self._registered: set[str] = set()  # paths from add_registered (they take precedence)
         self._generic: list[GenericRpcHandler] = []
         self._services: list[str] = []
+        self._descriptors: dict[str, ServiceDescriptor] = {}  # the services that came with one
         #: path -> (what a generic handler returned, converted): grpcio's handlers are converted
         #: once, not per call, as long as the generic handler returns the same object.
         self._converted_cache: dict[str, tuple[Any, MethodHandler]] = {}
@@ -38,6 +41,8 @@ class Registry:
             for path, method_handler in handler.method_handlers.items():
                 self._methods.setdefault(path, method_handler)  # registered ones stay
             self._add_service_name(handler.service_name)
+            if handler.descriptor is not None:
+                self._descriptors.setdefault(handler.service_name, handler.descriptor)
         else:
             self._generic.append(handler)
             # grpcio's service handlers (grpc.ServiceRpcHandler) also say their service's name.
@@ -72,6 +77,10 @@ class Registry:
     @property
     def service_names(self) -> list[str]:
         return list(self._services)
+
+    def services(self) -> dict[str, Optional[ServiceDescriptor]]:
+        """Every service name, in the order added, with its descriptor when one came with it."""
+        return {name: self._descriptors.get(name) for name in self._services}
 
     def lookup(self, path: str, metadata: object = None) -> Optional[MethodHandler]:
         handler = self._methods.get(path)

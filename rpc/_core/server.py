@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Mapping, Sequence
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from google.protobuf.descriptor import ServiceDescriptor
 
@@ -26,6 +27,8 @@ from .options import (
 from .options import connection_options as connection_options_from
 from .registry import Registry
 from .server_call import ServerCallSettings
+
+log = logging.getLogger(__name__)
 
 
 class ServerCore:
@@ -106,10 +109,24 @@ class ServerCore:
         )
         self._started = False
         self._stopping = False
+        self._stop_callbacks: list[Callable[[], None]] = []
         self._setup()
 
     def _setup(self) -> None:
         """The driver's own state (listeners, the set of running calls)."""
+
+    def add_stop_callback(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (no argument, once) when ``stop()`` begins, before connections are
+        shut down and while calls may still run (health checking turns NOT_SERVING here)."""
+        self._stop_callbacks.append(callback)
+
+    def _stop_began(self) -> None:
+        """Run the stop callbacks, in the order added; one that raises is logged and skipped."""
+        for callback in self._stop_callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("stop callback %r failed", callback)
 
     # ------------------------------------------------------------------ registration
 
@@ -143,6 +160,13 @@ class ServerCore:
     def add_method(self, path: str, handler: MethodHandler) -> None:
         """Serve one ``/package.Service/Method`` path with a hand-built handler."""
         self._registry.add_method(path, handler)
+
+    def services(self) -> dict[str, Optional[ServiceDescriptor]]:
+        """The services registered so far, by full name in the order added, each with its
+        protobuf descriptor when registration gave one (``add_service``, or a generic handler
+        made with one), else None (grpcio-generated ``add_XServicer_to_server``). What server
+        reflection lists."""
+        return self._registry.services()
 
     # ------------------------------------------------------------------ addresses
 

@@ -13,6 +13,9 @@ responses on request (``response_compressed``, ``ResponseParameters.compressed``
 request checks (``expect_compressed``) and ``interval_us`` pauses. ``UnimplementedCall`` and
 ``grpc.testing.UnimplementedService`` are left unimplemented, as they must be.
 
+Health checking (``grpc.health.v1.Health``) and server reflection (``grpc.reflection.v1`` and
+``v1alpha``, for grpcurl) are served too, unless ``--no-health`` / ``--no-reflection``.
+
 Once it accepts connections it prints ``PORT <n>`` on stdout (``--port 0`` picks a free port),
 then serves until SIGTERM or SIGINT (or EOF on stdin with ``--stop_on_stdin_eof``).
 
@@ -42,11 +45,13 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Optional
 
 import rpc
+from rpc import services
 from rpc.interop import _wire_log
 from rpc.interop._common import (
     COMPRESSION,
     ECHO_INITIAL_KEY,
     ECHO_TRAILING_KEY,
+    TEST_SERVICE,
     add_bool_flag,
     fail,
     host_port,
@@ -266,6 +271,7 @@ def test_service_handlers(service: Optional[TestService] = None) -> rpc.ServiceH
                 s.HalfDuplexCall, request_of["Output"], _serialize
             ),
         },
+        descriptor=TEST_SERVICE,  # for server reflection
     )
 
 
@@ -278,6 +284,7 @@ def build_server(**server_options: Any) -> rpc.Server:
 
 async def serve(args: argparse.Namespace) -> int:
     server = build_server()
+    services.enable_from_arguments(server, args)  # health and reflection, unless turned off
     address = host_port(args.host, args.port)
     if args.use_tls:
         context = rpc.ssl_server_context(args.tls_cert_file, args.tls_key_file)
@@ -345,6 +352,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         metavar="KINDS",
         help="study mode: print the wire to stderr (frames,headers,messages; default all; json)",
     )
+    services.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.use_tls and not (args.tls_cert_file and args.tls_key_file):
         parser.error(

@@ -339,6 +339,7 @@ class Server(ServerCore):
             self._stopped.wait()
             return self._stopped
         self._stopping = True
+        self._stop_began()
         for listener in self._listeners:
             listener.stop_accepting()
         connections = [c for listener in self._listeners for c in listener.snapshot()]
