@@ -38,7 +38,9 @@ from .._core.server_call import (
     READ,
     REQUEST_STREAM,
     SEND,
+    SEND_NEXT,
     CallCancelled,
+    HandlerFailed,
     HandlerPool,
     Program,
     ServerCallCore,
@@ -124,6 +126,19 @@ class ServicerContext(ServicerContextBase):
                 elif op == SEND:
                     await stream.send_data(command[1])
                     value = None
+                elif op == SEND_NEXT:
+                    await stream.send_data(command[1])
+                    step = command[2]
+                    try:
+                        if step[0] == ANEXT:
+                            try:
+                                value = await step[1].__anext__()
+                            except StopAsyncIteration:
+                                value = DONE
+                        else:
+                            value = await self._in_pool(next, step[1], DONE)
+                    except Exception as exc:
+                        raise HandlerFailed(exc) from None
                 elif op == ANEXT:
                     try:
                         value = await command[1].__anext__()

@@ -46,6 +46,9 @@ HOLD       ``(HOLD,)``              None                  nothing / cork the con
                                                           headers, the one response and the
                                                           trailers leave in one write (nothing is
                                                           read after this point)
+SEND_NEXT  ``(SEND_NEXT, data,      the next response of  SEND, then the NEXT or ANEXT ``step``;
+           step)``                  the stream, or        the step's own failure is raised as
+                                    ``DONE``              ``HandlerFailed(error)``
 ========== ======================== ===================== ========================================
 
 ``argument`` is the request, or ``REQUEST_STREAM``: the driver passes its own iterator of the
@@ -117,6 +120,7 @@ CALL_ASYNC = 5
 AWAIT = 6
 ARM = 7
 HOLD = 8
+SEND_NEXT = 9
 
 #: A command: an opcode, then its operands.
 Command = tuple[Any, ...]
@@ -147,6 +151,15 @@ _LOOKUP_PENDING: Any = _Sentinel("LOOKUP_PENDING")
 
 class StreamGone(Exception):
     """The client reset the stream or the connection died: there is nobody left to answer."""
+
+
+class HandlerFailed(Exception):
+    """What a driver raises when the handler's response iterator raised during SEND_NEXT: the
+    handler's error (``error``), told apart from a failure of the send itself."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 class CallCancelled(BaseException):
@@ -355,18 +368,27 @@ class ServerCallCore:
 
     def _send(self, response: Any, step: Optional[Command]) -> Program:
         """Send ``response``; then, given ``step`` (the NEXT or ANEXT of a handler's responses),
-        each next response until ``DONE``: one program for a whole response stream."""
-        while True:
+        each next response until ``DONE``: one program for a whole response stream.
+
+        In a stream, each response is sent and the next one taken in one command (SEND_NEXT):
+        one resumption per message. The driver tells the handler's failure (HandlerFailed)
+        from the send's.
+        """
+        if step is None:
             data = self._frame_response(response)
             try:
                 yield (SEND, data)
             except (TransportError, TimeoutError):
                 raise StreamGone from None
-            if step is None:
-                return
-            response = yield step
-            if response is DONE:
-                return
+            return
+        while response is not DONE:
+            data = self._frame_response(response)
+            try:
+                response = yield (SEND_NEXT, data, step)
+            except (TransportError, TimeoutError):
+                raise StreamGone from None
+            except HandlerFailed as failed:
+                raise failed.error from None
 
     # ------------------------------------------------------------------ events
 

@@ -33,7 +33,9 @@ from .._core.server_call import (
     READ,
     REQUEST_STREAM,
     SEND,
+    SEND_NEXT,
     CallBook,
+    HandlerFailed,
     Program,
     ServerCallCore,
 )
@@ -90,6 +92,12 @@ class ServicerContext(ThreadServicerContext):
                 elif op == SEND:
                     stream.send_data(command[1], timeout=call.time_remaining())
                     value = None
+                elif op == SEND_NEXT:
+                    stream.send_data(command[1], timeout=call.time_remaining())
+                    try:
+                        value = next(command[2][1], DONE)
+                    except Exception as exc:
+                        raise HandlerFailed(exc) from None
                 elif op == NEXT:
                     value = next(command[1], DONE)
                 elif op == CALL_DEF:

@@ -36,8 +36,10 @@ from rpc._core.server_call import (
     READ,
     REQUEST_STREAM,
     SEND,
+    SEND_NEXT,
     CallCancelled,
     Command,
+    HandlerFailed,
     Program,
     ServerCallCore,
     ServerCallSettings,
@@ -171,6 +173,12 @@ class HandDriver:
             return command[1](argument, self.context)
         if op == NEXT:
             return next(command[1], DONE)
+        if op == SEND_NEXT:  # send, then the next response (the handler's failure wrapped)
+            self.sent.append(command[1])
+            try:
+                return next(command[2][1], DONE)
+            except Exception as exc:
+                raise HandlerFailed(exc) from None
         if op in (ARM, HOLD):
             return None
         raise AssertionError(f"a def-handler driver got {command!r}")
@@ -340,7 +348,21 @@ def test_a_def_server_stream_is_iterated_with_next_and_each_response_sent() -> N
     driver = HandDriver(call, [framed(b"x"), b""])
     assert driver.serve() == Status(StatusCode.OK, "")
     assert driver.sent == [framed(b"x"), framed(b"xx")]
-    assert driver.ops == [READ, READ, CALL_DEF, NEXT, SEND, NEXT, SEND, NEXT]
+    assert driver.ops == [READ, READ, CALL_DEF, NEXT, SEND_NEXT, SEND_NEXT]
+
+
+def test_a_handler_failing_between_responses_is_its_error_not_a_lost_client() -> None:
+    def handler(request: bytes, context: Any) -> Iterator[bytes]:
+        yield request
+        raise TimeoutError("the handler's own")  # a send timeout would mean the client is gone
+
+    handlers = {PATH: rpc.unary_stream_rpc_method_handler(handler)}
+    call, _ = make_call(handlers)
+    driver = HandDriver(call, [framed(b"x"), b""])
+    status = driver.serve()
+    assert status is not None and status.code == StatusCode.UNKNOWN
+    assert status.message == "Unexpected TimeoutError in handler"
+    assert driver.sent == [framed(b"x")]
 
 
 def test_an_async_generator_is_iterated_with_anext() -> None:
@@ -356,8 +378,8 @@ def test_an_async_generator_is_iterated_with_anext() -> None:
     assert command[0] == CALL_ASYNC
     command = program.send(command[1](command[2], None))
     assert command[0] == ANEXT
-    assert program.send(b"first") == (SEND, framed(b"first"))
-    assert program.send(None) == command
+    step = command
+    assert program.send(b"first") == (SEND_NEXT, framed(b"first"), step)
     assert finish(program, DONE) == Status(StatusCode.OK, "")
 
 
