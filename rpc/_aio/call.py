@@ -226,7 +226,7 @@ class _StreamResponseMixin(_ClientCall, Generic[ResponseT]):
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[ResponseT]:
-        program = self._responses()
+        program = self._read(True)
         while True:
             message = await self._drive(program)
             if message is EOF:

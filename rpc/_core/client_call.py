@@ -346,22 +346,35 @@ class ClientCallCore:
             self._on_response_head(stream, headers)
             return
 
-    def _read(self) -> Program:
-        """The next response message, or EOF once the call ended OK; RpcError otherwise."""
-        if not self._messages and self._status is None:
-            if self._initial_metadata is None:
-                yield from self._receive_head()
-            while self._needs_data():
-                try:
-                    chunk = yield _READ
-                except TimeoutError:
-                    self._deadline_exceeded()
-                    break
-                except TransportError as exc:
-                    self._on_read_error(exc)
-                    break
-                self._on_chunk(chunk)
-        return self._next_message()
+    def _read(self, deliver_all: bool = False) -> Program:
+        """The next response message, or EOF once the call ended OK; RpcError otherwise.
+
+        ``deliver_all``: the program of an iterating consumer, one for the whole stream: it
+        sends the requests if need be, then yields ``(DELIVER, message)`` for every message in
+        turn (EOF last), so that no program is started per message.
+        """
+        if deliver_all and not self._requests_started:
+            yield from self._send_requests()
+        while True:
+            if not self._messages and self._status is None:
+                if self._initial_metadata is None:
+                    yield from self._receive_head()
+                while self._needs_data():
+                    try:
+                        chunk = yield _READ
+                    except TimeoutError:
+                        self._deadline_exceeded()
+                        break
+                    except TransportError as exc:
+                        self._on_read_error(exc)
+                        break
+                    self._on_chunk(chunk)
+            message = self._next_message()
+            if not deliver_all:
+                return message
+            yield (DELIVER, message)
+            if message is EOF:
+                return
 
     def _ready_message(self) -> Any:
         """``read()``'s answer when it needs no waiting (a message already decoded, or the
@@ -370,20 +383,6 @@ class ClientCallCore:
         if self._requests_started and (self._messages or self._status is not None):
             return self._next_message()
         return NOT_READY
-
-    def _responses(self) -> Program:
-        """A response stream for a consumer that iterates: one program for the whole stream,
-        delivering each message (EOF after the last; RpcError if the call fails)."""
-        if not self._requests_started:
-            yield from self._send_requests()
-        while True:
-            if self._messages or self._status is not None:
-                message = self._next_message()  # nothing to wait for
-            else:
-                message = yield from self._read()
-            yield (DELIVER, message)
-            if message is EOF:
-                return
 
     def _read_any(self) -> Program:
         """``read()`` of a streaming-response call: send the requests first."""

@@ -196,7 +196,7 @@ class Call(ClientCallCore, Generic[ResponseT]):
     def __next__(self) -> ResponseT:
         program = self._iteration
         if program is None:
-            program = self._iteration = self._responses()
+            program = self._iteration = self._read(True)
         try:
             message: ResponseT = self._drive(program)
         except BaseException:  # the program is over (or was left mid-command): start anew
