@@ -42,7 +42,6 @@ _HEADERS_FLAGS: tuple[frozenset[str], ...] = (
 )
 
 
-
 class ReceivedDataFrame(DataFrame):
     """A DATA frame built by the reader. h2's ``_receive_frame`` formats ``repr(frame)`` for its
     trace logger, which our connections never configure; hyperframe's repr hex-encodes the

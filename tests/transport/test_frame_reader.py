@@ -35,9 +35,12 @@ TRAILERS = [(b"grpc-status", b"0")]
 
 
 def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
-    return struct.pack(">I", len(payload))[1:] + bytes((kind, flags)) + struct.pack(
-        ">I", stream_id
-    ) + payload
+    return (
+        struct.pack(">I", len(payload))[1:]
+        + bytes((kind, flags))
+        + struct.pack(">I", stream_id)
+        + payload
+    )
 
 
 def data(stream_id: int, payload: bytes, end: bool = False) -> bytes:
@@ -176,8 +179,12 @@ def test_a_header_block_split_into_continuation_frames() -> None:
         assert_same(wire, [cut], client_side=False)
     events, _, error = run(wire, [], client_side=False, reader=True)
     assert error is None
-    assert [name for name, _ in events] == ["RemoteSettingsChanged", "RequestReceived",
-                                              "DataReceived", "StreamEnded"]
+    assert [name for name, _ in events] == [
+        "RemoteSettingsChanged",
+        "RequestReceived",
+        "DataReceived",
+        "StreamEnded",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -164,8 +164,11 @@ def test_a_request_that_ends_with_its_headers() -> None:
         lambda s: s.data(s.client, 1, b"after the end"),  # the request was ended
         lambda s: s.headers(s.client, 1, TRAILERS, end=True),  # ... also for trailers
         lambda s: s.headers(s.client, 2, REQUEST),  # a client opens odd streams only
-        lambda s: s.headers(s.server, 1, RESPONSE) or s.headers(s.server, 1, RESPONSE)
-        or s.headers(s.server, 1, RESPONSE),  # a third header block
+        lambda s: (
+            s.headers(s.server, 1, RESPONSE)
+            or s.headers(s.server, 1, RESPONSE)
+            or s.headers(s.server, 1, RESPONSE)
+        ),  # a third header block
     ],
 )
 def test_mistakes_raise_what_h2_raises_and_change_what_h2_changes(mistake: Any) -> None:
