@@ -236,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     wanted = GRPCIO_TOOLS.split("==")[1]
 
     with tempfile.TemporaryDirectory(prefix="h2rpc-gen-protos-") as tmp:
-        python = args.python or sys.executable
+        # Absolute: protoc runs in each proto set's directory (a venv's python is a symlink,
+        # so it is not resolved).
+        python = os.path.abspath(args.python) if args.python else sys.executable
         found = tools_version(python)
         if found != wanted:
             if args.python:
