@@ -22,8 +22,6 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import (
     Descriptor,
     EnumDescriptor,
-    FieldDescriptor,
-    FileDescriptor,
     MethodDescriptor,
     ServiceDescriptor,
 )
@@ -345,12 +343,3 @@ def compile_protos(
             if status != 0:
                 raise SchemaError(f"protoc failed on {' '.join(protos)} (see above)") from None
         return _read_protoset(out)
-
-
-def file_of(symbol: Symbol) -> FileDescriptor:
-    """The file that defines a descriptor."""
-    if isinstance(symbol, (MethodDescriptor,)):
-        return symbol.containing_service.file
-    if isinstance(symbol, FieldDescriptor) and symbol.containing_type is not None:
-        return symbol.containing_type.file
-    return symbol.file  # type: ignore[no-any-return]
