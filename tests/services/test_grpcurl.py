@@ -16,8 +16,8 @@ import pytest
 import rpc
 from examples.helloworld import helloworld_pb2 as pb
 from rpc.services import health, reflection
-from tests.rpc.server_thread import ServerThread
 from tests.services.grpcurl_binary import GRPCURL
+from tests.services.servers import KINDS, serving
 
 if GRPCURL is None:
     pytest.skip(
@@ -38,26 +38,10 @@ def _register(server: rpc.Server | rpc.sync.Server) -> None:
     reflection.enable_reflection(server)
 
 
-@pytest.fixture(scope="module", params=["async", "sync"])
+@pytest.fixture(scope="module", params=KINDS)
 def target(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "async":
-
-        def make_server() -> rpc.Server:
-            server = rpc.Server()
-            _register(server)
-            return server
-
-        with ServerThread(make_server) as address:
-            yield address
-    else:
-        server = rpc.sync.Server(max_workers=4)
-        _register(server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        try:
-            yield f"127.0.0.1:{port}"
-        finally:
-            server.stop(None)
+    with serving(request.param, _register) as address:
+        yield address
 
 
 def grpcurl(*args: str) -> subprocess.CompletedProcess[str]:

@@ -21,7 +21,7 @@ import rpc
 from rpc.interop.proto import test_pb2
 from rpc.services import reflection
 from rpc.services.reflection import reflection_v1_pb2, reflection_v1alpha_pb2
-from tests.rpc.server_thread import ServerThread
+from tests.services.servers import KINDS, serving
 
 if not GRPCIO_AVAILABLE:  # PyPy only: on CPython a missing grpcio is an error, not a skip
     pytest.skip(GRPCIO_UNAVAILABLE_REASON, allow_module_level=True)
@@ -91,26 +91,10 @@ def register(server: Any) -> None:
     reflection.enable_reflection(server)
 
 
-@pytest.fixture(params=["async", "sync"])
+@pytest.fixture(params=KINDS)
 def target(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "async":
-
-        def make_server() -> rpc.Server:
-            server = rpc.Server()
-            register(server)
-            return server
-
-        with ServerThread(make_server) as address:
-            yield address
-    else:
-        server = rpc.sync.Server(max_workers=4)
-        register(server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        try:
-            yield f"127.0.0.1:{port}"
-        finally:
-            server.stop(None)
+    with serving(request.param, register) as address:
+        yield address
 
 
 LISTED = [
