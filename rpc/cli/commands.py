@@ -26,7 +26,7 @@ from google.protobuf.descriptor import (
 import rpc
 from rpc.services.proto.grpc_health.v1 import health_pb2
 
-from .describe import describe
+from .describe import copy_to_proto, describe
 from .jsonio import RequestError, format_message, read_requests
 from .schema import FileSchema, ReflectionSchema, Schema
 
@@ -174,7 +174,7 @@ def describe_command(schema: Schema, symbol: Optional[str], output: Output) -> i
             found, (ServiceDescriptor, MethodDescriptor, Descriptor, EnumDescriptor)
         ):
             proto = _proto_of(found)
-            found.CopyToProto(proto)
+            copy_to_proto(found, proto)
             output.line(json.dumps(json_format.MessageToDict(proto), ensure_ascii=False))
         else:
             output.line(describe(found))

@@ -14,8 +14,9 @@ from google.protobuf.descriptor import (
     MethodDescriptor,
     ServiceDescriptor,
 )
+from google.protobuf.descriptor import Error as DescriptorError
 
-__all__ = ["describe"]
+__all__ = ["copy_to_proto", "describe"]
 
 _INDENT = "  "
 
@@ -24,6 +25,37 @@ _SCALARS = {
     value: name[len("TYPE_") :].lower()
     for name, value in descriptor_pb2.FieldDescriptorProto.Type.items()
 }
+
+
+def copy_to_proto(symbol: Any, proto: Any) -> None:
+    """``symbol.CopyToProto(proto)``, on every protobuf backend.
+
+    The pure-Python backend (PyPy's) keeps no serialized form of its own for a service, method,
+    message or enum that a descriptor pool built from a ``FileDescriptorProto`` (reflection,
+    ``--protoset``): only its file has one. There the proto is looked up in the file's.
+    """
+    try:
+        symbol.CopyToProto(proto)
+        return
+    except DescriptorError:
+        pass
+    file = descriptor_pb2.FileDescriptorProto()
+    symbol.file.CopyToProto(file)
+    proto.CopyFrom(_in_file(file, symbol))
+
+
+def _in_file(file: descriptor_pb2.FileDescriptorProto, symbol: Any) -> Any:
+    if isinstance(symbol, ServiceDescriptor):
+        return next(s for s in file.service if s.name == symbol.name)
+    if isinstance(symbol, MethodDescriptor):
+        service = _in_file(file, symbol.containing_service)
+        return next(m for m in service.method if m.name == symbol.name)
+    owner = symbol.containing_type
+    if isinstance(symbol, EnumDescriptor):
+        enums = file.enum_type if owner is None else _in_file(file, owner).enum_type
+        return next(e for e in enums if e.name == symbol.name)
+    messages = file.message_type if owner is None else _in_file(file, owner).nested_type
+    return next(m for m in messages if m.name == symbol.name)
 
 
 def describe(symbol: Any) -> str:
@@ -58,7 +90,7 @@ def _service(service: ServiceDescriptor) -> list[str]:
 
 def _method(method: MethodDescriptor) -> str:
     proto = descriptor_pb2.MethodDescriptorProto()
-    method.CopyToProto(proto)
+    copy_to_proto(method, proto)
     request = ("stream " if proto.client_streaming else "") + f".{method.input_type.full_name}"
     response = ("stream " if proto.server_streaming else "") + f".{method.output_type.full_name}"
     return f"rpc {method.name} ( {request} ) returns ( {response} );"
@@ -66,7 +98,7 @@ def _method(method: MethodDescriptor) -> str:
 
 def _message(message: Descriptor) -> list[str]:
     proto = descriptor_pb2.DescriptorProto()
-    message.CopyToProto(proto)
+    copy_to_proto(message, proto)
     syntax = _syntax(message)
     maps = {
         f".{message.full_name}.{nested.name}": nested
@@ -160,7 +192,7 @@ def _field_of(field: FieldDescriptor) -> str:
         maps: dict[str, descriptor_pb2.DescriptorProto] = {}
     else:
         message = descriptor_pb2.DescriptorProto()
-        owner.CopyToProto(message)
+        copy_to_proto(owner, message)
         candidates = list(message.extension if field.is_extension else message.field)
         syntax = _syntax(owner)
         maps = {
