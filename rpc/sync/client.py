@@ -79,6 +79,8 @@ class Channel(ChannelCore):
         if conn is not None:
             conn.close()
             conn.wait_closed(5.0)
+        self._future_tasks.close()
+        self._future_callbacks.close()
 
     def channel_ready(self, timeout: Optional[float] = None) -> None:
         """Block until connected (retrying with backoff), or RpcError after ``timeout``.
