@@ -262,6 +262,19 @@ class ChannelCore:
             timeout = max(0.001, min(timeout, deadline - time.monotonic()))
         return timeout
 
+    def _attempt_failed(self, exc: BaseException, deadline: Optional[float]) -> Exception:
+        """What a failed attempt whose time was cut to a call's ``deadline`` means.
+
+        When the call's deadline, not the backoff's connect timeout, ended the attempt, the
+        attempt says nothing about the server (a slow network or a busy peer may need longer):
+        the call gets TimeoutError (DEADLINE_EXCEEDED, as grpcio's call would) and the channel
+        neither backs off nor keeps the failure for the next fail-fast calls, which would
+        otherwise get UNAVAILABLE for a server that is fine.
+        """
+        if deadline is not None and time.monotonic() >= deadline - 0.01:  # timers' rounding
+            return TimeoutError()
+        return self._connect_failed(exc)
+
     def _connect_failed(self, exc: BaseException) -> RpcError:
         """An attempt failed: back off; the error fail-fast calls get meanwhile."""
         reason = str(exc) or type(exc).__name__

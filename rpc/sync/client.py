@@ -151,7 +151,7 @@ class Channel(ChannelCore):
                 timeout=self._connect_timeout(deadline),
             )
         except (OSError, TimeoutError, ConnectionClosedError, ssl.SSLError) as exc:
-            raise self._connect_failed(exc) from None
+            raise self._attempt_failed(exc, deadline) from None
         connected: BlockingConnection = self._connected(conn)
         return connected
 
