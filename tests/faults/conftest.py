@@ -5,6 +5,7 @@ the fds, threads and asyncio tasks it had before the test (and the server no con
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -129,14 +130,11 @@ def _warm_up_grpcio() -> None:
     grpc.insecure_channel("127.0.0.1:1").close()
 
 
-@pytest.fixture(params=PAIRS, ids=pair_id)
-def rig(request: pytest.FixtureRequest, servers: Callable[[str], Any]) -> Iterator[Rig]:
-    client_kind, server_kind = request.param
-    if "grpcio" in request.param and not GRPCIO_AVAILABLE:
-        pytest.skip(GRPCIO_UNAVAILABLE_REASON)
+@contextlib.contextmanager
+def rig_for(client_kind: str, server: Any) -> Iterator[Rig]:
+    """A proxy in front of ``server``, clients of ``client_kind``, and the leak check at the end."""
     if client_kind == "grpcio":
         _warm_up_grpcio()
-    server = servers(server_kind)
     rig = Rig(client_kind, server)
     fds, threads, server_tasks = fd_count(), counted_threads(), server.tasks()
     fd_list = fd_names()
@@ -149,6 +147,19 @@ def rig(request: pytest.FixtureRequest, servers: Callable[[str], Any]) -> Iterat
     finally:
         rig.close_clients()
         rig.proxy.close()
+
+
+def skip_without_grpcio(pair: tuple[str, str]) -> None:
+    if "grpcio" in pair and not GRPCIO_AVAILABLE:
+        pytest.skip(GRPCIO_UNAVAILABLE_REASON)
+
+
+@pytest.fixture(params=PAIRS, ids=pair_id)
+def rig(request: pytest.FixtureRequest, servers: Callable[[str], Any]) -> Iterator[Rig]:
+    skip_without_grpcio(request.param)
+    client_kind, server_kind = request.param
+    with rig_for(client_kind, servers(server_kind)) as rig:
+        yield rig
 
 
 def _wait_until_back(

@@ -299,6 +299,10 @@ class GrpcioClient:
         for key, value in options.items():
             name, scale = names[key]
             pairs.append((name, int(value * scale)))
+            if key == "keepalive_timeout":
+                # grpcio 1.85 times its keepalive pings out after this (default 60 s), not
+                # after keepalive_timeout alone.
+                pairs.append(("grpc.http2.ping_timeout_ms", int(value * scale)))
         self.channel = grpc.insecure_channel(target, options=pairs)
         self.stub = pb_grpc.EchoTestStub(self.channel)
 

@@ -341,6 +341,8 @@ class FaultProxy:
             await asyncio.gather(up, down, return_exceptions=True)
             # both pumps saw EOF: wait for the deliveries, then close
             await asyncio.gather(*link.tasks[:], return_exceptions=True)
+        except asyncio.CancelledError:
+            pass  # close(): end quietly (asyncio's stream server logs a cancelled handler)
         finally:
             self._links.discard(link)
             link.close()
