@@ -319,7 +319,8 @@ async def soak(args: argparse.Namespace) -> int:
         ("blocking", load.blocking_tally.as_dict()),
         ("grpcio", load.grpcio_tally),
     ):
-        print(f"  {name:8s} {part.get('by_status')}", flush=True)
+        if part:
+            print(f"  {name:8s} {part.get('by_status')}", flush=True)
     print(
         f"  after closing: {final}; baseline {baseline}; RSS growth {rss_growth:+.2f} MiB, "
         f"fds {fd_growth:+d}; {load.connections_opened} h2rpc connections opened, "
