@@ -26,6 +26,11 @@ SECONDS = 30
 #: Before the blocking server stopped holding finished calls, 30 s grew +16.5 MiB (at 121
 #: calls/s; more calls, more growth).
 MAX_RSS_GROWTH_MIB = 12.0
+#: PyPy's RSS also holds the machine code its JIT writes as traces warm up during the run (and
+#: its GC's heap sizing): +7.2 and +19.0 MiB measured, live objects +1,517 and +3,318. There the
+#: object count is the leak check and the RSS bound only catches a runaway.
+if sys.implementation.name == "pypy":
+    MAX_RSS_GROWTH_MIB = 40.0
 #: Python objects alive after closing, over the baseline: +233 to +886 measured (CPython),
 #: +3,318 (PyPy); +16,503 with the leak above.
 MAX_OBJECT_GROWTH = 8000
