@@ -68,6 +68,7 @@ from .hpack_blocks import BlockCache, PreEncodingEncoder
 from .hpack_decode import CachingDecoder
 from .options import HTTP2_DEFAULT_WINDOW, ConnectionOptions
 from .output_buffer import OutputPieces
+from .reset_streams import IgnoringResetStreams
 from .validation import check_request, check_response, check_trailers
 
 #: The largest HPACK dynamic table our encoder keeps, whatever the peer's SETTINGS allow.
@@ -115,7 +116,9 @@ class ConnectionCore:
             validate_outbound_headers=False,
             normalize_outbound_headers=False,
         )
-        conn = h2.connection.H2Connection(config)
+        # h2's connection, but frames on a stream we reset are ignored for a while, as RFC 9113
+        # §5.1 says, instead of answered with RST_STREAM(STREAM_CLOSED) (reset_streams.py).
+        conn = IgnoringResetStreams(config)
         # Header blocks are encoded once and reused (hpack_blocks.py).
         self._encoder = conn.encoder = PreEncodingEncoder(conn.encoder)  # type: ignore[assignment]
         self._blocks = BlockCache()
@@ -214,6 +217,7 @@ class ConnectionCore:
         except Violation as exc:
             self.close(exc.error_code, exc.message.encode())
             raise RemoteProtocolError(exc.message) from None
+        self._h2.now = now
         try:
             h2_events = self._reader.receive(data)
         except h2.exceptions.ProtocolError as exc:
