@@ -432,17 +432,16 @@ class ConnectionCore:
                 sent = True
                 if last:
                     del self._outbound[stream_id]
+                    self._response_complete(stream_id)
                     return sent
             if out.trailers is not None:
                 self._send_header_block(stream_id, out.trailers, True)
                 del self._outbound[stream_id]
-                if not self.client_side and not self.stream_is_closed(stream_id):
-                    # The response is complete but the client is still sending: tell it to stop,
-                    # without error, as gRPC servers do (RFC 9113 §8.1).
-                    conn.reset_stream(stream_id, NO_ERROR)
+                self._response_complete(stream_id)
             elif out.end_stream:
                 conn.end_stream(stream_id)
                 del self._outbound[stream_id]
+                self._response_complete(stream_id)
         except h2.exceptions.StreamClosedError:
             # The peer reset the stream while we were sending; its queue is moot.
             self._outbound.pop(stream_id, None)
@@ -450,6 +449,12 @@ class ConnectionCore:
             self._outbound.pop(stream_id, None)
             raise LocalProtocolError(str(exc) or type(exc).__name__) from exc
         return sent
+
+    def _response_complete(self, stream_id: int) -> None:
+        """Our side of the stream has ended. A server whose client is still sending tells it to
+        stop, without error, as gRPC servers do (RFC 9113 §8.1)."""
+        if not self.client_side and not self.stream_is_closed(stream_id):
+            self._h2.reset_stream(stream_id, NO_ERROR)
 
     def _rejected(
         self,
