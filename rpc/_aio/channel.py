@@ -55,6 +55,11 @@ class Channel(ChannelCore):
         conn, self._conn = self._conn, None
         if self._connecting is not None:
             self._connecting.cancel()
+            # The attempt may end anyway (asyncio.wait_for returns a result that arrives with
+            # the cancellation); _connected then closes that connection and raises CANCELLED.
+            # Nobody awaits the attempt any more: take its outcome, or asyncio logs "Task
+            # exception was never retrieved".
+            self._connecting.add_done_callback(_take_outcome)
         if conn is None:
             return
         if grace:
@@ -261,3 +266,8 @@ _MULTI_CALLABLES: dict[Cardinality, type[_MultiCallable]] = {
     Cardinality.STREAM_STREAM: StreamStreamMultiCallable,
 }
 Channel._multi_callables = _MULTI_CALLABLES
+
+
+def _take_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
