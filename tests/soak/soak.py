@@ -11,7 +11,8 @@ Every ``--interval`` seconds (60 by default) and at the end it prints the calls 
 the process's RSS, its open fds, threads and asyncio tasks. A warm-up (``--warmup`` seconds of the
 same traffic) comes first; then everything is closed and the baseline fds and RSS are taken, so
 the end can be compared with it after the same closing. The last line is ``SUMMARY {json}``.
-Exit status 1 on any unexpected outcome (a status the plan does not allow, a wrong answer), on fds
+Exit status 1 on any unexpected outcome (a status the plan does not allow, a wrong answer, an error
+logged or an asyncio task's exception nobody retrieved), on fds
 left above the baseline, or RSS grown past ``--max-rss-growth-mib`` (when given).
 """
 
@@ -22,6 +23,7 @@ import asyncio
 import ctypes
 import gc
 import json
+import logging
 import os
 import random
 import subprocess
@@ -249,8 +251,27 @@ async def quiesce(baseline_fds: Optional[int]) -> dict[str, Any]:
     return snapshot()
 
 
+class ErrorLog(logging.Handler):
+    """Errors logged anywhere in the process, and what asyncio reports on its own (a task's
+    exception nobody retrieved, a callback that raised): each one is an unexpected outcome."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(f"{record.name}: {record.getMessage()}"[:300])
+
+    def loop_exception(self, loop: Any, context: dict[str, Any]) -> None:
+        self.messages.append(f"asyncio: {context.get('message')}: {context.get('exception')!r}")
+        loop.default_exception_handler(context)
+
+
 async def soak(args: argparse.Namespace) -> int:
     duration = args.seconds if args.seconds is not None else args.minutes * 60
+    errors = ErrorLog()
+    logging.getLogger().addHandler(errors)
+    asyncio.get_running_loop().set_exception_handler(errors.loop_exception)
     options = {"max_receive_message_length": MAX_MESSAGE, "max_send_message_length": MAX_MESSAGE}
     aio_server = make_server(**options)
     aio_port = aio_server.add_insecure_port("127.0.0.1:0")
@@ -329,7 +350,9 @@ async def soak(args: argparse.Namespace) -> int:
     )
     for example in total.examples:
         print(f"  unexpected: {example}", flush=True)
-    failed = bool(total.unexpected) or fd_growth > 0
+    for message in errors.messages[:20]:
+        print(f"  logged: {message}", flush=True)
+    failed = bool(total.unexpected) or fd_growth > 0 or bool(errors.messages)
     if fd_growth > 0:
         print("  fds left open:\n    " + "\n    ".join(sorted(fd_listing())), flush=True)
     if args.max_rss_growth_mib is not None and rss_growth > args.max_rss_growth_mib:
@@ -345,6 +368,7 @@ async def soak(args: argparse.Namespace) -> int:
         "rss_growth_mib": round(rss_growth, 2),
         "fd_growth": fd_growth,
         "connections": load.connections_opened,
+        "errors_logged": len(errors.messages),
         "failed": failed,
     }
     print("SUMMARY " + json.dumps(summary), flush=True)

@@ -1,7 +1,7 @@
 """The soak's short form in the suite: ``python -m tests.soak --seconds 30`` as a subprocess.
 
 It must end with no unexpected outcome (every call OK, or the error, DEADLINE_EXCEEDED or
-CANCELLED its plan asked for), the fds it had at its baseline, and RSS within a few MiB of it.
+CANCELLED its plan asked for), no error logged, the fds it had at its baseline, and RSS within a few MiB of it.
 The soak measures its baseline after a warm-up and its end after the same closing, both after
 gc and ``malloc_trim``; glibc's mmap threshold is pinned (``MALLOC_MMAP_THRESHOLD_``) because
 its default, dynamic one moves 1 MiB messages into the heap after the first is freed, and the
@@ -66,6 +66,7 @@ def test_a_30_second_soak_ends_clean() -> None:
     summary = json.loads(lines[-1][len("SUMMARY ") :])
     assert summary["calls"] > 0, output
     assert summary["unexpected"] == {}, output
+    assert summary["errors_logged"] == 0, output
     assert summary["fd_growth"] <= 0, output
     assert summary["rss_growth_mib"] < MAX_RSS_GROWTH_MIB, output
     objects = summary["final"]["objects"] - summary["baseline"]["objects"]
