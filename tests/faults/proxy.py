@@ -167,6 +167,8 @@ class _Link:
                 last_due = max(last_due, due)  # never before the chunk before it
                 queue.append((last_due, chunk))
                 arrived.set()
+            while direction.blackhole:  # a FIN is lost in a blackhole too (until it is lifted)
+                await asyncio.sleep(POLL)
         except (ConnectionError, OSError):
             self.reset()
             return

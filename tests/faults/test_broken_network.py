@@ -207,7 +207,7 @@ def test_server_keepalive_drops_a_client_that_went_silent(pair):
             results = []
             call = threading.Thread(
                 target=lambda: results.append(
-                    client.server_stream(4, response_count=1, response_size=1, sleep_ms=3000)
+                    client.server_stream(2, response_count=1, response_size=1, sleep_ms=1500)
                 )
             )
             call.start()
@@ -220,6 +220,8 @@ def test_server_keepalive_drops_a_client_that_went_silent(pair):
             assert results and results[0].code in ("DEADLINE_EXCEEDED", "UNAVAILABLE")
             assert wait_for(lambda: server.produced.running == 0, 5), "the handler still runs"
             rig.proxy.clear()
+            # The server's FIN, lost in the blackhole, now reaches the client, which closes.
+            assert wait_for(lambda: rig.proxy.connections == 0, 5), "the client kept it open"
             assert client.unary(5, payload=b"after").code == "OK"
     finally:
         server.stop()
