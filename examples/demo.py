@@ -2,11 +2,12 @@
 
 ``python -m examples.demo`` starts ``examples.route_guide.server`` on a free port in a child
 process, runs the client against it (one call of each kind, printed as it happens), and stops the
-server.
+server. ``--pcap FILE`` writes the client's connection to FILE (pcapng) for Wireshark.
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
@@ -15,6 +16,13 @@ from examples.route_guide.client import run
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--pcap", metavar="FILE", help="write the connections to FILE as pcapng, for Wireshark"
+    )
+    args = parser.parse_args()
+    if args.pcap:  # the client's connection (it holds both directions) is captured
+        rpc.PcapWriter(args.pcap).activate()
     server = subprocess.Popen(
         [sys.executable, "-m", "examples.route_guide.server", "--address", "127.0.0.1:0"],
         stdout=subprocess.PIPE,

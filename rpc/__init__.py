@@ -46,6 +46,7 @@ from ._handlers import (
 )
 from ._stub import Stub
 from ._tls import ssl_channel_context, ssl_server_context
+from ._trace.capture import PcapWriter
 from ._trace.format import TRACE_JSON_SCHEMA
 from ._trace.tracer import TraceEvent, Tracer, trace
 from ._version import __version__
@@ -73,6 +74,7 @@ __all__ = [
     "InterceptorContext",
     "Metadata",
     "MethodHandler",
+    "PcapWriter",
     "RpcError",
     "Server",
     "ServerCallDetails",

@@ -248,7 +248,7 @@ class AsyncConnection(SessionView, asyncio.BufferedProtocol):
         ssl_object = transport.get_extra_info("ssl_object")
         tls = TlsInfo.of(ssl_object) if ssl_object is not None else None
         peer = transport.get_extra_info("peername")
-        if not self.session.connection_made(peer, tls):
+        if not self.session.connection_made(peer, tls, transport.get_extra_info("sockname")):
             self._transport.abort()
             return
         self._flush()

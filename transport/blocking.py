@@ -269,11 +269,12 @@ class BlockingConnection(SessionView):
         """Send the preface and SETTINGS and start the reader thread."""
         try:
             peer = self._sock.getpeername()
+            local = self._sock.getsockname()
         except OSError:
-            peer = None
+            peer = local = None
         tls = self._tls.info() if self._tls is not None else None
         with self.cond:
-            ok = self.session.connection_made(peer, tls)
+            ok = self.session.connection_made(peer, tls, local)
         if not ok:
             self.abort_transport()
             raise self.session.error or ConnectionClosedError("connection refused")

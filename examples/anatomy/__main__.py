@@ -50,7 +50,12 @@ def main() -> int:
     parser.add_argument(
         "--trace", action="store_true", help="also print the live trace to standard error"
     )
+    parser.add_argument(
+        "--pcap", metavar="FILE", help="write the connections to FILE as pcapng, for Wireshark"
+    )
     args = parser.parse_args()
+    if args.pcap:  # every channel and server of this run is captured (rpc.PcapWriter)
+        rpc.PcapWriter(args.pcap).activate()
     fresh = generate(args.trace)
     if args.check:
         committed = args.output.read_text(encoding="utf-8") if args.output.exists() else ""

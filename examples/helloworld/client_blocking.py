@@ -19,7 +19,12 @@ def main() -> None:
         metavar="KINDS",
         help="print the wire to stderr: frames,headers,messages (default all; add json)",
     )
+    parser.add_argument(
+        "--pcap", metavar="FILE", help="write the connections to FILE as pcapng, for Wireshark"
+    )
     args = parser.parse_args()
+    if args.pcap:  # every channel and server of this run is captured (rpc.PcapWriter)
+        rpc.PcapWriter(args.pcap).activate()
     with rpc.sync.Channel(args.target, trace=args.trace) as channel:
         stub = helloworld_h2rpc.GreeterBlockingStub(channel)
         reply = stub.SayHello(helloworld_pb2.HelloRequest(name=args.name), timeout=10)

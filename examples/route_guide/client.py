@@ -16,8 +16,13 @@ def _point(p: pb.Point) -> str:
     return f"({p.latitude / 1e7:.4f}, {p.longitude / 1e7:.4f})"
 
 
-async def run(target: str, say: Callable[[str], None] = print, trace: Optional[str] = None) -> None:
-    async with rpc.Channel(target, trace=trace) as channel:
+async def run(
+    target: str,
+    say: Callable[[str], None] = print,
+    trace: Optional[str] = None,
+    pcap: Optional[str] = None,
+) -> None:
+    async with rpc.Channel(target, trace=trace, pcap=pcap) as channel:
         stub = route_guide_h2rpc.RouteGuideStub(channel)
 
         say("unary         GetFeature")
@@ -67,7 +72,12 @@ def main() -> None:
         metavar="KINDS",
         help="print the wire to stderr: frames,headers,messages (default all; add json)",
     )
+    parser.add_argument(
+        "--pcap", metavar="FILE", help="write the connections to FILE as pcapng, for Wireshark"
+    )
     args = parser.parse_args()
+    if args.pcap:  # every channel and server of this run is captured (rpc.PcapWriter)
+        rpc.PcapWriter(args.pcap).activate()
     rpc.run(run(args.target, trace=args.trace))
 
 

@@ -22,6 +22,7 @@ from .._errors import RpcError, UsageError
 from .._errors import no_call_credentials as no_call_credentials  # for the shells
 from .._handlers import Cardinality, Deserializer, Serializer, _identity
 from .._tls import require_alpn_h2
+from .._trace.capture import PcapOption, with_capture
 from .._trace.tracer import TraceOption, with_tracer
 from .._version import USER_AGENT
 from ..interceptors import check_client_interceptors
@@ -70,6 +71,7 @@ class ChannelCore:
         connection_options: Optional[ConnectionOptions] = None,
         options: Sequence[tuple[str, Any]] = (),
         trace: TraceOption = None,
+        pcap: PcapOption = None,
         interceptors: Sequence[Any] = (),
     ) -> None:
         settings: dict[str, Any] = {
@@ -110,6 +112,8 @@ class ChannelCore:
         self._connection_options = build_connection_options(connection_options, settings)
         # Wire tracing (rpc._trace): this option, an active rpc.trace() block, or H2RPC_TRACE.
         self._connection_options = with_tracer(self._connection_options, trace)
+        # Wireshark capture (rpc._trace.capture): this option, an active writer, or H2RPC_PCAP.
+        self._connection_options = with_capture(self._connection_options, pcap)
         backoff = {
             name: settings[key]
             for key, name in (
