@@ -80,6 +80,11 @@ def _common_flags() -> _Parser:
         metavar="KINDS",
         help="study mode: the decoded wire on stderr (frames,headers,messages; default all; json)",
     )
+    connection.add_argument(
+        "--pcap",
+        metavar="FILE",
+        help="write the studied connection to FILE as pcapng, for Wireshark (plaintext HTTP/2)",
+    )
     schema = common.add_argument_group("schema (default: server reflection)")
     schema.add_argument(
         "--proto",
@@ -237,6 +242,20 @@ def _split_target(args: argparse.Namespace, offline: bool) -> tuple[Optional[str
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
+    pcap = None
+    if args.pcap:
+        try:
+            pcap = rpc.PcapWriter(args.pcap)
+        except OSError as exc:
+            raise UsageError(f"--pcap {args.pcap}: {exc.strerror or exc}") from None
+    try:
+        return _run(args, output, pcap)
+    finally:
+        if pcap is not None:
+            pcap.close()
+
+
+def _run(args: argparse.Namespace, output: Output, pcap: Optional[rpc.PcapWriter]) -> int:
     tracer = None
     if args.trace:
         tracer = rpc.Tracer.from_spec(args.trace, output.stderr)
@@ -255,6 +274,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
             _metadata(args.header),
             args.timeout,
             tracer,
+            pcap=pcap,
         )
     if args.command == "health":
         assert connection is not None

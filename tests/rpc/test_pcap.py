@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import ipaddress
+import json
 import logging
 import os
 import socket
@@ -20,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from google.protobuf import text_format
 
 import rpc
 from examples.route_guide import route_guide_h2rpc
@@ -37,7 +37,15 @@ from rpc._trace.pcapng import (
 )
 from tests.interop.peers import REPO_ROOT, peer_environment
 from tests.rpc.helpers import generic_server, run, serving
-from tests.rpc.tshark import Decoded, decode, needs_tshark, protobuf_config, run_tshark
+from tests.rpc.tshark import (
+    check_against_trace,
+    client_port_of,
+    decode,
+    needs_tshark,
+    protobuf_config,
+    run_tshark,
+    tcp_is_consistent,
+)
 from transport import ConnectionOptions
 from transport.core import ConnectionCore
 
@@ -266,66 +274,9 @@ def test_a_capture_that_cannot_write_stops_without_failing_the_calls(
 # ====================================================================== tshark
 
 
-def _frame_shape(events: list[rpc.TraceEvent], client_port: int, server_port: int, side: str):
-    """(sender port, type, flags, stream, length) of each traced frame, from its 9-byte header."""
-    out = []
-    for e in events:
-        header = bytes.fromhex(e["header"])
-        sent_by_client = (e.direction == "out") == (side == "client")
-        out.append(
-            (
-                client_port if sent_by_client else server_port,
-                header[3],
-                header[4],
-                e.stream_id,
-                int.from_bytes(header[:3], "big"),
-            )
-        )
-    return out
-
-
-def _check_against_trace(
-    decoded: Decoded, tracer: rpc.Tracer, *, side: str, client_port: int, server_port: int
-) -> None:
-    """tshark's frames, header blocks and gRPC messages are the trace's, in the same order."""
-    assert decoded.magic == 1, "the client preface, once"
-    events = tracer.frames(side=side)
-    traced = _frame_shape(events, client_port, server_port, side)
-    seen = [(f.src_port, f.type, f.flags, f.stream, f.length) for f in decoded.frames]
-    assert seen == traced
-
-    def port(e: rpc.TraceEvent) -> int:
-        return client_port if (e.direction == "out") == (side == "client") else server_port
-
-    blocks = [
-        (port(e), e.stream_id, [(f["name"], f["value"]) for f in e["fields"]])
-        for e in tracer.header_blocks(side=side)
-    ]
-    assert [(f.src_port, f.stream, f.headers) for f in decoded.frames if f.type == 1] == blocks
-
-    messages = tracer.messages(side=side)
-    assert [(m.src_port, m.stream, m.length, m.compressed) for m in decoded.messages] == [
-        (port(e), e.stream_id, e["length"], e["compressed"]) for e in messages
-    ]
-    for seen_message, e in zip(decoded.messages, messages):
-        if e["type"] is not None and not e["compressed"]:
-            cls = rpc._trace.tracer.MESSAGE_TYPES.lookup(e["path"])
-            assert cls is not None
-            parsed = cls[0 if e["role"] == "request" else 1].FromString(seen_message.data)
-            assert text_format.MessageToString(parsed, as_one_line=True) == e["text"]
-            if seen_message.type is not None:
-                assert seen_message.type == e["type"]
-
-
-def _tcp_is_consistent(decoded: Decoded) -> None:
-    """Each conversation starts with SYN, SYN-ACK, ACK, ends with FINs, and its sequence numbers
-    run on without a gap: tshark's TCP analysis has nothing to say."""
-    conversations: dict[frozenset[int], list[tuple[int, int, int, int, int, int]]] = {}
-    for segment in decoded.segments:
-        conversations.setdefault(frozenset(segment[:2]), []).append(segment)
-    for segments in conversations.values():
-        assert [s[2] for s in segments[:3]] == [0x02, 0x12, 0x10]
-        assert [s[2] for s in segments[-3:]] == [0x11, 0x11, 0x10]
+def _events(tracer: rpc.Tracer) -> list[dict[str, Any]]:
+    """The trace in its JSON form, as ``H2RPC_TRACE=all,json`` writes it."""
+    return [json.loads(line) for line in tracer.json_lines().splitlines()]
 
 
 async def _route_guide(
@@ -343,12 +294,6 @@ async def _route_guide(
     return port
 
 
-def _client_port(decoded: Decoded, server_port: int) -> int:
-    syn = decoded.segments[0]
-    assert syn[2] == 0x02 and syn[1] == server_port
-    return syn[0]
-
-
 @needs_tshark
 def test_client_capture_of_each_call_kind_decodes_as_the_trace_says(tmp_path: Path):
     path = tmp_path / "client.pcapng"
@@ -362,9 +307,11 @@ def test_client_capture_of_each_call_kind_decodes_as_the_trace_says(tmp_path: Pa
     writer.close()
     config = protobuf_config(tmp_path / "ws", ROUTE_GUIDE_PROTOS)
     decoded = decode(path, http2_port=port, config_dir=config)
-    client_port = _client_port(decoded, port)
-    _check_against_trace(decoded, tracer, side="client", client_port=client_port, server_port=port)
-    _tcp_is_consistent(decoded)
+    client_port = client_port_of(decoded, port)
+    check_against_trace(
+        decoded, _events(tracer), side="client", client_port=client_port, server_port=port
+    )
+    tcp_is_consistent(decoded)
     paths = [v for f in decoded.frames for k, v in f.headers if k == ":path"]
     assert paths == [
         f"/routeguide.RouteGuide/{m}"
@@ -428,9 +375,11 @@ def test_blocking_server_capture_with_large_messages_and_tls(tmp_path: Path):
     # The messages are raw bytes, not protobuf: tshark's protobuf dissector, which tries them
     # anyway, throws on them, and (tshark 4.0) that loses the rest of the TCP segment's frames.
     decoded = decode(path, http2_port=port, extra=("--disable-protocol", "protobuf"))
-    client_port = _client_port(decoded, port)
-    _check_against_trace(decoded, tracer, side="server", client_port=client_port, server_port=port)
-    _tcp_is_consistent(decoded)
+    client_port = client_port_of(decoded, port)
+    check_against_trace(
+        decoded, _events(tracer), side="server", client_port=client_port, server_port=port
+    )
+    tcp_is_consistent(decoded)
     assert max(s[5] for s in decoded.segments) > 60_000, "big writes went as big segments"
     assert any(length > 65535 for length in (m.length for m in decoded.messages))
 
@@ -459,7 +408,9 @@ def test_one_file_for_both_ends_and_several_connections(tmp_path: Path):
     side = "client" if recorder.startswith("h2rpc client#") else "server"
     assert recorder == f"h2rpc {side}#1 connection"
     single = decode(alone, http2_port=port)
-    _check_against_trace(single, tracer, side=side, client_port=client_port, server_port=port)
+    check_against_trace(
+        single, _events(tracer), side=side, client_port=client_port, server_port=port
+    )
 
 
 @needs_tshark
@@ -479,8 +430,10 @@ def test_unix_socket_connection_gets_made_up_addresses_decoded_by_default(tmp_pa
     run(main())
     writer.close()
     decoded = decode(path)
-    client_port = _client_port(decoded, 80)
-    _check_against_trace(decoded, tracer, side="client", client_port=client_port, server_port=80)
+    client_port = client_port_of(decoded, 80)
+    check_against_trace(
+        decoded, _events(tracer), side="client", client_port=client_port, server_port=80
+    )
 
 
 @needs_tshark
@@ -504,8 +457,12 @@ def test_ipv6_connection(tmp_path: Path):
     decoded = decode(path, http2_port=port)
     sources = run_tshark(["-r", str(path), "-T", "fields", "-e", "ipv6.src"]).split()
     assert set(sources) == {"::1"}
-    _check_against_trace(
-        decoded, tracer, side="client", client_port=_client_port(decoded, port), server_port=port
+    check_against_trace(
+        decoded,
+        _events(tracer),
+        side="client",
+        client_port=client_port_of(decoded, port),
+        server_port=port,
     )
 
 
@@ -537,4 +494,4 @@ def test_environment_variable_in_a_fresh_process(tmp_path: Path):
         ":path",
         "/routeguide.RouteGuide/GetFeature",
     )
-    _tcp_is_consistent(decoded)
+    tcp_is_consistent(decoded)

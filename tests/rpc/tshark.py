@@ -173,3 +173,73 @@ def decode(
                 if names and not names[0].startswith("<UNKNOWN>"):
                     messages[-1].type = names[0]
     return Decoded(frames, messages, segments, magic)
+
+
+# ---------------------------------------------------------------------- against our trace
+
+
+def client_port_of(decoded: Decoded, server_port: int) -> int:
+    """The client's port, from the SYN that opens the capture's first conversation."""
+    syn = decoded.segments[0]
+    assert syn[2] == 0x02 and syn[1] == server_port, f"not a SYN to {server_port}: {syn}"
+    return syn[0]
+
+
+def tcp_is_consistent(decoded: Decoded) -> None:
+    """Each conversation starts with SYN, SYN-ACK, ACK and ends with FIN, FIN, ACK."""
+    conversations: dict[frozenset[int], list[tuple[int, int, int, int, int, int]]] = {}
+    for segment in decoded.segments:
+        conversations.setdefault(frozenset(segment[:2]), []).append(segment)
+    for segments in conversations.values():
+        assert [s[2] for s in segments[:3]] == [0x02, 0x12, 0x10]
+        assert [s[2] for s in segments[-3:]] == [0x11, 0x11, 0x10]
+
+
+def check_against_trace(
+    decoded: Decoded,
+    events: list[dict[str, Any]],
+    *,
+    side: str,
+    client_port: int,
+    server_port: int,
+) -> None:
+    """tshark's frames, header blocks and gRPC messages are those of our trace (its JSON
+    lines, ``TraceEvent.to_dict()``) of the connection's ``side``, in the same order."""
+    from google.protobuf import text_format
+
+    from rpc._trace.tracer import MESSAGE_TYPES
+
+    assert decoded.magic == 1, "the client preface, once"
+    mine = [e for e in events if e["side"] == side]
+
+    def port(e: dict[str, Any]) -> int:
+        return client_port if (e["dir"] == "out") == (side == "client") else server_port
+
+    traced = []
+    for e in mine:
+        if e["kind"] == "frame":
+            header = bytes.fromhex(e["header"])
+            length = int.from_bytes(header[:3], "big")
+            traced.append((port(e), header[3], header[4], e["stream"], length))
+    seen = [(f.src_port, f.type, f.flags, f.stream, f.length) for f in decoded.frames]
+    assert seen == traced
+
+    blocks = [
+        (port(e), e["stream"], [(f["name"], f["value"]) for f in e["fields"]])
+        for e in mine
+        if e["kind"] == "headers"
+    ]
+    assert [(f.src_port, f.stream, f.headers) for f in decoded.frames if f.type == 1] == blocks
+
+    messages = [e for e in mine if e["kind"] == "message"]
+    assert [(m.src_port, m.stream, m.length, m.compressed) for m in decoded.messages] == [
+        (port(e), e["stream"], e["length"], e["compressed"]) for e in messages
+    ]
+    for seen_message, e in zip(decoded.messages, messages):
+        classes = MESSAGE_TYPES.lookup(e["path"]) if e["path"] else None
+        if e["text"] is None or e["compressed"] or classes is None:
+            continue
+        parsed = classes[0 if e["role"] == "request" else 1].FromString(seen_message.data)
+        assert text_format.MessageToString(parsed, as_one_line=True) == e["text"]
+        if seen_message.type is not None:
+            assert seen_message.type == e["type"]
