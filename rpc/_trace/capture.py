@@ -77,8 +77,9 @@ class PcapWriter:
             ...
         writer.close()                     # or at exit; the file is flushed after every write
 
-    ``file``: a path (``{pid}`` is replaced by the process id; the file is truncated) or a
-    binary stream (left open). Usable from any number of threads and connections.
+    ``file``: a path (``{pid}`` is replaced by the process id; the file is truncated; one
+    writer per path at a time: ``ValueError`` for a second) or a binary stream (left open).
+    Usable from any number of threads and connections.
     """
 
     def __init__(self, file: Union[str, os.PathLike[str], IO[bytes]]) -> None:
@@ -86,8 +87,14 @@ class PcapWriter:
         self._owned = False
         self.path: Optional[str] = None
         if isinstance(file, (str, os.PathLike)):
-            self.path = os.fspath(file).replace("{pid}", str(os.getpid()))
-            self._file: Optional[IO[bytes]] = open(self.path, "wb")  # noqa: SIM115
+            self.path = _expand(file)
+            with _ACTIVE_LOCK:
+                other = _BY_PATH.get(self.path)
+                if other is not None and not other.closed:
+                    # Two writers would each truncate the file and interleave their sections.
+                    raise ValueError(f"{self.path} is already being written by {other!r}")
+                self._file: Optional[IO[bytes]] = open(self.path, "wb")  # noqa: SIM115
+                _BY_PATH[self.path] = self
             self._owned = True
             atexit.register(self.close)
         else:
@@ -295,14 +302,23 @@ _BY_PATH: dict[str, PcapWriter] = {}
 _ENV_WRITER: list[Optional[PcapWriter]] = []  # read once: [] until then
 
 
+def _expand(path: Union[str, os.PathLike[str]]) -> str:
+    """The absolute path, ``{pid}`` replaced by the process id."""
+    return os.path.abspath(os.fspath(path).replace("{pid}", str(os.getpid())))
+
+
 def writer_for_path(path: Union[str, os.PathLike[str]]) -> PcapWriter:
     """The process's writer of ``path`` (made on first use; a closed one is made anew)."""
-    key = os.path.abspath(os.fspath(path).replace("{pid}", str(os.getpid())))
+    key = _expand(path)
     with _ACTIVE_LOCK:
         writer = _BY_PATH.get(key)
-        if writer is None or writer.closed:
-            writer = _BY_PATH[key] = PcapWriter(key)
-        return writer
+        if writer is not None and not writer.closed:
+            return writer
+    try:
+        return PcapWriter(key)
+    except ValueError:  # made by another thread meanwhile
+        with _ACTIVE_LOCK:
+            return _BY_PATH[key]
 
 
 def writer_from_environment() -> Optional[PcapWriter]:

@@ -190,6 +190,8 @@ def test_pcap_option_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     assert isinstance(writer, rpc.PcapWriter)
     assert two._connection_options.capture is writer, "one path, one writer, one file"
     assert rpc.Channel("127.0.0.1:1")._connection_options.capture is None
+    with pytest.raises(ValueError, match="already being written"):
+        rpc.PcapWriter(path)  # a second writer would clobber the first's file
     with rpc.PcapWriter(tmp_path / "b.pcapng") as active:
         assert rpc.Server()._connection_options.capture is active
         assert rpc.Server(pcap=False)._connection_options.capture is None
