@@ -184,13 +184,17 @@ def test_interop_client_and_server_pcap(tmp_path: Path):
     ["examples.demo", "examples.route_guide.client", "examples.helloworld.client"],
 )
 def test_examples_pcap(module: str, tmp_path: Path):
-    """The demo (its own server process) or a client against an example server, ``--pcap``."""
+    """The demo (its own server process), or a client against an example server, both with
+    ``--pcap``: each capture holds the calls."""
     path = tmp_path / "example.pcapng"
     server = None
     args = ["-m", module, "--pcap", str(path)]
+    captures = [path]
     if module != "examples.demo":
         server_module = module.rpartition(".")[0] + ".server"
-        server, port = start_peer([sys.executable, "-m", server_module, "--address", "127.0.0.1:0"])
+        captures.append(tmp_path / "server.pcapng")
+        argv = [sys.executable, "-m", server_module, "--address", "127.0.0.1:0"]
+        server, port = start_peer([*argv, "--pcap", str(captures[1])])
         args += ["--target", f"127.0.0.1:{port}"]
     try:
         done = _run(*args)
@@ -199,11 +203,14 @@ def test_examples_pcap(module: str, tmp_path: Path):
             server.stop()
             server.remove_logs()
     assert done.returncode == 0, done.stderr
-    decoded = decode(path, extra=("-d", f"tcp.port=={decoded_port(path)},http2"))
-    tcp_is_consistent(decoded)
-    assert decoded.magic == 1
-    assert all(v == "0" for f in decoded.frames for k, v in f.headers if k == "grpc-status")
-    assert any(k == ":path" for f in decoded.frames for k, _ in f.headers)
+    paths = []
+    for capture in captures:
+        decoded = decode(capture, extra=("-d", f"tcp.port=={decoded_port(capture)},http2"))
+        tcp_is_consistent(decoded)
+        assert decoded.magic == 1
+        assert all(v == "0" for f in decoded.frames for k, v in f.headers if k == "grpc-status")
+        paths.append([v for f in decoded.frames for k, v in f.headers if k == ":path"])
+    assert paths[0] and all(p == paths[0] for p in paths)
 
 
 def decoded_port(path: Path) -> int:
