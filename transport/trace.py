@@ -494,6 +494,10 @@ class ConnectionTrace:
         elif isinstance(frame, HeadersFrame):
             if "PRIORITY" in frame.flags:
                 detail["priority"] = _priority(frame)
+            if sid not in self._streams and sid > self._opened[sid & 1]:
+                # It opens the stream: the windows it starts with (later ones are on DATA frames).
+                initial = self.initial_window
+                detail["stream_windows"] = {"send": initial["out"], "receive": initial["in"]}
             block = ("HEADERS", frame.data, end_stream, "END_HEADERS" in frame.flags)
         elif isinstance(frame, ContinuationFrame):
             block = ("CONTINUATION", frame.data, False, "END_HEADERS" in frame.flags)
@@ -507,7 +511,12 @@ class ConnectionTrace:
             initial = frame.settings.get(SettingsFrame.INITIAL_WINDOW_SIZE)
             if initial is not None:
                 # The sender's setting governs the data sent *to* it.
-                self._new_initial_window("in" if direction == "out" else "out", initial)
+                flow = "in" if direction == "out" else "out"
+                delta = self._new_initial_window(flow, initial)
+                detail["initial_window"] = {
+                    "flow": "receive" if flow == "in" else "send",
+                    "delta": delta,
+                }
         elif isinstance(frame, WindowUpdateFrame):
             increment = frame.window_increment
             flow = "in" if direction == "out" else "out"  # credit for the opposite data flow
@@ -558,12 +567,14 @@ class ConnectionTrace:
             del self._streams[sid]
             self.on_stream_closed(sid)
 
-    def _new_initial_window(self, flow: str, value: int) -> None:
+    def _new_initial_window(self, flow: str, value: int) -> int:
+        """Apply a new SETTINGS_INITIAL_WINDOW_SIZE to every open stream: the change made."""
         delta = value - self.initial_window[flow]
         self.initial_window[flow] = value
         if delta:
             for stream in self._streams.values():
                 stream.windows[flow] += delta
+        return delta
 
     def _header_fragment(
         self,
