@@ -496,8 +496,8 @@ class ConnectionTrace:
                 detail["priority"] = _priority(frame)
             if sid not in self._streams and sid > self._opened[sid & 1]:
                 # It opens the stream: the windows it starts with (later ones are on DATA frames).
-                initial = self.initial_window
-                detail["stream_windows"] = {"send": initial["out"], "receive": initial["in"]}
+                start = self.initial_window
+                detail["stream_windows"] = {"send": start["out"], "receive": start["in"]}
             block = ("HEADERS", frame.data, end_stream, "END_HEADERS" in frame.flags)
         elif isinstance(frame, ContinuationFrame):
             block = ("CONTINUATION", frame.data, False, "END_HEADERS" in frame.flags)

@@ -55,16 +55,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             output = Path("trace.svg" if svg else "trace.html")
         else:
             output = Path(source).with_suffix(".svg" if svg else ".html")
-        title = args.title if args.title is not None else (
-            "h2rpc trace" if source == "-" else Path(source).name
+        title = (
+            args.title
+            if args.title is not None
+            else ("h2rpc trace" if source == "-" else Path(source).name)
         )
         write_diagram(events, output, svg=svg, title=title, times=not args.no_times)
     except (OSError, TraceFileError) as exc:
         print(f"python -m rpc.trace: {exc}", file=sys.stderr)
         return 1
     except (KeyError, TypeError, ValueError) as exc:
-        print(f"python -m rpc.trace: {source}: not a trace this renderer can read: {exc!r}",
-              file=sys.stderr)
+        print(
+            f"python -m rpc.trace: {source}: not a trace this renderer can read: {exc!r}",
+            file=sys.stderr,
+        )
         return 1
     if skipped:
         lines = ", ".join(str(n) for n in skipped[:10]) + (" ..." if len(skipped) > 10 else "")

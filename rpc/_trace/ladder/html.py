@@ -95,7 +95,8 @@ _SCRIPT = r"""
         pane.appendChild(table(['name', 'value', 'sent as', 'bytes'], d.fields));
       }
       (d.messages || []).forEach(function (m) {
-        pane.appendChild(el('h4', m.role + ' message #' + m.index + (m.type ? ' (' + m.type + ')' : '')));
+        var heading = m.role + ' message #' + m.index + (m.type ? ' (' + m.type + ')' : '');
+        pane.appendChild(el('h4', heading));
         pane.appendChild(table(['part', 'bytes'], [['prefix', m.prefix], ['message', m.bytes]]));
         if (m.text !== null) pane.appendChild(el('pre', m.text));
       });
@@ -111,10 +112,18 @@ _SCRIPT = r"""
     });
     document.addEventListener('keydown', function (e) {
       if (e.key === 'ArrowDown' || e.key === 'j') { show(chosen + 1); e.preventDefault(); }
-      if (e.key === 'ArrowUp' || e.key === 'k') { show(Math.max(chosen - 1, 0)); e.preventDefault(); }
+      if (e.key === 'ArrowUp' || e.key === 'k') {
+        show(Math.max(chosen - 1, 0));
+        e.preventDefault();
+      }
     });
-    if (data.frames.length !== arrows.length) fail('data for ' + data.frames.length + ' frames, ' + arrows.length + ' arrows');
-    var drawn = arrows.filter(function (g) { var b = g.getBBox(); return b.width > 0 && b.height > 0; });
+    if (data.frames.length !== arrows.length) {
+      fail('data for ' + data.frames.length + ' frames, ' + arrows.length + ' arrows');
+    }
+    var drawn = arrows.filter(function (g) {
+      var box = g.getBBox();
+      return box.width > 0 && box.height > 0;
+    });
     body.setAttribute('data-arrows', String(drawn.length));
   } catch (e) {
     fail(e && e.stack ? e.stack : e);

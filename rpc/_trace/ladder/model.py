@@ -188,7 +188,8 @@ def _connections(events: list[dict[str, Any]]) -> list[_Conn]:
 
 def _attach(items: list[_Item], event: dict[str, Any]) -> None:
     """A header block or message belongs to the last frame of its stream that completed it."""
-    wanted = ("DATA",) if event["kind"] == "message" else ("HEADERS", "CONTINUATION", "PUSH_PROMISE")
+    message = event["kind"] == "message"
+    wanted = ("DATA",) if message else ("HEADERS", "CONTINUATION", "PUSH_PROMISE")
     for item in reversed(items[-64:]):
         record = item.record
         if record["kind"] == "frame" and record["stream"] == event["stream"]:
@@ -212,28 +213,29 @@ def _pair(conns: list[_Conn]) -> list[dict[str, _Conn]]:
     servers = [c for c in conns if c.side == "server"]
     taken: set[int] = set()
     for conn in conns:
-        if conn.side == "server":
-            if id(conn) not in taken:
-                links.append({"server": conn})
+        if conn.side != "client":
             continue
         link: dict[str, _Conn] = {"client": conn}
         for server in servers:
-            if id(server) in taken:
+            if id(server) in taken or not (conn.items["out"] or server.items["in"]):
                 continue
             if _matches(conn.items["out"], server.items["in"]) and _matches(
                 server.items["out"], conn.items["in"]
             ):
-                if conn.items["out"] or server.items["in"]:
-                    link["server"] = server
-                    taken.add(id(server))
-                    break
+                link["server"] = server
+                taken.add(id(server))
+                break
         links.append(link)
+    links += [{"server": s} for s in servers if id(s) not in taken]
     # Keep the order of first appearance (a lone server end found later stays later).
     links.sort(key=lambda ends: min(c.first for c in ends.values()))
     return links
 
 
 # ====================================================================== the ladder
+
+#: Something a side recorded: (position in the trace, side, t, transfer, note, is it the send).
+_Happening = tuple[int, str, float, Optional[Transfer], Optional[dict[str, Any]], bool]
 
 
 def build_ladder(events: Iterable[Union[TraceEvent, Mapping[str, Any]]]) -> Ladder:
@@ -248,8 +250,7 @@ def build_ladder(events: Iterable[Union[TraceEvent, Mapping[str, Any]]]) -> Ladd
     conns = _connections(records)
     links = _pair(conns)
     transfers: list[Transfer] = []
-    # (position in the trace, side, t, transfer or None, note or None, is the send)
-    happenings: list[tuple[int, str, float, Optional[Transfer], Optional[dict[str, Any]], bool]] = []
+    happenings: list[_Happening] = []
     traced: set[str] = set()
     for number, ends in enumerate(links, 1):
         traced.update(ends)
@@ -300,7 +301,8 @@ def build_ladder(events: Iterable[Union[TraceEvent, Mapping[str, Any]]]) -> Ladd
                 transfers.append(transfer)
         for end in ends.values():
             for position, note in end.notes:
-                happenings.append((position, end.side, float(note.get("t", 0.0)), None, note, False))
+                t = float(note.get("t", 0.0))
+                happenings.append((position, end.side, t, None, note, False))
     instants = _rows(happenings)
     ordered = sorted(
         transfers,
@@ -322,9 +324,7 @@ def build_ladder(events: Iterable[Union[TraceEvent, Mapping[str, Any]]]) -> Ladd
     return ladder
 
 
-def _rows(
-    happenings: list[tuple[int, str, float, Optional[Transfer], Optional[dict[str, Any]], bool]],
-) -> list[Instant]:
+def _rows(happenings: list[_Happening]) -> list[Instant]:
     """Rows in trace order, a receive moved below its send if it came first (never in a trace
     written as it happened, but a file may be edited or concatenated)."""
     happenings.sort(key=lambda h: h[0])
@@ -427,9 +427,9 @@ def _series(ladder: Ladder, links: list[dict[str, _Conn]]) -> None:
         if initial is not None and initial["delta"]:
             whose = side if initial["flow"] == "send" else _peer(side)
             for (owner, owner_link, stream), series in windows.items():
-                if owner == whose and owner_link == link and stream and series.end_row is None:
-                    if series.points:
-                        series.add(row, series.points[-1].value + int(initial["delta"]))
+                open_ = series.end_row is None and series.points
+                if owner == whose and owner_link == link and stream and open_:
+                    series.add(row, series.points[-1].value + int(initial["delta"]))
         block = transfer.headers
         if block is not None and block.get("side") == side and "table" in block:
             encoder = side if block["dir"] == "out" else _peer(side)
@@ -440,7 +440,8 @@ def _series(ladder: Ladder, links: list[dict[str, _Conn]]) -> None:
                 for field_ in block.get("fields", []):
                     if field_.get("name") == ":path":
                         ladder.paths.setdefault((link, sid), str(field_["value"]))
-        if sid and instant.row == min(r for r in (transfer.send_row, transfer.recv_row) if r is not None):
+        rows = [r for r in (transfer.send_row, transfer.recv_row) if r is not None]
+        if sid and instant.row == min(rows):
             done = ended.setdefault((link, sid), set())
             if "END_STREAM" in transfer.flags:
                 done.add(transfer.sender)
@@ -448,10 +449,9 @@ def _series(ladder: Ladder, links: list[dict[str, _Conn]]) -> None:
                 done.update(SIDES)
             if len(done) == 2:
                 for owner in SIDES:
-                    series = windows.get((owner, link, sid))
-                    if series is not None and series.end_row is None:
-                        series.end_row = row
+                    closed = windows.get((owner, link, sid))
+                    if closed is not None and closed.end_row is None:
+                        closed.end_row = row
     ladder.windows = sorted(windows.values(), key=lambda s: (s.side, s.link, s.stream))
     ladder.hpack = list(tables.values())
     ladder.hpack_max = list(maxima.values())
-

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from html import escape
+
 from .model import SIDES, Ladder, Series, Transfer
 from .text import label, title_lines
 
@@ -134,9 +135,7 @@ def render_svg(ladder: Ladder, *, title: str = "", times: bool = True) -> str:
         )
     for instant in ladder.instants:
         yy = _y(top, instant.row)
-        out.append(
-            f'<text x="6" y="{_num(yy + 3)}" class="small">{instant.row}</text>'
-        )
+        out.append(f'<text x="6" y="{_num(yy + 3)}" class="small">{instant.row}</text>')
         if times:
             x = COLUMN[instant.side]
             anchor = "end" if instant.side == "client" else "start"
@@ -165,7 +164,9 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _legend(ladder: Ladder, colours: dict[tuple[int, int], str]) -> list[tuple[tuple[int, int], str]]:
+def _legend(
+    ladder: Ladder, colours: dict[tuple[int, int], str]
+) -> list[tuple[tuple[int, int], str]]:
     out = []
     for key in colours:
         link, stream = key
@@ -303,10 +304,11 @@ def _panel(ladder: Ladder, lines: list[tuple[Series, str, str]], y0: int) -> lis
         path.append(f"H{_num(x_of(end))}")
         width = "2" if series.stream == 0 else "1.4"
         dashing = f' stroke-dasharray="{dash}"' if dash else ""
-        tip = escape(f"{series.name}: " + ", ".join(f"{p.value:,} at row {p.row}" for p in series.points))
+        values = ", ".join(f"{p.value:,} at row {p.row}" for p in series.points)
+        tip = escape(f"{series.name}: {values}")
         out.append(
             f'<path d="{"".join(path)}" fill="none" stroke="{colour}" stroke-width="{width}"'
-            f'{dashing}><title>{tip}</title></path>'
+            f"{dashing}><title>{tip}</title></path>"
         )
         if not dash and legend_x < right - 60:
             name = escape(_short(series.name, 30))
@@ -335,4 +337,3 @@ def _tick_step(rows: int) -> int:
 def standalone(svg: str) -> str:
     """An SVG file's text: the XML declaration, then the drawing."""
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + svg
-

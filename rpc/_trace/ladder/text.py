@@ -121,8 +121,10 @@ def label(transfer: Transfer, ladder: Ladder, limit: int) -> str:
 def title_lines(transfer: Transfer, ladder: Ladder, times: bool) -> list[str]:
     """The hover text: who sent what, when, and the tracer's decoded lines."""
     frame = transfer.frame
-    what = "the connection preface (24 bytes)" if transfer.kind == "preface" else (
-        f"{transfer.type}, stream {transfer.stream}, {frame.get('length', 0)} bytes"
+    what = (
+        "the connection preface (24 bytes)"
+        if transfer.kind == "preface"
+        else (f"{transfer.type}, stream {transfer.stream}, {frame.get('length', 0)} bytes")
     )
     where = f" (connection {transfer.link})" if ladder.links > 1 else ""
     lines = [f"#{transfer.index + 1} {transfer.sender} → {transfer.receiver}{where}: {what}"]
