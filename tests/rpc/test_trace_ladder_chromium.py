@@ -59,10 +59,10 @@ def _chromium(tmp_path: Path, *args: str, timeout: float = 90) -> subprocess.Com
     )
     try:
         stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as expired:
         os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
-        raise AssertionError(f"chromium did not finish in {timeout} s: {' '.join(command)}")
+        raise AssertionError(f"chromium did not finish in {timeout} s: {' '.join(command)}") from expired
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
