@@ -62,7 +62,9 @@ def _chromium(tmp_path: Path, *args: str, timeout: float = 90) -> subprocess.Com
     except subprocess.TimeoutExpired as expired:
         os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
-        raise AssertionError(f"chromium did not finish in {timeout} s: {' '.join(command)}") from expired
+        raise AssertionError(
+            f"chromium did not finish in {timeout} s: {' '.join(command)}"
+        ) from expired
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -134,9 +136,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[rpc.Trace
 def test_the_page_renders_every_arrow_with_no_script_or_console_error(tmp_path, page):
     path, events = page
     expected = len([e for e in events if e.side == "client" and e.kind in ("frame", "preface")])
-    done = _chromium(
-        tmp_path, "--virtual-time-budget=5000", "--dump-dom", path.resolve().as_uri()
-    )
+    done = _chromium(tmp_path, "--virtual-time-budget=5000", "--dump-dom", path.resolve().as_uri())
     assert done.returncode == 0, done.stderr[-2000:]
     body = re.search(r"<body[^>]*>", done.stdout)
     assert body is not None, done.stdout[:2000]
