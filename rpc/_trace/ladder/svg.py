@@ -77,14 +77,14 @@ def _num(value: float) -> str:
 
 
 def _arrow_ends(transfer: Transfer, top: int) -> tuple[float, float]:
-    if transfer.send_row is not None:
-        ys = _y(top, transfer.send_row)
-        yr = _y(top, transfer.recv_row) if transfer.recv_row is not None else ys + DROP
-    else:
-        assert transfer.recv_row is not None
-        yr = _y(top, transfer.recv_row)
-        ys = yr - DROP
-    return ys, yr
+    """Where an arrow leaves its sender and reaches its receiver; with one end traced, a short
+    fall across its row (the peer's time is unknown, only that it is later)."""
+    if transfer.send_row is not None and transfer.recv_row is not None:
+        return _y(top, transfer.send_row), _y(top, transfer.recv_row)
+    row = transfer.send_row if transfer.send_row is not None else transfer.recv_row
+    assert row is not None
+    middle = _y(top, row)
+    return middle - DROP / 2, middle + DROP / 2
 
 
 def render_svg(ladder: Ladder, *, title: str = "", times: bool = True) -> str:
@@ -112,7 +112,7 @@ def render_svg(ladder: Ladder, *, title: str = "", times: bool = True) -> str:
         traced = side in ladder.traced
         name = side if traced else f"{side} (not traced)"
         out.append(
-            f'<rect x="{x - 70}" y="{y}" width="140" height="24" rx="4" '
+            f'<rect x="{x - 85}" y="{y}" width="170" height="24" rx="4" '
             f'fill="{"#eef3fa" if traced else "#f4f4f4"}" stroke="#888"/>'
         )
         out.append(f'<text x="{x}" y="{y + 16}" text-anchor="middle" class="head">{name}</text>')
