@@ -12,7 +12,9 @@ tracing is off. Everything else happens here, on copies of those bytes:
   represented (indexed, literal with or without indexing, never indexed), what was inserted,
   what was evicted and what size updates came;
 * the flow-control windows are mirrored from the frames of both directions, so each DATA and
-  WINDOW_UPDATE frame is shown with the windows as they are right after it.
+  WINDOW_UPDATE frame is shown with the windows as they are right after it (and, for a drawing
+  of the windows over time, a HEADERS frame that opens a stream with the windows the stream
+  starts with, a SETTINGS frame changing INITIAL_WINDOW_SIZE with what that did to open streams).
 
 The tracer never raises into the connection: a byte stream it cannot parse is reported once as
 an ``error`` event and no longer decoded. It knows HTTP/2, not gRPC: ``rpc._trace`` subclasses
