@@ -3,12 +3,13 @@
 After the page's script has run, ``--dump-dom`` shows what it noted on ``<body>``: ready, how
 many arrows have a layout box (drawn), and no script error; Chromium's own console log (on
 standard error with ``--enable-logging=stderr``) has no console message either. A screenshot
-shows every stream's colour actually painted. Skipped only where Chromium is not installed
+shows every stream's colour actually painted, and a scripted click fills the details pane. Skipped only where Chromium is not installed
 (CI installs it: .ci/run).
 """
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -174,3 +175,30 @@ def test_a_screenshot_shows_every_streams_colour(tmp_path, page):
         rgb = bytes.fromhex(colour[1:])
         # arrowheads and legend squares are filled with the exact colour
         assert painted.get(rgb, 0) >= 50, f"{colour} is not on the screenshot"
+
+
+def test_clicking_an_arrow_shows_its_frame_decoded_with_its_bytes(tmp_path, page):
+    path, events = page
+    ladder = build_ladder(events)
+    chosen = next(t for t in ladder.transfers if t.type == "DATA" and t.messages)
+    # What a user's click does, scripted: the page's own handler fills the details pane.
+    clicked = tmp_path / "clicked.html"
+    probe = (
+        "<script>var a = document.querySelectorAll('g.frame');"
+        f"a[{chosen.index}].dispatchEvent(new MouseEvent('click'));"
+        "document.body.setAttribute('data-pane', document.getElementById('pane').innerText);"
+        "</script></body>"
+    )
+    clicked.write_text(path.read_text(encoding="utf-8").replace("</body>", probe), "utf-8")
+    done = _chromium(
+        tmp_path, "--virtual-time-budget=5000", "--dump-dom", clicked.resolve().as_uri()
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    body = re.search(r"<body[^>]*>", done.stdout, re.DOTALL)
+    assert body is not None
+    pane = html.unescape(dict(re.findall(r'([\w-]+)="([^"]*)"', body.group(0)))["data-pane"])
+    frame = chosen.frame
+    assert pane.startswith(f"#{chosen.index + 1} {chosen.sender} → {chosen.receiver}: DATA")
+    assert frame["header"] in pane  # the frame's 9-byte header, in hex
+    message = chosen.messages[0]
+    assert message["prefix"] in pane and message["text"] in pane
