@@ -3,8 +3,8 @@
 After the page's script has run, ``--dump-dom`` shows what it noted on ``<body>``: ready, how
 many arrows have a layout box (drawn), and no script error; Chromium's own console log (on
 standard error with ``--enable-logging=stderr``) has no console message either. A screenshot
-shows every stream's colour actually painted, and a scripted click fills the details pane. Skipped only where Chromium is not installed
-(CI installs it: .ci/run).
+shows every stream's colour actually painted, and a scripted click fills the details pane.
+Skipped only where Chromium is not installed (CI installs it: .ci/run).
 """
 
 from __future__ import annotations
