@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import AsyncIterator
-from typing import Callable, Optional
+from typing import Callable, Union
 
 import rpc
 from examples.route_guide import route_guide_h2rpc
 from examples.route_guide import route_guide_pb2 as pb
 from examples.route_guide.data import load_features
+from rpc._trace.diagram_output import HELP as TRACE_HTML_HELP
+from rpc._trace.diagram_output import tracing
 
 
 def _point(p: pb.Point) -> str:
@@ -19,8 +21,8 @@ def _point(p: pb.Point) -> str:
 async def run(
     target: str,
     say: Callable[[str], None] = print,
-    trace: Optional[str] = None,
-    pcap: Optional[str] = None,
+    trace: Union[str, rpc.Tracer, None] = None,
+    pcap: Union[str, rpc.PcapWriter, None] = None,
 ) -> None:
     async with rpc.Channel(target, trace=trace, pcap=pcap) as channel:
         stub = route_guide_h2rpc.RouteGuideStub(channel)
@@ -72,13 +74,15 @@ def main() -> None:
         metavar="KINDS",
         help="print the wire to stderr: frames,headers,messages (default all; add json)",
     )
+    parser.add_argument("--trace-html", metavar="FILE", help=TRACE_HTML_HELP)
     parser.add_argument(
         "--pcap", metavar="FILE", help="write the connections to FILE as pcapng, for Wireshark"
     )
     args = parser.parse_args()
     if args.pcap:  # every channel and server of this run is captured (rpc.PcapWriter)
         rpc.PcapWriter(args.pcap).activate()
-    rpc.run(run(args.target, trace=args.trace))
+    with tracing(args.trace, args.trace_html) as trace:
+        rpc.run(run(args.target, trace=trace))
 
 
 if __name__ == "__main__":

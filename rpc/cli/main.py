@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn, Optional
 
 import rpc
+from rpc._trace import diagram_output
 
 from . import commands
 from .commands import Connection, Output, UsageError
@@ -80,6 +81,7 @@ def _common_flags() -> _Parser:
         metavar="KINDS",
         help="study mode: the decoded wire on stderr (frames,headers,messages; default all; json)",
     )
+    connection.add_argument("--trace-html", metavar="FILE", help=diagram_output.HELP)
     connection.add_argument(
         "--pcap",
         metavar="FILE",
@@ -249,16 +251,19 @@ def run(args: argparse.Namespace, output: Output) -> int:
         except OSError as exc:
             raise UsageError(f"--pcap {args.pcap}: {exc.strerror or exc}") from None
     try:
-        return _run(args, output, pcap)
+        with diagram_output.tracing(args.trace, args.trace_html, output.stderr) as tracer:
+            return _run(args, output, tracer, pcap)
     finally:
         if pcap is not None:
             pcap.close()
 
 
-def _run(args: argparse.Namespace, output: Output, pcap: Optional[rpc.PcapWriter]) -> int:
-    tracer = None
-    if args.trace:
-        tracer = rpc.Tracer.from_spec(args.trace, output.stderr)
+def _run(
+    args: argparse.Namespace,
+    output: Output,
+    tracer: Optional[rpc.Tracer],
+    pcap: Optional[rpc.PcapWriter],
+) -> int:
     offline: Optional[FileSchema] = None
     if args.proto or args.protoset:
         offline = FileSchema(args.protoset, args.proto, args.import_path)
