@@ -156,6 +156,8 @@ class Channel(ChannelCore):
                 WATCH_METHOD,
                 _identity,
                 _identity,
+                timeout=None,
+                metadata=None,
             )
             subchannel.health_call = call
             self._start(self._watch_health(subchannel, conn, call))

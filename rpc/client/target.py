@@ -228,6 +228,9 @@ class UnixAbstractResolver(UnixResolver):
     def path(self, target: Target) -> str:
         return "\0" + target.endpoint
 
+    def default_authority(self, target: Target) -> str:
+        return quote(target.endpoint, safe="")
+
 
 _lock = threading.Lock()
 _resolvers: dict[str, Resolver] = {

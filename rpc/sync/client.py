@@ -221,6 +221,8 @@ class Channel(ChannelCore):
                 WATCH_METHOD,
                 _identity,
                 _identity,
+                timeout=None,
+                metadata=None,
             )
             subchannel.health_call = call
             _thread(self._watch_health, "h2rpc-health", subchannel, conn, call)
