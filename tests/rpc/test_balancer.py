@@ -169,7 +169,7 @@ def test_pick_first_every_address_failing_is_transient_failure_with_the_last_err
 def test_round_robin_connects_every_address_and_rotates_over_the_ready_ones() -> None:
     channel = FakeChannel("ipv4:10.0.0.1:1,10.0.0.2:1,10.0.0.3:1", lb_policy_name="round_robin")
     conns = [FakeConnection() for _ in range(3)]
-    first, log = connection(channel, False, *conns)
+    _, log = connection(channel, False, *conns)
     assert log == ["CONNECT"] * 3 and channel._conn is None  # no fast path: every call picks
     picks = [connection(channel, False)[0] for _ in range(6)]
     assert [conns.index(c) for c in picks] == [1, 2, 0, 1, 2, 0]
@@ -249,7 +249,7 @@ def test_a_resolution_failure_without_addresses_fails_fast_calls_with_the_reason
     ],
 )
 def test_target_forms(target: str, scheme: str, addresses: Any, authority: Optional[str]) -> None:
-    parsed, resolver = parse_target(target)
+    parsed, _ = parse_target(target)
     assert parsed.scheme == scheme
     channel = FakeChannel(target)
     got = channel._fixed_addresses()

@@ -506,4 +506,3 @@ def test_grpcio_option_names() -> None:
     asyncio.run(main())
 
 
-_ = Optional  # (typing names used in annotations only)
