@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent import futures
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import pytest
 
