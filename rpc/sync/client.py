@@ -735,12 +735,12 @@ class _ChannelReadyFuture(FutureBase):
         channel = self._channel
         while not self._stop.is_set():
             try:
-                channel.connection(wait_for_ready=False, deadline=None)
+                # Wait-for-ready: through TRANSIENT_FAILURE until a connection is READY, in
+                # slices so that cancel() is seen.
+                channel.connection(wait_for_ready=True, deadline=time.monotonic() + _CANCEL_CHECK)
             except RpcError:
                 if channel.closed:
                     return  # never ready: result() times out, as grpcio's does
-                # Backing off after a failed attempt: the next one when the channel allows it.
-                self._stop.wait(max(channel.next_attempt_in(), 0.01))
                 continue
             self._set_outcome(None)
             return
