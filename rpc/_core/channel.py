@@ -28,6 +28,7 @@ from .._version import USER_AGENT
 from ..client.balancer import DEFAULT_MIN_RESOLUTION_INTERVAL, Balancer, check_policy
 from ..client.connectivity import ChannelConnectivity
 from ..client.health import is_serving, watch_request
+from ..client.service_config import ServiceConfig
 from ..client.subchannel import Subchannel
 from ..client.target import DnsResolver, addresses_of, host_of, parse_target
 from ..interceptors import check_client_interceptors
@@ -148,7 +149,9 @@ class ChannelCore:
         elif min_interval < 0:
             raise ValueError("dns_min_time_between_resolutions must be >= 0")
         policy, health_service = self._balancing(
-            settings["lb_policy_name"], _health_check_service_name
+            settings["lb_policy_name"],
+            _health_check_service_name,
+            None,  # the parsed service config, once the channel takes one (``service_config=``)
         )
         self._closed = False
         #: The connection new calls use without asking the balancer (pick_first, READY): the
@@ -181,13 +184,21 @@ class ChannelCore:
 
     @staticmethod
     def _balancing(
-        lb_policy_name: Optional[str], health_check_service_name: Optional[str]
+        lb_policy_name: Optional[str],
+        health_check_service_name: Optional[str],
+        service_config: Optional[ServiceConfig] = None,
     ) -> tuple[str, Optional[str]]:
         """The load balancing policy and the health service to check (None: no checking).
 
-        The service config (``loadBalancingConfig``, ``healthCheckConfig.serviceName``) plugs
-        in here: it wins over the ``lb_policy_name`` option, as in grpcio.
+        The service config plugs in here: its ``loadBalancingConfig`` (or
+        ``loadBalancingPolicy``) wins over the ``lb_policy_name`` option, as in grpcio, and its
+        ``healthCheckConfig.serviceName`` turns health checking on.
         """
+        if service_config is not None:
+            if service_config.lb_policy is not None:
+                lb_policy_name = service_config.lb_policy
+            if service_config.health_check_service_name is not None:
+                health_check_service_name = service_config.health_check_service_name
         return check_policy(lb_policy_name), health_check_service_name
 
     # ------------------------------------------------------------------ multi-callables

@@ -300,3 +300,18 @@ def test_health_messages() -> None:
     assert is_serving(b"\x08\x01") and not is_serving(b"\x08\x02") and not is_serving(b"")
     with pytest.raises(ValueError):
         is_serving(b"\x08")
+
+
+def test_the_service_config_chooses_the_policy_and_the_health_service() -> None:
+    from rpc.client.service_config import parse_service_config
+
+    config = parse_service_config(
+        '{"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": "s"}}'
+    )
+    # It wins over the lb_policy_name option, as in grpcio.
+    assert ChannelCore._balancing("pick_first", None, config) == ("round_robin", "s")
+    assert ChannelCore._balancing("round_robin", None, parse_service_config("{}")) == (
+        "round_robin",
+        None,
+    )
+    assert ChannelCore._balancing(None, None) == ("pick_first", None)
