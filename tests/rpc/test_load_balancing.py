@@ -504,5 +504,3 @@ def test_grpcio_option_names() -> None:
         await channel.close()
 
     asyncio.run(main())
-
-
