@@ -1,8 +1,11 @@
 """A client channel's settings and connection policy, for both the asyncio and the blocking API.
 
-``ChannelCore`` parses the options (grpcio's names and units), builds the connection options,
-and decides when to connect: gRPC connection backoff, fail-fast versus wait-for-ready, and what a
-GOAWAY teaches (``too_many_pings`` doubles the keepalive interval). The shells add the waiting.
+``ChannelCore`` parses the options (grpcio's names and units) and the target (``rpc.client.target``),
+builds the connection options, and owns the channel's ``rpc.client.balancer.Balancer``, which
+decides which connection a call takes and when to connect, resolve or give up (subchannels with
+gRPC connection backoff, pick_first / round_robin, fail-fast versus wait-for-ready). It also keeps
+what a GOAWAY teaches (``too_many_pings`` doubles the keepalive interval). The shells perform the
+balancer's commands and add the waiting.
 """
 
 from __future__ import annotations
