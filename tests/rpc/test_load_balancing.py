@@ -504,3 +504,54 @@ def test_grpcio_option_names() -> None:
         await channel.close()
 
     asyncio.run(main())
+
+
+def _aged_backend(name: str) -> tuple[rpc.sync.Server, int]:
+    """An h2rpc backend that ends each connection with GOAWAY after 0.3 s (max_connection_age)."""
+    who = rpc.unary_unary_rpc_method_handler(lambda request, context: name.encode())
+    server = rpc.sync.Server(
+        [rpc.method_handlers_generic_handler("lb.Test", {"Who": who})],
+        max_connection_age=0.3,
+        max_connection_age_grace=1.0,
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, port
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_pick_first_goes_idle_after_a_goaway_and_the_next_call_reconnects(
+    api: str, clients: Any
+) -> None:
+    server, port = _aged_backend("aged")
+    try:
+        client = clients(api, f"127.0.0.1:{port}")
+        assert client.call() == "aged"
+        first = client.channel._conn
+        client.wait_state(IDLE)  # GOAWAY, then the connection closed: no reconnection by itself
+        assert client.channel._conn is None
+        assert client.call() == "aged"
+        assert client.channel._conn is not first
+    finally:
+        server.stop(0)
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_round_robin_reconnects_after_a_goaway_without_waiting_for_a_call(
+    api: str, clients: Any
+) -> None:
+    server, port = _aged_backend("aged")
+    try:
+        client = clients(api, ipv4(port), lb_policy_name="round_robin")
+        assert client.call() == "aged"
+        (subchannel,) = client.channel._balancer.subchannels
+        first = subchannel.conn
+        end = time.monotonic() + 10
+        while subchannel.conn is first or subchannel.conn is None:  # a new one, by itself
+            assert time.monotonic() < end, "no new connection after the GOAWAY"
+            client.state()
+            time.sleep(0.01)
+        assert client.state() is READY
+        assert client.call() == "aged"
+    finally:
+        server.stop(0)
