@@ -16,7 +16,7 @@ from collections.abc import AsyncIterable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, Optional, Union
 
 from codec import StatusCode
-from transport import AsyncConnection, ConnectionClosedError, connect
+from transport import AsyncConnection, connect
 
 from .._core.channel import ChannelCore, MultiCallableBase, PinnedConnection, no_call_credentials
 from .._errors import RpcError
@@ -184,7 +184,7 @@ class Channel(ChannelCore):
                 ),
                 self._connect_timeout(subchannel),
             )
-        except (OSError, asyncio.TimeoutError, ConnectionClosedError) as exc:
+        except Exception as exc:  # refused, timed out, TLS, not HTTP/2...: this attempt failed
             self._connect_failed(subchannel, exc)
             return
         self._connected(subchannel, conn)
@@ -212,6 +212,8 @@ class Channel(ChannelCore):
                 self._health_answer(subchannel, conn, response)
         except RpcError as exc:
             code, why = exc.code(), exc.details()
+        except Exception as exc:
+            code, why = StatusCode.UNKNOWN, repr(exc)
         self._health_ended(subchannel, conn, code, why)
 
 

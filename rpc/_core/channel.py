@@ -1,6 +1,6 @@
 """A client channel's settings and connection policy, for both the asyncio and the blocking API.
 
-``ChannelCore`` parses the options (grpcio's names and units) and the target (``rpc.client.target``),
+``ChannelCore`` parses the options (grpcio's names and units) and the target (``client.target``),
 builds the connection options, and owns the channel's ``rpc.client.balancer.Balancer``, which
 decides which connection a call takes and when to connect, resolve or give up (subchannels with
 gRPC connection backoff, pick_first / round_robin, fail-fast versus wait-for-ready). It also keeps

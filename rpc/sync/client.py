@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar, Uni
 
 from codec import Metadata, Status, StatusCode
 from codec.http2_errors import CANCEL
-from transport import ConnectionClosedError, TransportError
+from transport import TransportError
 from transport.blocking import BlockingConnection, BlockingStream, connect_blocking
 
 from .._core.channel import ChannelCore, MultiCallableBase, PinnedConnection, no_call_credentials
@@ -242,7 +241,7 @@ class Channel(ChannelCore):
                 timeout=self._connect_timeout(subchannel),
                 on_closed=closed,
             )
-        except (OSError, TimeoutError, ConnectionClosedError, ssl.SSLError) as exc:
+        except Exception as exc:  # refused, timed out, TLS, not HTTP/2...: this attempt failed
             self._connect_failed(subchannel, exc)
             return
         self._connected(subchannel, conn)
@@ -264,6 +263,8 @@ class Channel(ChannelCore):
                 self._health_answer(subchannel, conn, response)
         except RpcError as exc:
             code, why = exc.code(), exc.details()
+        except Exception as exc:
+            code, why = StatusCode.UNKNOWN, repr(exc)
         self._health_ended(subchannel, conn, code, why)
 
 
