@@ -555,3 +555,89 @@ def test_round_robin_reconnects_after_a_goaway_without_waiting_for_a_call(
         assert client.call() == "aged"
     finally:
         server.stop(0)
+
+
+class AuthorityRecorder:
+    """A bare HTTP/2 server that records each request's ``:authority`` and answers UNIMPLEMENTED
+    (so that grpcio's client and ours can be compared on the wire)."""
+
+    def __init__(self, family: int, address: Any) -> None:
+        import h2.config
+        import h2.connection
+        import h2.events
+
+        self._h2 = (h2.config, h2.connection, h2.events)
+        self.seen: list[bytes] = []
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.bind(address)
+        self.sock.listen(8)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        config, connection, events = self._h2
+        h2conn = connection.H2Connection(config.H2Configuration(client_side=False))
+        h2conn.initiate_connection()
+        with sock:
+            sock.sendall(h2conn.data_to_send())
+            while True:
+                try:
+                    data = sock.recv(65535)
+                except OSError:
+                    return
+                if not data:
+                    return
+                for event in h2conn.receive_data(data):
+                    if isinstance(event, events.RequestReceived):
+                        self.seen.append(dict(event.headers)[b":authority"])
+                        h2conn.send_headers(
+                            event.stream_id,
+                            [
+                                (":status", "200"),
+                                ("content-type", "application/grpc"),
+                                ("grpc-status", "12"),
+                            ],
+                            end_stream=True,
+                        )
+                sock.sendall(h2conn.data_to_send())
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.skipif(grpc is None, reason="grpcio")
+@pytest.mark.parametrize("form", ["ip", "dns", "dns-no-scheme", "ipv4-list", "unix", "abstract"])
+def test_authority_is_what_grpcio_sends_for_each_target_form(form: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        if form in ("unix", "abstract"):
+            name = f"h2rpc-authority-{os.getpid()}"
+            path = os.path.join(tmp, "a.sock") if form == "unix" else "\0" + name
+            recorder = AuthorityRecorder(socket.AF_UNIX, path)
+            target = f"unix:{path}" if form == "unix" else f"unix-abstract:{name}"
+        else:
+            recorder = AuthorityRecorder(socket.AF_INET, ("127.0.0.1", 0))
+            port = recorder.sock.getsockname()[1]
+            target = {
+                "ip": f"127.0.0.1:{port}",
+                "dns": f"dns:///localhost:{port}",
+                "dns-no-scheme": f"localhost:{port}",
+                "ipv4-list": f"ipv4:127.0.0.1:{port},127.0.0.1:{port}",
+            }[form]
+        try:
+            with grpc.insecure_channel(target) as gchannel:
+                with pytest.raises(grpc.RpcError):
+                    gchannel.unary_unary(WHO)(b"", timeout=5)
+            with rpc.sync.Channel(target) as channel:
+                with pytest.raises(rpc.RpcError):
+                    channel.unary_unary(WHO)(b"", timeout=5)
+        finally:
+            recorder.close()
+        grpcio_sent, ours = recorder.seen
+        assert ours == grpcio_sent
