@@ -109,8 +109,8 @@ class Channel(ChannelCore):
         """Call ``callback(state)`` now and on every change of the connectivity state (grpcio's;
         on a thread of the channel's, so it must not block for long)."""
         with self._lock:
-            self._subscribers.append(callback)
             state = self.get_state(try_to_connect)
+            self._subscribers.append(callback)  # (after: told the state once, not twice)
             self._future_callbacks.call_soon(lambda: _tell(callback, state))
 
     def unsubscribe(self, callback: Callable[[ChannelConnectivity], None]) -> None:
