@@ -363,11 +363,12 @@ class ChannelCore:
     def _state_changed(self) -> None:
         """The driver's: wake what waits for a state change."""
 
-    def _retire(self, conn: Any) -> None:
-        """A connection takes no new calls (lost, GOAWAY, or its address is gone): its calls
-        may finish; learn from its GOAWAY."""
+    def _retire(self, conn: Any, closed: bool) -> None:
+        """A connection takes no new calls (lost, GOAWAY, or its address is gone): unless it is
+        closed already, its calls may finish, then it closes; learn from its GOAWAY."""
         self._learn_from_goaway(conn.goaway_error_code, conn.goaway_debug_data)
-        conn.close_when_idle()
+        if not closed:
+            conn.close_when_idle()
 
     def _lookup(self) -> Optional[tuple[str, int]]:
         """A DNS target's host and port, which the asyncio driver gives ``loop.getaddrinfo``

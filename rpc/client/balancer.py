@@ -71,7 +71,7 @@ class Balancer:
         backoff: Optional[BackoffOptions] = None,
         min_resolution_interval: float = DEFAULT_MIN_RESOLUTION_INTERVAL,
         on_change: Callable[[], None] = lambda: None,
-        on_lost: Callable[[Any], None] = lambda conn: None,
+        on_lost: Callable[[Any, bool], None] = lambda conn, closed: None,
     ) -> None:
         self.target = target
         self.policy = check_policy(policy)
@@ -82,8 +82,9 @@ class Balancer:
         self._min_resolution_interval = min_resolution_interval
         #: Called after every change of state or picker (the channel wakes the queued calls).
         self.on_change = on_change
-        #: Called with a connection that is no longer used for new calls (the channel learns
-        #: from its GOAWAY and lets its calls finish).
+        #: Called with a connection that is no longer used for new calls, and whether it is
+        #: closed already (else the channel lets its calls finish, then closes it); the channel
+        #: learns from its GOAWAY.
         self._on_lost = on_lost
         self.commands: list[tuple[Any, ...]] = []
         self.subchannels: list[Subchannel] = []
@@ -267,12 +268,12 @@ class Balancer:
     def connection_lost(self, subchannel: Subchannel, conn: Any) -> None:
         """``conn`` closed (the driver's notice), or stopped taking calls."""
         if subchannel.conn is conn:
-            self._lost(subchannel)
+            self._lost(subchannel, closed=True)
 
-    def _lost(self, subchannel: Subchannel) -> None:
+    def _lost(self, subchannel: Subchannel, closed: bool = False) -> None:
         conn, subchannel.conn = subchannel.conn, None
         self._stop_health(subchannel)
-        self._on_lost(conn)
+        self._on_lost(conn, closed)
         if self._shutdown or subchannel.state is SHUTDOWN:
             return
         subchannel.state = IDLE
@@ -388,7 +389,7 @@ class Balancer:
         self._stop_health(subchannel)
         conn, subchannel.conn = subchannel.conn, None
         if conn is not None:
-            self._on_lost(conn)
+            self._on_lost(conn, False)
 
     # ------------------------------------------------------------------ health checking
 
