@@ -219,6 +219,7 @@ class Balancer:
     def _became_ready(self, subchannel: Subchannel) -> None:
         subchannel.state = READY
         self._sticky_failure = False
+        self.failure = None
         if self.policy == PICK_FIRST:
             self._selected = subchannel
             self._attempting = None
