@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent import futures
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import pytest
 
@@ -29,6 +29,7 @@ READY = rpc.ChannelConnectivity.READY
 TRANSIENT_FAILURE = rpc.ChannelConnectivity.TRANSIENT_FAILURE
 
 WHO = "/lb.Test/Who"
+SLOW = "/lb.Test/Slow"  # answers after 0.5 s
 
 try:
     import grpc
@@ -59,8 +60,10 @@ class Backend:
         self.name = name
         if kind == "h2rpc":
             who = rpc.unary_unary_rpc_method_handler(lambda request, context: name.encode())
+            slow = rpc.unary_unary_rpc_method_handler(_slow(name))
             self.server: Any = rpc.sync.Server(
-                [rpc.method_handlers_generic_handler("lb.Test", {"Who": who})], max_workers=8
+                [rpc.method_handlers_generic_handler("lb.Test", {"Who": who, "Slow": slow})],
+                max_workers=8,
             )
             self.health: Any = health.enable_health(self.server)
         else:
@@ -72,6 +75,8 @@ class Backend:
                         return grpc.unary_unary_rpc_method_handler(
                             lambda request, context: name.encode()
                         )
+                    if details.method == SLOW:
+                        return grpc.unary_unary_rpc_method_handler(_slow(name))
                     return None
 
             self.server = grpc.server(futures.ThreadPoolExecutor(8))
@@ -89,11 +94,19 @@ class Backend:
             status = grpc_health_pb2.HealthCheckResponse
             self.health.set("", status.SERVING if serving else status.NOT_SERVING)
 
-    def stop(self) -> None:
+    def stop(self, grace: Optional[float] = 0) -> None:
         if self.kind == "h2rpc":
-            self.server.stop(0)
+            self.server.stop(grace)
         else:
-            self.server.stop(0).wait(5)
+            self.server.stop(grace).wait(5)
+
+
+def _slow(name: str) -> Callable[[bytes, Any], bytes]:
+    def handler(request: bytes, context: Any) -> bytes:
+        time.sleep(0.5)
+        return name.encode()
+
+    return handler
 
 
 @pytest.fixture
@@ -641,3 +654,47 @@ def test_authority_is_what_grpcio_sends_for_each_target_form(form: str) -> None:
             recorder.close()
         grpcio_sent, ours = recorder.seen
         assert ours == grpcio_sent
+
+
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_call_in_flight_stays_on_its_backend_while_new_calls_move(
+    api: str, kind: str, backends: Any
+) -> None:
+    one, two = backends(kind, "one"), backends(kind, "two")
+    target = ipv4(one.port, two.port)  # pick_first: every call to "one" while it serves
+
+    def stop_one() -> None:
+        time.sleep(0.1)  # the slow call is at "one"
+        one.stop(grace=5)  # GOAWAY: no new call; the one in flight finishes
+
+    if api == "sync":
+        with rpc.sync.Channel(target) as channel:
+            assert channel.unary_unary(WHO)(b"", timeout=5) == b"one"
+            slow = channel.unary_unary(SLOW).future(b"", timeout=5)
+            stopper = threading.Thread(target=stop_one)
+            stopper.start()
+            wait_until(lambda: channel.get_state() is not READY, timeout=10)  # the GOAWAY came
+            after = [channel.unary_unary(WHO)(b"", timeout=5, wait_for_ready=True)]
+            assert slow.result() == b"one"
+            stopper.join(10)
+            after.append(channel.unary_unary(WHO)(b"", timeout=5))
+    else:
+
+        async def main() -> tuple[bytes, list[bytes]]:
+            async with rpc.Channel(target) as channel:
+                assert await channel.unary_unary(WHO)(b"", timeout=5) == b"one"
+                slow = asyncio.ensure_future(channel.unary_unary(SLOW)(b"", timeout=5))
+                stopper = asyncio.get_running_loop().run_in_executor(None, stop_one)
+                end = time.monotonic() + 10
+                while channel.get_state() is READY:  # until the GOAWAY came
+                    assert time.monotonic() < end
+                    await asyncio.sleep(0.01)
+                first = await channel.unary_unary(WHO)(b"", timeout=5, wait_for_ready=True)
+                result = await slow
+                await stopper
+                return result, [first, await channel.unary_unary(WHO)(b"", timeout=5)]
+
+        result, after = asyncio.run(main())
+        assert result == b"one"
+    assert after == [b"two", b"two"]
