@@ -404,12 +404,16 @@ async def connect(
     options: Optional[ConnectionOptions] = None,
     ssl: Optional[ssl_module.SSLContext] = None,
     server_hostname: Optional[str] = None,
+    on_closed: Optional[Callable[[AsyncConnection], None]] = None,
 ) -> AsyncConnection:
-    """Open a client connection (TCP or Unix socket) and wait for the server's SETTINGS."""
+    """Open a client connection (TCP or Unix socket) and wait for the server's SETTINGS.
+
+    ``on_closed(conn)``: called once the connection is closed (the channel's balancer learns
+    that the address needs a new connection)."""
     loop = asyncio.get_running_loop()
 
     def factory() -> AsyncConnection:
-        return AsyncConnection(client_side=True, options=options)
+        return AsyncConnection(client_side=True, options=options, on_closed=on_closed)
 
     if address.path is not None:
         _, proto = await loop.create_unix_connection(factory, address.path)
