@@ -1,7 +1,8 @@
 """The soak's short form in the suite: ``python -m tests.soak --seconds 30`` as a subprocess.
 
 It must end with no unexpected outcome (every call OK, or the error, DEADLINE_EXCEEDED or
-CANCELLED its plan asked for), no error logged, the fds it had at its baseline, and RSS within a few MiB of it.
+CANCELLED its plan asked for), no error logged, the fds it had at its baseline, and RSS within a
+few MiB of it.
 The soak measures its baseline after a warm-up and its end after the same closing, both after
 gc and ``malloc_trim``; glibc's mmap threshold is pinned (``MALLOC_MMAP_THRESHOLD_``) because
 its default, dynamic one moves 1 MiB messages into the heap after the first is freed, and the
