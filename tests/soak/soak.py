@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -269,6 +270,8 @@ class ErrorLog(logging.Handler):
 
 async def soak(args: argparse.Namespace) -> int:
     duration = args.seconds if args.seconds is not None else args.minutes * 60
+    if args.tracemalloc:
+        tracemalloc.start()
     errors = ErrorLog()
     logging.getLogger().addHandler(errors)
     asyncio.get_running_loop().set_exception_handler(errors.loop_exception)
@@ -294,6 +297,7 @@ async def soak(args: argparse.Namespace) -> int:
         await asyncio.sleep(args.warmup)
         await warmup.finish()
         baseline = await quiesce(None)
+        traced = tracemalloc.take_snapshot() if args.tracemalloc else None
         baseline_types = object_types() if args.object_types else {}
         print(
             f"[{time.monotonic() - started:7.1f} s] baseline after warm-up "
@@ -322,6 +326,10 @@ async def soak(args: argparse.Namespace) -> int:
         await aio_server.stop(grace=1)
         sync_server.stop(grace=1)
 
+    if traced is not None:
+        grown = tracemalloc.take_snapshot().compare_to(traced, "lineno")
+        for stat in grown[:12]:
+            print(f"  traced: {stat}", flush=True)
     if args.object_types:
         types = object_types()
         growth = sorted(((types[k] - baseline_types.get(k, 0), k) for k in types), reverse=True)
@@ -389,6 +397,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--grpcio-connections", type=int, default=8, help="0: no grpcio client")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--max-rss-growth-mib", type=float)
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="at the end, the source lines whose traced allocations grew most (slow)",
+    )
     parser.add_argument(
         "--object-types", action="store_true", help="at the end, the types whose count grew most"
     )
