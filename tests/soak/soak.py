@@ -298,6 +298,7 @@ async def soak(args: argparse.Namespace) -> int:
         await warmup.finish()
         baseline = await quiesce(None)
         traced = tracemalloc.take_snapshot() if args.tracemalloc else None
+        traced_bytes = tracemalloc.get_traced_memory()[0] if args.tracemalloc else 0
         baseline_types = object_types() if args.object_types else {}
         print(
             f"[{time.monotonic() - started:7.1f} s] baseline after warm-up "
@@ -327,6 +328,12 @@ async def soak(args: argparse.Namespace) -> int:
         sync_server.stop(grace=1)
 
     if traced is not None:
+        now_bytes = tracemalloc.get_traced_memory()[0]
+        print(
+            f"  traced by Python's allocator: {traced_bytes / 2**20:.2f} MiB at the baseline, "
+            f"{now_bytes / 2**20:.2f} MiB at the end",
+            flush=True,
+        )
         grown = tracemalloc.take_snapshot().compare_to(traced, "lineno")
         for stat in grown[:12]:
             print(f"  traced: {stat}", flush=True)
