@@ -225,3 +225,29 @@ def test_server_keepalive_drops_a_client_that_went_silent(pair):
             assert client.unary(5, payload=b"after").code == "OK"
     finally:
         server.stop()
+
+
+def test_a_blocking_call_ends_on_time_while_its_writer_is_stuck_in_send():
+    # A server with windows larger than the kernel's socket buffers that stops reading: the
+    # blocking client's request writer thread blocks in sendall() holding the connection's write
+    # lock. The deadline must still end the call on time: its RST_STREAM goes out when the
+    # writer gets the socket back, instead of the caller waiting for the lock (it hung there).
+    from .peers import H2rpcServer, pb
+
+    big = ConnectionOptions(
+        initial_window_size=256 * 1024 * 1024, connection_window_size=256 * 1024 * 1024
+    )
+    server = H2rpcServer("async", connection_options=big)
+    try:
+        with rig_for("blocking", server) as rig:
+            client = rig.client()
+            assert client.unary(5, payload=b"warm").code == "OK"
+            rig.proxy.up.paused = True
+            requests = (pb.EchoRequest(payload=bytes(MESSAGE)) for _ in range(16384))
+            outcome = client.client_stream(1.0, requests)
+            assert outcome.code == "DEADLINE_EXCEEDED", outcome
+            assert outcome.seconds < 1.0 + SLACK
+            rig.proxy.clear()
+            assert client.unary(5, payload=b"after").code == "OK"
+    finally:
+        server.stop()
