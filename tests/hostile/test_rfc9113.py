@@ -6,11 +6,12 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hyperframe.frame import DataFrame, PingFrame, RstStreamFrame
+from hyperframe.frame import DataFrame, GoAwayFrame, PingFrame, RstStreamFrame
 
 from codec.http2_errors import FRAME_SIZE_ERROR, NO_ERROR
 from tests.hostile.attacker import Attacker, grpc_headers, message
@@ -151,3 +152,27 @@ def test_curl_shows_a_readable_answer(port: int):
     shown = curl("-d", "{}", "-H", "content-type: application/json", f"http://127.0.0.1:{port}/x")
     assert shown.startswith("HTTP/2 415")
     assert "This is a gRPC server" in shown and "'application/json'" in shown
+
+
+# --- the drain after a GOAWAY for cause is bounded by bytes ---------------------------------
+
+
+def test_the_drain_after_a_frame_size_error_is_bounded_by_bytes(port: int):
+    """After GOAWAY(FRAME_SIZE_ERROR) the server reads and discards for a moment (so that the
+    GOAWAY is not lost to a RST), but no more than LINGER_BYTES: a peer pushing at full speed
+    is cut off at once. Before the bound, loopback took 2 to 3 GiB within the linger second;
+    now a few MiB (the kernel's socket buffers)."""
+    with Attacker(port) as attacker:
+        attacker.send(attacker.headers(1))
+        attacker.send((1 << 20).to_bytes(3, "big") + b"\x00\x00\x00\x00\x00\x01")
+        goaway = attacker.wait_for(GoAwayFrame)
+        assert goaway.error_code == FRAME_SIZE_ERROR
+        chunk = bytes(1 << 20)
+        sent = 0
+        attacker.sock.settimeout(5)
+        end = time.monotonic() + 5
+        with pytest.raises(OSError):  # the server closes (resets) the connection
+            while time.monotonic() < end:
+                attacker.sock.sendall(chunk)
+                sent += len(chunk)
+        assert sent < 64 << 20, f"{sent >> 20} MiB went into the drain"
