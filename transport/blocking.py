@@ -531,6 +531,11 @@ class BlockingConnection(SessionView):
                         continue
                 with self.cond:
                     self.session.data_received(data)
+                    # A peer that keeps the socket readable (dripping bytes) must not keep the
+                    # timers (the handshake's first) from running.
+                    deadline = self.session.timer_deadline()
+                    if deadline is not None and time.monotonic() >= deadline:
+                        self.session.on_timer()
                 deferred, self._deferred = self._deferred, []
                 for callback in deferred:
                     try:
@@ -608,7 +613,7 @@ class BlockingListener:
         *,
         options: Optional[ConnectionOptions] = None,
         ssl: Optional[ssl_module.SSLContext] = None,
-        handshake_timeout: float = 20.0,
+        handshake_timeout: float = 10.0,
     ) -> None:
         self.address = address
         self._sock = bind_listening_socket(address)

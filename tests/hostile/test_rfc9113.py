@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 from hyperframe.frame import DataFrame, GoAwayFrame, PingFrame, RstStreamFrame
 
-from codec.http2_errors import FRAME_SIZE_ERROR, NO_ERROR
+from codec.http2_errors import FRAME_SIZE_ERROR, NO_ERROR, SETTINGS_TIMEOUT
 from tests.hostile.attacker import Attacker, grpc_headers, message
 from tests.hostile.test_protocol_abuse import answer_of
 from tests.interop.echo_servicer import make_server
 from tests.interop.echo_servicer_sync import make_sync_server
 from tests.rpc.server_thread import ServerThread
+from transport import ConnectionOptions
+from transport.guard import PREFACE
 
 pytestmark = pytest.mark.time_limit(60)
 
@@ -176,3 +178,52 @@ def test_the_drain_after_a_frame_size_error_is_bounded_by_bytes(port: int):
                 attacker.sock.sendall(chunk)
                 sent += len(chunk)
         assert sent < 64 << 20, f"{sent >> 20} MiB went into the drain"
+
+
+# --- the handshake timeout -------------------------------------------------------------------
+
+QUICK_HANDSHAKE = ConnectionOptions(handshake_timeout=1.0)
+
+
+@pytest.fixture(params=KINDS)
+def quick_port(request: pytest.FixtureRequest) -> Iterator[int]:
+    with serving(request.param, connection_options=QUICK_HANDSHAKE) as bound:
+        yield bound
+
+
+def handshake_goaway(attacker: Attacker) -> tuple[int, bytes]:
+    code, reason = goaway_of(attacker)  # wait_closed is bounded by the attacker's deadline
+    return code, reason
+
+
+@pytest.mark.parametrize("sent", [b"", PREFACE], ids=["silent", "preface only"])
+def test_an_unfinished_handshake_gets_goaway_settings_timeout(quick_port: int, sent: bytes):
+    with Attacker(quick_port, handshake=False, timeout=8) as attacker:
+        attacker.send(sent)
+        code, reason = handshake_goaway(attacker)
+        assert code == SETTINGS_TIMEOUT
+        assert reason == b"did not receive HTTP/2 settings before handshake timeout"
+
+
+def test_a_dripping_handshake_is_closed_too(quick_port: int):
+    # The preface, then a SETTINGS frame of 100 settings, one byte every 0.1 s: never done
+    # within the timeout, and the socket is never quiet for long.
+    drip = PREFACE + Attacker.raw(0x4, 0, 0, b"\x00\x03\x00\x00\x00\x64" * 100)
+    with Attacker(quick_port, handshake=False, timeout=8) as attacker:
+        end = time.monotonic() + 6
+        for byte in drip:
+            if time.monotonic() > end or not attacker.send(bytes([byte])):
+                break
+            attacker.read(0.1)
+            if attacker.seen.closed:
+                break
+        code, _ = handshake_goaway(attacker)
+        assert code == SETTINGS_TIMEOUT
+
+
+def test_a_finished_handshake_is_not_timed_out(quick_port: int):
+    with Attacker(quick_port) as attacker:
+        attacker.read(1.5)  # past the handshake timeout
+        assert attacker.seen.goaway is None and not attacker.seen.closed
+        attacker.send(attacker.headers(1) + attacker.data(1, message(b""), end_stream=True))
+        assert answer_of(attacker, 1)["grpc-status"] == "0"
