@@ -3,8 +3,9 @@
 Hypothesis writes what a peer might send: valid gRPC calls on interleaved streams, the same
 reordered, truncated at any byte, frames of every type with random flags, stream ids, payloads
 and declared lengths, cut into reads of any size. Each sequence is fed to a ``Session`` (the
-core and the stream layer above it) over the in-memory link of ``session_pair.py``, with an
-application that answers every request at once. Whatever comes in:
+core and the stream layer above it, shared by both drivers) through the fake driver of
+``session_pair.py`` (no sockets), with an application that answers every request at once.
+Whatever comes in:
 
 * no exception escapes (a peer's mistake is a GOAWAY or a RST_STREAM, never a crash);
 * every GOAWAY and RST_STREAM we send carries an error code of RFC 9113 §7;
