@@ -27,6 +27,7 @@ from .._core.client_call import (
     READ,
     SEND,
     STREAM,
+    WAIT_ANY,
     CallSettings,
     ClientCallCore,
     Program,
@@ -70,6 +71,19 @@ async def _next_request(requests: Any) -> Any:
         except StopAsyncIteration:
             return EOF
     return next(requests, EOF)
+
+
+async def _wait_any(streams: list[Stream], timeout: Optional[float]) -> None:
+    """Until one of ``streams`` has news for its reader, or ``timeout`` passes (hedging)."""
+    waits = [asyncio.ensure_future(stream.receive_response_headers()) for stream in streams]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            if not wait.done():
+                wait.cancel()
+            elif not wait.cancelled():
+                wait.exception()  # the program reads it from the stream itself
 
 
 class _ClientCall(ClientCallCore):
@@ -148,6 +162,9 @@ class _ClientCall(ClientCallCore):
                         result = None
                     elif op == NEXT_REQUEST:
                         result = await _next_request(command[1])
+                    elif op == WAIT_ANY:
+                        await _wait_any(command[1], command[2])
+                        result = None
                     else:  # START_WRITER
                         self._start_writer()
                         result = None
@@ -199,6 +216,7 @@ class _ClientCall(ClientCallCore):
     def _start_writer(self) -> None:
         requests: Any = self._request
         iterator = requests.__aiter__() if hasattr(requests, "__aiter__") else iter(requests)
+        self._request = iterator  # a writer started again (a retry) goes on where it was
         self._writer = self._loop.create_task(self._drive(self._write_requests(iterator)))
         self.when_finished = self._stop_waiting
 

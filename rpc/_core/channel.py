@@ -12,7 +12,7 @@ import logging
 import ssl
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from codec import StatusCode
 from codec.http2_errors import ENHANCE_YOUR_CALM
@@ -24,6 +24,8 @@ from .._handlers import Cardinality, Deserializer, Serializer, _identity
 from .._tls import require_alpn_h2
 from .._trace.tracer import TraceOption, with_tracer
 from .._version import USER_AGENT
+from ..client.retry import DEFAULT_CHANNEL_BUFFER, DEFAULT_PER_RPC_BUFFER, ChannelRetry
+from ..client.service_config import ServiceConfig, parse_service_config
 from ..interceptors import check_client_interceptors
 from .backoff import Backoff, BackoffOptions
 from .client_call import CONNECT, PAUSE, CallSettings, Program
@@ -68,6 +70,11 @@ class ChannelCore:
         ssl_context: Optional[ssl.SSLContext] = None,
         server_hostname: Optional[str] = None,
         connection_options: Optional[ConnectionOptions] = None,
+        service_config: Union[str, Mapping[str, Any], None] = None,
+        service_config_disable_resolution: bool = False,
+        enable_retries: bool = True,
+        per_rpc_retry_buffer_size: int = DEFAULT_PER_RPC_BUFFER,
+        retry_buffer_size: int = DEFAULT_CHANNEL_BUFFER,
         options: Sequence[tuple[str, Any]] = (),
         trace: TraceOption = None,
         interceptors: Sequence[Any] = (),
@@ -85,6 +92,11 @@ class ChannelCore:
             "user_agent": user_agent,
             "authority": authority,
             "server_hostname": server_hostname,
+            "service_config": service_config,
+            "service_config_disable_resolution": service_config_disable_resolution,
+            "enable_retries": enable_retries,
+            "per_rpc_retry_buffer_size": per_rpc_retry_buffer_size,
+            "retry_buffer_size": retry_buffer_size,
         }
         merge_grpc_options(settings, options, CHANNEL_GRPC_OPTIONS, "channel")
         try:
@@ -97,6 +109,11 @@ class ChannelCore:
         self._address: Address = parse_address(target)
         self._ssl = None if ssl_context is None else require_alpn_h2(ssl_context)
         self._server_hostname: Optional[str] = settings["server_hostname"]
+        #: The service config (``service_config=`` or ``grpc.service_config``): per-method
+        #: defaults and retry policies, throttling, the load-balancing policy.
+        self.service_config: ServiceConfig = parse_service_config(settings["service_config"])
+        #: ``grpc.service_config_disable_resolution``: ignore configs a resolver would give.
+        self.service_config_disable_resolution = bool(settings["service_config_disable_resolution"])
         agent = settings["user_agent"]
         #: What each call of this channel needs from it.
         self.settings = CallSettings(
@@ -106,6 +123,16 @@ class ChannelCore:
             compression=compression,
             max_receive_message_length=size_limit(settings["max_receive_message_length"]),
             max_send_message_length=size_limit(settings["max_send_message_length"]),
+            service_config=self.service_config if self.service_config.method_configs else None,
+            retry=(
+                ChannelRetry(
+                    self.service_config.retry_throttling,
+                    settings["per_rpc_retry_buffer_size"],
+                    settings["retry_buffer_size"],
+                )
+                if settings["enable_retries"]
+                else None
+            ),
         )
         self._connection_options = build_connection_options(connection_options, settings)
         # Wire tracing (rpc._trace): this option, an active rpc.trace() block, or H2RPC_TRACE.

@@ -34,8 +34,10 @@ from .._core.client_call import (
     SEND,
     START_WRITER,
     STREAM,
+    WAIT_ANY,
     ClientCallCore,
     Program,
+    has_news,
 )
 from .._core.messages import EOF, _EOFType
 from .._errors import RpcError
@@ -182,6 +184,7 @@ class Call(ClientCallCore, Generic[ResponseT]):
         self._channel = channel
         #: Held to end the call (cancel() may race the thread that reads).
         self._lock = threading.RLock()
+        self._guard = self._lock  # retry bookkeeping shared with the writer thread
         #: Held by the one thread opening the stream (not the call's lock: cancel() and the
         #: deadline must not wait for a connection attempt).
         self._opening = threading.Lock()
@@ -283,6 +286,9 @@ class Call(ClientCallCore, Generic[ResponseT]):
                     result = None
                 elif op == NEXT_REQUEST:
                     result = next(command[1], EOF)
+                elif op == WAIT_ANY:
+                    self._wait_any(command[1], command[2])
+                    result = None
                 else:  # START_WRITER
                     self._start_writer()
                     result = None
@@ -316,8 +322,23 @@ class Call(ClientCallCore, Generic[ResponseT]):
             self._headers, timeout=self._time_left(), flush=self._kind.request_streaming
         )
 
+    def _wait_any(self, streams: list[BlockingStream], timeout: Optional[float]) -> None:
+        """Until one of ``streams`` has news for its reader, or ``timeout`` passes (hedging)."""
+        news = threading.Event()
+        for stream in streams:
+            stream.on_news = news.set
+        try:
+            if any(has_news(stream) for stream in streams):
+                return
+            left = self._time_left()
+            news.wait(timeout if left is None or (timeout is not None and timeout < left) else left)
+        finally:
+            for stream in streams:
+                stream.on_news = None
+
     def _start_writer(self) -> None:
-        program = self._write_requests(iter(self._request))
+        self._request = iterator = iter(self._request)  # a restarted writer goes on
+        program = self._write_requests(iterator)
         writer = threading.Thread(
             target=self._drive, args=(program,), name="h2rpc-request-writer", daemon=True
         )
@@ -441,6 +462,7 @@ class CallFuture(FutureBase, Call[ResponseT]):
                 except StopIteration as stop:
                     programs.pop()
                     result, error = stop.value, None
+                    self._future_cond.notify_all()  # a stream opened: for the writer thread
                     continue
                 except Exception as exc:  # to the program that waits for this one
                     programs.pop()
@@ -510,7 +532,39 @@ class CallFuture(FutureBase, Call[ResponseT]):
         if op == START_WRITER:
             self._start_writer()
             return None
+        if op == WAIT_ANY:
+            return self._wait_any_now(command[1], command[2])
         raise AssertionError(f"a future performs no {command!r}")
+
+    def _wait_any_now(self, streams: list[BlockingStream], timeout: Optional[float]) -> Any:
+        """WAIT_ANY without waiting: done if a stream has news or the time is up, else
+        _BLOCKED until a stream's news or the timer advances the call again."""
+        for stream in streams:
+            stream.on_news = self._schedule_advance
+        now = time.monotonic()
+        if any(has_news(stream) for stream in streams) or (
+            self._resume_at is not None and now >= self._resume_at
+        ):
+            self._resume_at = None
+            return None
+        if timeout is not None and self._resume_at is None:
+            self._resume_at = now + timeout
+            self._tasks.call_at(self._resume_at, self._schedule_advance)
+        return _BLOCKED
+
+    def _get_stream(self) -> BlockingStream:
+        """The request writer's STREAM: the future's own program opens (and replays) every
+        stream of the call; the writer thread waits for it rather than open a second one."""
+        with self._future_cond:
+            self._future_cond.wait_for(
+                lambda: (
+                    (self._stream is not None and self._replaying is None)
+                    or self._status is not None
+                )
+            )
+            if self._stream is None or self._status is not None:
+                raise self._rpc_error()
+            return self._stream
 
     def _open_now(self) -> Any:
         """OPEN without waiting: on a connected channel with a free stream slot, at once; else on
