@@ -616,7 +616,10 @@ class ClientCallCore:
                     pass  # its head tells why
                 continue
             if not attempts:
-                break  # nothing in flight and no attempt may start: the last failure stands
+                if not retry.may_hedge():
+                    break  # nothing in flight and no attempt may start: the last one's status
+                yield from self._pause_until(retry.resume_at)  # a pushback's delay
+                continue
             waiting = retry.may_hedge()
             delay = max(0.0, retry.resume_at - time.monotonic()) if waiting else None
             if not any(has_news(s) for s in attempts):
@@ -665,6 +668,7 @@ class ClientCallCore:
                 # The first answer: this attempt is the call.
                 self._stream = stream
                 self._end_hedging(stream)
+                retry.recorded = False  # how it ends counts for throttling
                 self._on_head(head)
                 return
         if self._status is None:

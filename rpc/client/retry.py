@@ -139,6 +139,8 @@ class CallRetry:
         self._backoff = policy.initial_backoff if policy is not None else 0.0
         #: Hedging: a pushback said no more attempts.
         self.stopped = False
+        #: The failure of the attempt that may end the call is counted for throttling already.
+        self.recorded = False
 
     # ---------------------------------------------------------------- buffering
 
@@ -177,6 +179,7 @@ class CallRetry:
         throttle = self.throttle
         if throttle is not None:
             throttle.record_failure()
+        self.recorded = True
         if pushback == STOP:
             return None
         if throttle is not None and not throttle.allows_retry():
@@ -184,6 +187,7 @@ class CallRetry:
         if self.attempts >= policy.max_attempts:
             return None
         self.attempts += 1
+        self.recorded = False
         if pushback is not None:
             # The server's delay, exactly; the backoff starts over after it.
             delay = pushback
@@ -200,7 +204,7 @@ class CallRetry:
         if throttle is not None:
             if code == StatusCode.OK:
                 throttle.record_success()
-            elif self._counts_as_failure(code):
+            elif self._counts_as_failure(code) and not self.recorded:
                 throttle.record_failure()
         self.commit()
 
@@ -232,6 +236,7 @@ class CallRetry:
             return False
         if self.throttle is not None:
             self.throttle.record_failure()
+        self.recorded = True
         if pushback == STOP:
             self.stopped = True
         else:
