@@ -142,7 +142,8 @@ class Driver:
         if op == WAIT_ANY:
             streams, timeout = command[1], command[2]
             arrival = self.arrivals.pop(0)
-            self.log.append(f"WAIT {len(streams)} {timeout if timeout is None else round(timeout, 2)}")
+            shown = timeout if timeout is None else round(timeout, 2)
+            self.log.append(f"WAIT {len(streams)} {shown}")
             if arrival == "timeout":
                 _skip(timeout)
             else:
@@ -291,9 +292,7 @@ def test_response_headers_commit_the_call() -> None:
 def test_a_reset_before_the_head_is_an_attempt_the_policy_retries() -> None:
     call = make_call(settings({"retryPolicy": POLICY}))
     reset = StreamResetError(0x2, remote=True)  # INTERNAL_ERROR -> INTERNAL
-    call = make_call(
-        settings({"retryPolicy": {**POLICY, "retryableStatusCodes": ["INTERNAL"]}})
-    )
+    call = make_call(settings({"retryPolicy": {**POLICY, "retryableStatusCodes": ["INTERNAL"]}}))
     driver = Driver([reset, OK_HEAD])
     assert unary(call, driver) == b"pong"
     assert len(driver.streams) == 2
@@ -490,7 +489,7 @@ def test_a_refused_request_stream_is_replayed_transparently_without_a_policy() -
     refused = StreamResetError(REFUSED_STREAM, remote=True)
     driver = Driver([refused, OK_HEAD])
     assert run_stream_call(call, driver) == b"pong"
-    first, second = driver.streams
+    second = driver.streams[1]
     assert second.sent == [(framed(b"a"), False), (framed(b"b"), False)] and second.ended
     assert previous_attempts(driver.opened_heads[1]) is None  # not an attempt of the policy
 
