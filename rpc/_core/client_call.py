@@ -146,6 +146,8 @@ class _NoGuard:
 
 
 _NO_GUARD = _NoGuard()
+_STREAM_UNARY = Cardinality.STREAM_UNARY
+_STREAM_STREAM = Cardinality.STREAM_STREAM
 
 
 def _smaller(a: Optional[int], b: Optional[int]) -> Optional[int]:
@@ -200,7 +202,13 @@ class ClientCallCore:
                     hedging = None  # hedged request streams: not supported, one attempt
                 if retry is not None and (method.retry_policy or hedging):
                     self._retry = retry.call_retry(method.retry_policy, hedging)
-        if retry is not None and self._retry is None and kind.request_streaming:
+        if (
+            retry is not None
+            and self._retry is None
+            and (
+                kind is _STREAM_UNARY or kind is _STREAM_STREAM  # (no enum property call per call)
+            )
+        ):
             self._retry = retry.call_retry(None, None)  # streamed requests kept for replay
         self._max_receive = max_receive
         self._max_send = max_send
@@ -669,7 +677,7 @@ class ClientCallCore:
                 self._stream = stream
                 self._end_hedging(stream)
                 retry.recorded = False  # how it ends counts for throttling
-                self._on_head(head)
+                self._on_response_head(stream, headers)
                 return
         if self._status is None:
             assert last is not None
@@ -839,16 +847,13 @@ class ClientCallCore:
                 self._new_attempt()
                 return True
             retry.commit()  # response headers (or the status): never retried after this
-        self._on_head(head)
-        return False
-
-    def _on_head(self, head: Any) -> None:
         self._response_encoding = head.encoding
         if head.trailers_only is not None:
             self._initial_metadata = Metadata()
             self._finish(head.trailers_only)
         else:
             self._initial_metadata = head.metadata
+        return False
 
     def _new_attempt(self) -> None:
         """The current attempt failed and another follows: forget its stream."""
