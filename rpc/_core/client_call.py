@@ -482,7 +482,9 @@ class ClientCallCore:
             stream = yield _STREAM  # opens (and replays) it now: backpressure as usual
             if kept:
                 return False  # the replay sent it
-        if not self._response_complete(stream):
+        # (Not _response_complete(): an answer now may be a failure the call retries, and the
+        # next attempt still needs the rest of the requests and the half-close.)
+        if not stream.remote_ended:
             try:
                 yield (SEND, data, False)
                 return False
@@ -861,7 +863,9 @@ class ClientCallCore:
         self._stream = None
         if stream is not None and not (stream.local_closed and stream.remote_ended):
             stream.reset(CANCEL)
-        if not self._kind.request_streaming:
+        if self._kind.request_streaming:
+            self._done_writing = self._requests_ended  # the next stream still needs its end
+        else:
             self._requests_started = False  # the request goes out again on the next stream
 
     def _retry_pause(self, exc: Exception) -> Optional[float]:
@@ -887,6 +891,8 @@ class ClientCallCore:
             self._retries += 1
             self._stream = None
             self._requests_started = self._kind.request_streaming  # unary: sent again
+            if self._kind.request_streaming:
+                self._done_writing = self._requests_ended
             return pause
         if retry is not None and self._status is None:
             status = self._status_from(exc)

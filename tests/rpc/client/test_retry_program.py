@@ -91,8 +91,13 @@ class Driver:
     attempts' heads arrive in the scripted order (``arrivals``: stream indexes, or "timeout")."""
 
     def __init__(
-        self, heads: list[Any], reads: Optional[list[bytes]] = None, arrivals: Any = ()
+        self,
+        heads: list[Any],
+        reads: Optional[list[bytes]] = None,
+        arrivals: Any = (),
+        early: bool = False,
     ) -> None:
+        self.early = early  # a Trailers-Only head is there as soon as the stream opens
         self.heads = heads
         self.reads = list(reads or [framed(b"pong"), b""])
         self.arrivals = list(arrivals)
@@ -111,6 +116,8 @@ class Driver:
             if isinstance(head, rpc.RpcError):
                 raise head
             stream = FakeStream(head)
+            if self.early and head is not None and any(n == b"grpc-status" for n, _ in head):
+                stream.arrive()
             self.streams.append(stream)
             self.opened_heads.append(call._headers)
             return stream
@@ -459,6 +466,20 @@ def test_a_request_stream_is_replayed_on_the_retry() -> None:
     assert first.sent == sent and first.ended
     assert second.sent == sent and second.ended
     assert previous_attempts(driver.opened_heads[1]) == b"1"
+
+
+def test_a_request_stream_answered_at_once_is_retried_with_every_request_and_its_end() -> None:
+    # The server fails the first attempt before reading a request: the writer finds its stream
+    # answered, stops, and the next attempt's opener replays and restarts it.
+    call = make_call(
+        settings({"retryPolicy": POLICY}), Cardinality.STREAM_UNARY, iter([b"a", b"b", b"c"])
+    )
+    driver = Driver([trailers_only(14), OK_HEAD], early=True)
+    assert run_stream_call(call, driver) == b"pong"
+    first, second = driver.streams
+    assert first.sent == [] and first.resets == [CANCEL]
+    assert second.sent == [(framed(m), False) for m in (b"a", b"b", b"c")] and second.ended
+    assert driver.log.count("START_WRITER") == 2
 
 
 def test_a_request_stream_beyond_the_per_call_buffer_commits_and_is_not_retried() -> None:
