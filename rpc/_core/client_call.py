@@ -445,8 +445,11 @@ class ClientCallCore:
             raise self._rpc_error()
         data = self._frame(message, compress)
         retry = self._retry
-        if retry is not None and self._kind.request_streaming:
-            return (yield from self._write_kept(data, retry))
+        if retry is not None:
+            if self._kind.request_streaming:
+                return (yield from self._write_kept(data, retry))
+            if not retry.messages:
+                retry.keep(data)  # counts toward the retry buffers; too big: committed
         stream = self._stream
         if stream is None:
             stream = yield _STREAM
@@ -594,6 +597,7 @@ class ClientCallCore:
         attempts = self._attempts
         data = self._frame(self._request, True)
         self._requests_started = self._done_writing = True
+        retry.keep(data)  # too big for the retry buffers: committed, one attempt
         last: Optional[Status] = None
         while self._status is None:
             if retry.resume_at <= time.monotonic() and (

@@ -227,6 +227,18 @@ def test_a_client_stream_beyond_the_retry_buffer_is_not_retried(
     assert record.attempts[key_of(first)] == [None]
 
 
+def test_a_unary_request_beyond_the_retry_buffer_is_not_retried(
+    backend: tuple[str, Record], client: Any
+) -> None:
+    target, record = backend
+    request = script(fail=1, pad="x" * 200)
+    config = service_config({"retryPolicy": RETRY})
+    options = [("grpc.service_config", config), ("grpc.per_rpc_retry_buffer_size", 100)]
+    code = code_of(lambda: client(target, "Unary", request, options=options))
+    assert code == rpc.StatusCode.UNAVAILABLE
+    assert record.attempts[key_of(request)] == [None]
+
+
 def test_a_server_stream_is_retried_before_its_first_response_only(
     backend: tuple[str, Record], client: Any
 ) -> None:
@@ -274,7 +286,8 @@ def test_hedging_the_first_answer_wins_and_the_other_attempt_is_cancelled(
 ) -> None:
     target, record = backend
     request = script(slow_first=True)
-    config = service_config({"hedgingPolicy": HEDGE})
+    # Two attempts at most: on a busy machine a third could go out before the second answers.
+    config = service_config({"hedgingPolicy": {**HEDGE, "maxAttempts": 2}})
     assert client(target, "Unary", request, service_config=config) == b"ok:1"
     key = key_of(request)
     assert record.attempts[key] == [None, "1"]
@@ -304,8 +317,10 @@ def test_hedging_a_fatal_status_ends_the_call(backend: tuple[str, Record], clien
 # --- parity with grpcio's own client ------------------------------------------------------------
 
 
-def grpcio_call(target: str, method: str, request: Any, config: str, **extra: Any) -> Any:
-    options = [("grpc.service_config", config), *extra.items()]
+def grpcio_call(
+    target: str, method: str, request: Any, config: str, extra: Optional[list[Any]] = None
+) -> Any:
+    options = [("grpc.service_config", config), *(extra or [])]
     with grpc.insecure_channel(target, options=options) as channel:
         try:
             if method == "ClientStream":
@@ -338,6 +353,33 @@ def test_parity_with_grpcio_client(
         our_answer = exc.code()
     assert our_answer == their_answer
     assert record.attempts[key_of(ours)] == record.attempts[key_of(theirs)]
+
+
+@pytest.mark.parametrize("method", ["Unary", "ClientStream"])
+def test_parity_with_grpcio_client_beyond_the_retry_buffer(
+    backend: tuple[str, Record], method: str
+) -> None:
+    target, record = backend
+    config = service_config({"retryPolicy": RETRY})
+    buffer = [("grpc.per_rpc_retry_buffer_size", 100)]
+    answers, keys = [], []
+    for ours in (False, True):
+        first = script(fail=1, pad="x" * 200)
+        request: Any = first if method == "Unary" else [first, b"y"]
+        keys.append(key_of(first))
+        if ours:
+            try:
+                answers.append(
+                    call_sync(
+                        target, method, request, options=[*buffer, ("grpc.service_config", config)]
+                    )
+                )
+            except rpc.RpcError as exc:
+                answers.append(exc.code())
+        else:
+            answers.append(grpcio_call(target, method, request, config, buffer))
+    assert answers[0] == answers[1] == rpc.StatusCode.UNAVAILABLE
+    assert record.attempts[keys[0]] == record.attempts[keys[1]] == [None]
 
 
 def test_parity_with_grpcio_client_stream_replay(backend: tuple[str, Record]) -> None:
