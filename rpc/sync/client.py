@@ -190,6 +190,7 @@ class Call(ClientCallCore, Generic[ResponseT]):
         self._opening = threading.Lock()
         #: The program that iterating the call drives (one for the whole response stream).
         self._iteration: Optional[Program] = None
+        self._paused: Optional[threading.Event] = None  # a retry's backoff
 
     # ------------------------------------------------------------------ public
 
@@ -282,7 +283,7 @@ class Call(ClientCallCore, Generic[ResponseT]):
                 elif op == OPEN:
                     result = self._open()
                 elif op == PAUSE:
-                    time.sleep(command[1])
+                    self._pause(command[1])
                     result = None
                 elif op == NEXT_REQUEST:
                     result = next(command[1], EOF)
@@ -344,10 +345,31 @@ class Call(ClientCallCore, Generic[ResponseT]):
         )
         writer.start()
 
+    def _pause(self, seconds: float) -> None:
+        """A retry's backoff, cut short if the call ends meanwhile (``cancel()``) or the
+        channel is closed (looked at every ``_PAUSE_CHECK`` seconds: a backoff is on no
+        connection the close could fail)."""
+        with self._lock:
+            if self._status is not None:
+                return
+            paused = self._paused = threading.Event()
+        end = time.monotonic() + seconds
+        while not self._channel.closed:
+            left = end - time.monotonic()
+            if left <= 0 or paused.wait(min(left, _PAUSE_CHECK)):
+                break
+        self._paused = None
+
     def _finish(self, status: Status, reset_code: Optional[int] = None) -> None:
         with self._lock:  # cancel() may race the reading thread
             super()._finish(status, reset_code)
+            paused = self._paused
+        if paused is not None:
+            paused.set()
 
+
+#: How often a call backing off before a retry looks whether its channel was closed.
+_PAUSE_CHECK = 0.1
 
 _BLOCKED: Any = object()  # a command that would have to wait
 _SPLICED: Any = object()  # a command that became a program of its own (STREAM: _open_stream)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any, Optional
 
@@ -438,3 +440,48 @@ def test_asyncio_is_not_blocked_by_a_backoff() -> None:
         assert ticks > 5
 
     run(main())
+
+
+def test_cancel_during_a_backoff_ends_the_call_at_once() -> None:
+    """A 60 s backoff: cancel() (from another task or thread) ends the call without waiting."""
+    policy = {**RETRY, "initialBackoff": "60s", "maxBackoff": "60s"}
+    config = service_config({"retryPolicy": policy})
+    with BACKENDS["h2rpc"]() as (target, record):
+
+        async def main() -> None:
+            async with rpc.Channel(target, service_config=config) as channel:
+                call = channel.unary_unary("/t.Retry/Unary")(script(fail=1))
+                asyncio.get_running_loop().call_later(0.3, call.cancel)
+                with pytest.raises(rpc.RpcError) as info:
+                    await call
+                assert info.value.code() == rpc.StatusCode.CANCELLED
+
+        run(main(), timeout=10)
+
+        with rpc.sync.Channel(target, service_config=config) as channel:
+            call = channel.unary_unary("/t.Retry/Unary").future(script(fail=1))
+            time.sleep(0.3)
+            assert call.cancel()
+            with pytest.raises(rpc.sync.FutureCancelledError):
+                call.result(timeout=10)
+
+            request = script(fail=1)
+            method = channel.unary_unary("/t.Retry/Unary")
+            outcome: list[Any] = []
+            with_call = threading.Thread(
+                target=lambda: outcome.append(code_of(lambda: method.with_call(request)))
+            )
+            with_call.start()
+            wait_until(lambda: len(record.attempts[key_of(request)]) == 1)
+            time.sleep(0.1)  # into the backoff
+            channel.close()  # a blocking call backing off ends too (CANCELLED: channel closed)
+            with_call.join(10)
+            assert not with_call.is_alive() and outcome == [rpc.StatusCode.CANCELLED]
+
+        async def closed() -> None:
+            async with rpc.Channel(target, service_config=config) as channel:
+                call = channel.unary_unary("/t.Retry/Unary")(script(fail=1))
+                asyncio.get_running_loop().call_later(0.3, asyncio.ensure_future, channel.close())
+                assert await call.code() == rpc.StatusCode.CANCELLED
+
+        run(closed(), timeout=10)
