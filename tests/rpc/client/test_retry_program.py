@@ -583,3 +583,10 @@ def test_hedging_pushback_delays_the_next_hedge() -> None:
 def test_a_hedged_call_without_policy_kind_support_is_one_attempt() -> None:
     call = make_call(settings({"hedgingPolicy": HEDGE}), Cardinality.STREAM_UNARY, iter([]))
     assert call._retry is not None and call._retry.hedging is None
+
+
+def test_a_server_stream_is_hedged_too() -> None:
+    call = make_call(settings({"hedgingPolicy": HEDGE}), Cardinality.UNARY_STREAM)
+    driver = Driver([None, OK_HEAD], arrivals=["timeout", 1])
+    assert drive(call._read(), lambda c: driver.perform(call, c)) == b"pong"
+    assert driver.streams[0].resets == [CANCEL] and call._stream is driver.streams[1]
