@@ -54,6 +54,8 @@ CHANNEL_GRPC_OPTIONS: Table = {
     "grpc.enable_retries": ("enable_retries", bool),
     "grpc.per_rpc_retry_buffer_size": ("per_rpc_retry_buffer_size", int),
     "grpc.retry_buffer_size": ("retry_buffer_size", int),
+    "grpc.lb_policy_name": ("lb_policy_name", str),
+    "grpc.dns_min_time_between_resolutions_ms": ("dns_min_time_between_resolutions", _ms),
 }
 
 SERVER_GRPC_OPTIONS: Table = {
