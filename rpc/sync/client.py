@@ -681,12 +681,13 @@ class CallFuture(FutureBase, Call[ResponseT]):
             now = time.monotonic()
             if self._resume_at is None:
                 self._resume_at = now + command[1]
-                self._tasks.call_at(self._resume_at, self._schedule_advance)
-                return _BLOCKED
-            if now < self._resume_at:
-                return _BLOCKED
-            self._resume_at = None
-            return None
+            elif now >= self._resume_at or self._channel.closed:
+                self._resume_at = None  # (a closed channel: the next step fails the call)
+                return None
+            # Looked at again when the pause ends, and meanwhile every _PAUSE_CHECK seconds
+            # for a channel closed while the call backs off (it is on no connection).
+            self._tasks.call_at(min(self._resume_at, now + _PAUSE_CHECK), self._schedule_advance)
+            return _BLOCKED
         if op == START_WRITER:
             self._start_writer()
             return None

@@ -484,7 +484,10 @@ def test_cancel_during_a_backoff_ends_the_call_at_once() -> None:
             with_call.start()
             wait_until(lambda: len(record.attempts[key_of(request)]) == 1)
             time.sleep(0.1)  # into the backoff
-            channel.close()  # a blocking call backing off ends too (CANCELLED: channel closed)
+            pending = channel.unary_unary("/t.Retry/Unary").future(script(fail=1))
+            time.sleep(0.3)
+            channel.close()  # calls backing off end too (CANCELLED: channel closed)
+            assert pending.exception(timeout=10).code() == rpc.StatusCode.CANCELLED
             with_call.join(10)
             assert not with_call.is_alive() and outcome == [rpc.StatusCode.CANCELLED]
 
