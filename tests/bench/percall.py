@@ -544,6 +544,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
             "cpus": [str(cpus[0]), str(cpus[1])] if len(cpus) >= 2 else [],
         }
         modes = {"cpu": args.calls, "profile": args.profile_calls, "strace": args.strace_calls}
+        modes = {mode: n for mode, n in modes.items() if mode in args.modes}
         if args.cprofile:
             args.cprofile.mkdir(parents=True, exist_ok=True)
             modes["cprofile"] = args.profile_calls
@@ -653,6 +654,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     parser.add_argument("--apis", nargs="+", choices=APIS, default=list(APIS))
     parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=MODES[:3],
+        default=list(MODES[:3]),
+        help="the passes to run (default: all three)",
+    )
     parser.add_argument("--calls", type=int, default=5000, help="operations timed (cpu pass)")
     parser.add_argument("--profile-calls", type=int, default=500, help="operations profiled")
     parser.add_argument("--strace-calls", type=int, default=2000, help="operations straced")
