@@ -51,6 +51,7 @@ APIS = ("asyncio", "uvloop", "sync")
 SCENARIOS = ("unary", "bidi")
 MODES = ("cpu", "profile", "strace", "cprofile")
 WARMUP_OPS = 300
+_WEAKSET_ADD = __import__("_weakrefset").WeakSet.add.__code__
 
 # ------------------------------------------------------------------------ instruments (child)
 
@@ -66,6 +67,7 @@ class Instruments:
         self.loop_iterations = 0
         self.futures = 0
         self.tasks = 0
+        self.registered_tasks = 0
         self._cpu = 0.0
         self._times = os.times()
         self.cpu = 0.0
@@ -99,7 +101,10 @@ class Instruments:
         if not self.on:
             return
         if event == "call":
-            self.calls[frame.f_code] += 1
+            code = frame.f_code
+            self.calls[code] += 1
+            if code is _WEAKSET_ADD and isinstance(frame.f_locals.get("item"), asyncio.Task):
+                self.registered_tasks += 1  # a task registering itself, however it was made
         elif event == "c_call":
             self.c_calls[getattr(arg, "__name__", "?")] += 1
 
@@ -109,6 +114,7 @@ class Instruments:
         self.loop_iterations = 0
         self.futures = 0
         self.tasks = 0
+        self.registered_tasks = 0
         self.gc_seconds = 0.0
         self.gc_collections = [0, 0, 0]
         self._cpu = time.process_time()
@@ -156,6 +162,7 @@ class Instruments:
             "py_calls": sum(self.calls.values()),
             "c_calls": sum(self.c_calls.values()),
             "thread_futures": futures,
+            "all_tasks": self.registered_tasks,
             "waits": waits,
             "top": [
                 [f"{_short(code.co_filename)}:{code.co_firstlineno} {code.co_name}", n]
@@ -626,7 +633,7 @@ def render(results: dict[str, Any], top: int) -> str:
             lines.append(
                 f"| {key} | {side} | {_num(prof.get('py_calls'))} | {_num(prof.get('c_calls'))} "
                 f"| {iterations} | {total:.2f}: {main_ones} | {futures} "
-                f"| {_num(cpu.get('tasks'), 2)} | {_num(prof.get('waits'), 2)} "
+                f"| {_num(prof.get('all_tasks'), 2)} | {_num(prof.get('waits'), 2)} "
                 f"| {_num(cpu.get('cpu_us'))} ({_num(cpu.get('cpu_user_us'))} + "
                 f"{_num(cpu.get('cpu_system_us'))}) | {_num(cpu.get('gc_us'))} ("
                 + "/".join(_num(cpu.get(f"gc_gen{g}", 0) * 1000, 1) for g in range(3))
