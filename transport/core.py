@@ -21,7 +21,6 @@ import logging
 from collections import deque
 from typing import Any, Callable, Optional, Union
 
-import h2.config
 import h2.connection
 import h2.errors
 import h2.events
@@ -64,6 +63,7 @@ from .events import (
 from .frame_reader import FrameReader
 from .frame_writer import send_data_frame, send_headers_frame
 from .guard import FrameGuard, Violation
+from .h2_config import FastConfiguration
 from .hpack_blocks import BlockCache, PreEncodingEncoder
 from .hpack_decode import CachingDecoder
 from .options import HTTP2_DEFAULT_WINDOW, ConnectionOptions
@@ -107,7 +107,7 @@ class ConnectionCore:
         # Inbound header validation is ours (validation.py): stream errors, one pass. Outbound
         # blocks are built by the codec from validated parts (names lowercase, values checked),
         # so h2's outbound validation and normalisation would only repeat the work.
-        config = h2.config.H2Configuration(
+        config = FastConfiguration(
             client_side=client_side,
             header_encoding=None,
             validate_inbound_headers=False,
