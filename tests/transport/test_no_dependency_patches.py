@@ -37,7 +37,8 @@ PROGRAM = textwrap.dedent(
                 seen[(name, attr)] = id(value)
                 if isinstance(value, type) and value.__module__ == name:
                     for cattr, cvalue in vars(value).items():
-                        seen[(name, attr, cattr)] = id(cvalue)
+                        if not cattr.startswith("_abc_"):  # abc's caches (pure-Python abc)
+                            seen[(name, attr, cattr)] = id(cvalue)
         return seen
 
     before = snapshot()
