@@ -22,6 +22,7 @@ from .grpc_message import decode_grpc_message, encode_grpc_message
 from .headers import (
     CONTENT_TYPE,
     RequestHead,
+    RequestHeadCache,
     ResponseHead,
     build_request_headers,
     build_response_headers,
@@ -94,6 +95,7 @@ __all__ = [
     "MetadataValue",
     "Metadatum",
     "RequestHead",
+    "RequestHeadCache",
     "RequestRejected",
     "ResponseHead",
     "Status",

@@ -70,6 +70,9 @@ from .options import HTTP2_DEFAULT_WINDOW, ConnectionOptions
 from .output_buffer import OutputPieces
 from .validation import check_request, check_response, check_trailers
 
+#: Header block verdicts remembered per connection (forgotten all at once when full).
+MAX_VERDICTS = 64
+
 #: The largest HPACK dynamic table our encoder keeps, whatever the peer's SETTINGS allow.
 MAX_ENCODER_TABLE = 16 * 1024
 
@@ -152,6 +155,8 @@ class ConnectionCore:
         self._h2 = conn
         self._reader = FrameReader(conn, server_side=not client_side)
         self._outbound: dict[int, _Outbound] = {}
+        #: The verdicts of ``_rejected`` on header blocks seen, by (check, fields).
+        self._verdicts: dict[tuple[Any, tuple[Any, ...]], int] = {}
         self._extra_out = b""
         #: The last-stream-id of the graceful GOAWAY we sent, if any: later streams are refused.
         self.goaway_sent_last_stream_id: Optional[int] = None
@@ -459,6 +464,25 @@ class ConnectionCore:
         SETTINGS_MAX_HEADER_LIST_SIZE (name + value + 32 per field, §6.5.2) is ENHANCE_YOUR_CALM,
         which gRPC clients report as RESOURCE_EXHAUSTED. Either fails the stream only.
         """
+        # Peers send the same blocks again and again (the decoder hands each repeat back as the
+        # same field objects): the verdict on a block is remembered, a tuple hash instead of a
+        # pass of Python over every field.
+        verdicts = self._verdicts
+        key = (check, tuple(headers))
+        code = verdicts.get(key)
+        if code is None:
+            code = self._judge(stream_id, headers, check)
+            if len(verdicts) >= MAX_VERDICTS:
+                verdicts.clear()
+            verdicts[key] = code
+        if code:
+            self._outbound.pop(stream_id, None)
+            self._h2.reset_stream(stream_id, code)
+        return code
+
+    def _judge(
+        self, stream_id: int, headers: Headers, check: Callable[[Headers], Optional[str]]
+    ) -> int:
         problem = check(headers)
         code = 0
         if problem is not None:
@@ -470,9 +494,6 @@ class ConnectionCore:
                 size += len(name) + len(value) + 32
             if size > self.options.max_header_list_size:
                 code = ENHANCE_YOUR_CALM
-        if code:
-            self._outbound.pop(stream_id, None)
-            self._h2.reset_stream(stream_id, code)
         return code
 
     def _streams_to_refuse(self, h2_events: list[h2.events.Event]) -> set[int]:

@@ -49,7 +49,7 @@ from .service import CPU_ENV, DESCRIPTOR_ENV, SMALL_BODY, compile_descriptor
 REPO = Path(__file__).resolve().parents[2]
 APIS = ("asyncio", "uvloop", "sync")
 SCENARIOS = ("unary", "bidi")
-MODES = ("cpu", "profile", "strace", "cprofile")
+MODES = ("cpu", "profile", "strace", "opcodes", "cprofile")
 WARMUP_OPS = 300
 _WEAKSET_ADD = __import__("_weakrefset").WeakSet.add.__code__
 
@@ -83,10 +83,15 @@ class Instruments:
             import cProfile
 
             self._cprofile = cProfile.Profile()
+        self.opcodes = 0
+        self.opcodes_by_code: collections.Counter[Any] = collections.Counter()
         if mode == "profile":
             profile = self._profile
             threading.setprofile(profile)
             sys.setprofile(profile)
+        if mode == "opcodes":
+            threading.settrace(self._trace)
+            sys.settrace(self._trace)
 
     def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
         if not self.on:
@@ -96,6 +101,16 @@ class Instruments:
         else:
             self.gc_seconds += time.perf_counter() - self._gc_started
             self.gc_collections[info["generation"]] += 1
+
+    def _trace(self, frame: Any, event: str, arg: Any) -> Any:
+        if event == "call":
+            frame.f_trace_opcodes = True
+            frame.f_trace_lines = False
+            return self._trace
+        if event == "opcode" and self.on:
+            self.opcodes += 1
+            self.opcodes_by_code[frame.f_code] += 1
+        return self._trace
 
     def _profile(self, frame: Any, event: str, arg: Any) -> None:
         if not self.on:
@@ -115,6 +130,8 @@ class Instruments:
         self.futures = 0
         self.tasks = 0
         self.registered_tasks = 0
+        self.opcodes = 0
+        self.opcodes_by_code.clear()
         self.gc_seconds = 0.0
         self.gc_collections = [0, 0, 0]
         self._cpu = time.process_time()
@@ -137,6 +154,7 @@ class Instruments:
             "loop_iterations": self.loop_iterations,
             "futures": self.futures,
             "tasks": self.tasks,
+            "opcodes": self.opcodes,
             "gc_us": self.gc_seconds * 1e6,
             "gc_gen0": self.gc_collections[0],
             "gc_gen1": self.gc_collections[1],
@@ -144,6 +162,11 @@ class Instruments:
         }
         if self.mode == "profile":
             result.update(self._profile_summary(top))
+        if self.mode == "opcodes":
+            result["top_opcodes"] = [
+                [f"{_short(code.co_filename)}:{code.co_firstlineno} {code.co_name}", n]
+                for code, n in self.opcodes_by_code.most_common(top)
+            ]
         return result
 
     def _profile_summary(self, top: int) -> dict[str, Any]:
@@ -550,7 +573,12 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
             "cprofile": args.cprofile,
             "cpus": [str(cpus[0]), str(cpus[1])] if len(cpus) >= 2 else [],
         }
-        modes = {"cpu": args.calls, "profile": args.profile_calls, "strace": args.strace_calls}
+        modes = {
+            "cpu": args.calls,
+            "profile": args.profile_calls,
+            "strace": args.strace_calls,
+            "opcodes": args.profile_calls,
+        }
         modes = {mode: n for mode, n in modes.items() if mode in args.modes}
         if args.cprofile:
             args.cprofile.mkdir(parents=True, exist_ok=True)
@@ -588,7 +616,7 @@ def _importable(name: str) -> bool:
 def per_op(counts: dict[str, Any], ops: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in counts.items():
-        if key in ("top", "top_c"):
+        if key in ("top", "top_c", "top_opcodes"):
             out[key] = [[name, n / ops] for name, n in value]
         elif key == "syscalls":
             out[key] = {name: n / ops for name, n in value.items()}
@@ -604,16 +632,17 @@ def per_op(counts: dict[str, Any], ops: int) -> dict[str, Any]:
 
 def render(results: dict[str, Any], top: int) -> str:
     lines = [
-        "| API, scenario | side | Python calls | C calls | loop iterations (_run_once / "
+        "| API, scenario | side | bytecodes | Python calls | C calls | loop iterations (_run_once / "
         "epoll_wait) | syscalls (main ones) | futures | tasks | thread waits | CPU µs (user + "
         "system) | of which GC µs (collections gen0/1/2 per 1k) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, cell in results.items():
         for side in ("client", "server"):
             data = cell[side]
             cpu = data.get("cpu", {})
             prof = data.get("profile", {})
+            ops = data.get("opcodes", {})
             sys_counts = data.get("strace", {}).get("syscalls", {})
             total = sum(sys_counts.values())
             main_ones = ", ".join(
@@ -631,7 +660,8 @@ def render(results: dict[str, Any], top: int) -> str:
                 epoll = sys_counts.get("epoll_wait", 0) + sys_counts.get("epoll_pwait", 0)
                 iterations += f" / {epoll:.2f}"
             lines.append(
-                f"| {key} | {side} | {_num(prof.get('py_calls'))} | {_num(prof.get('c_calls'))} "
+                f"| {key} | {side} | {_num(ops.get('opcodes'), 0)} | {_num(prof.get('py_calls'))} "
+                f"| {_num(prof.get('c_calls'))} "
                 f"| {iterations} | {total:.2f}: {main_ones} | {futures} "
                 f"| {_num(prof.get('all_tasks'), 2)} | {_num(prof.get('waits'), 2)} "
                 f"| {_num(cpu.get('cpu_us'))} ({_num(cpu.get('cpu_user_us'))} + "
@@ -642,11 +672,16 @@ def render(results: dict[str, Any], top: int) -> str:
     if top:
         for key, cell in results.items():
             for side in ("client", "server"):
-                profile = cell[side].get("profile", {})
-                for field, what in (("top", "Python"), ("top_c", "C")):
+                profile = dict(cell[side].get("profile", {}), **cell[side].get("opcodes", {}))
+                for field, what in (
+                    ("top_opcodes", "Bytecodes (own) of the functions that run most"),
+                    ("top", "Python"),
+                    ("top_c", "C"),
+                ):
                     ranked = profile.get(field, [])
                     if ranked:
-                        lines += ["", f"{key}, {side}: {what} calls per operation", ""]
+                        unit = "" if field == "top_opcodes" else " calls"
+                        lines += ["", f"{key}, {side}: {what}{unit} per operation", ""]
                         lines += [f"    {n:7.2f}  {name}" for name, n in ranked]
     return "\n".join(lines)
 
@@ -664,9 +699,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument(
         "--modes",
         nargs="+",
-        choices=MODES[:3],
-        default=list(MODES[:3]),
-        help="the passes to run (default: all three)",
+        choices=MODES[:4],
+        default=list(MODES[:4]),
+        help="the passes to run (default: all four)",
     )
     parser.add_argument("--calls", type=int, default=5000, help="operations timed (cpu pass)")
     parser.add_argument("--profile-calls", type=int, default=500, help="operations profiled")

@@ -386,3 +386,33 @@ def test_undecodable_bin_in_trailers_is_internal_not_raised(trailers: Headers) -
 def test_trailers_keep_malformed_message_escapes() -> None:
     status = parse_trailers([(b"grpc-status", b"2"), (b"grpc-message", b"50%zz")])
     assert status.message == "50%zz"
+
+
+def test_request_head_cache_gives_each_call_a_head_and_metadata_of_its_own():
+    from codec import RequestHeadCache, RequestRejected, parse_request_headers
+
+    headers = [
+        (b":method", b"POST"),
+        (b":scheme", b"http"),
+        (b":path", b"/pkg.Svc/Method"),
+        (b":authority", b"localhost"),
+        (b"te", b"trailers"),
+        (b"content-type", b"application/grpc"),
+        (b"grpc-timeout", b"5S"),
+        (b"x-key", b"value"),
+    ]
+    cache = RequestHeadCache(size=2)
+    first = cache.parse(headers)
+    first.metadata.add("x-added", "by a handler")
+    second = cache.parse(list(headers))
+    assert second == parse_request_headers(headers)
+    assert second is not first and second.metadata is not first.metadata
+    assert list(second.metadata) == [("x-key", "value")]
+    assert second.timeout == 5.0
+    bad = [h for h in headers if h[0] != b"te"]
+    for _ in range(2):  # a rejected head is not remembered: rejected every time
+        with pytest.raises(RequestRejected):
+            cache.parse(bad)
+    for n in range(5):  # bounded
+        cache.parse([*headers, (b"x-n", str(n).encode())])
+    assert len(cache._heads) <= 2
