@@ -1,13 +1,13 @@
 """What one call costs, counted: per unary call and per ping-pong message, client and server apart.
 
-``python -m tests.bench.percall [--apis asyncio uvloop sync] [--scenarios unary bidi]
+``python -m tests.bench.percall [--apis asyncio uvloop sync] [--scenarios unary bidi] [--modes ...]
 [--calls N] [--profile-calls N] [--strace-calls N] [--top N] [--json FILE]``
 
 Wall-clock rates on a shared machine are noise; these are not. For each API (h2rpc's asyncio API
 on asyncio's own loop, the same on uvloop, the blocking API) and each scenario (``unary``: one
 unary call at a time; ``bidi``: one ping-pong round trip on an open bidi stream), a server process
-and a client process (pinned to different CPUs, like the runner's) are started three times, once
-per kind of measurement, so that no instrument disturbs another:
+and a client process (pinned to different CPUs, like the runner's) are started once per kind of
+measurement, so that no instrument disturbs another:
 
 - **cpu**: ``time.process_time()`` over ``--calls`` operations (all threads of the process), and
   on asyncio's loop the event-loop iterations (``_run_once`` of a subclassed loop);
@@ -16,7 +16,10 @@ per kind of measurement, so that no instrument disturbs another:
   futures (``loop.create_future``, ``concurrent.futures.Future``), tasks (``loop.create_task``)
   and, for threads, ``Condition.wait`` calls (hand-offs between threads);
 - **strace**: ``strace -c -f -p PID`` attached to each process over ``--strace-calls``
-  operations: every system call, by name (``epoll_wait`` counts the iterations of either loop).
+  operations: every system call, by name (``epoll_wait`` counts the iterations of either loop);
+- **opcodes**: ``sys.settrace`` with ``f_trace_opcodes`` over ``--profile-calls`` operations:
+  the bytecodes the interpreter executed, a deterministic stand-in for CPU time (which a shared
+  machine makes noisy), and with ``--top`` the functions that execute the most of them.
 
 Everything is divided by the number of operations. Warm-up first (connection, caches); the
 window starts and ends on commands over stdin, so process start-up is never counted. ``--top N``
@@ -632,9 +635,9 @@ def per_op(counts: dict[str, Any], ops: int) -> dict[str, Any]:
 
 def render(results: dict[str, Any], top: int) -> str:
     lines = [
-        "| API, scenario | side | bytecodes | Python calls | C calls | loop iterations (_run_once / "
-        "epoll_wait) | syscalls (main ones) | futures | tasks | thread waits | CPU µs (user + "
-        "system) | of which GC µs (collections gen0/1/2 per 1k) |",
+        "| API, scenario | side | bytecodes | Python calls | C calls | loop iterations "
+        "(_run_once / epoll_wait) | syscalls (main ones) | futures | tasks | thread waits | "
+        "CPU µs (user + system) | of which GC µs (collections gen0/1/2 per 1k) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, cell in results.items():
