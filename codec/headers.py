@@ -38,6 +38,7 @@ __all__ = [
     "CONTENT_TYPE",
     "RequestHead",
     "RequestHeadCache",
+    "ResponseCache",
     "ResponseHead",
     "build_request_headers",
     "build_response_headers",
@@ -471,3 +472,53 @@ def parse_trailers(headers: InboundHeaders) -> Status:
         return _make_status(status, message, details, pairs)
     except InvalidMetadataError as exc:
         return Status(StatusCode.INTERNAL, f"malformed trailers: {exc}")
+
+
+class ResponseCache:
+    """``parse_response_headers`` and ``parse_trailers`` for blocks a channel has seen before.
+
+    A server answers every call of a method with the same response head and, when it succeeds,
+    the same trailers; the transport's decoder hands a repeated block back as the same field
+    objects, so a tuple hash finds it here. Each call gets results of its own (copies with their
+    own ``Metadata``); a head that fails to parse is never remembered. Bounded like
+    ``RequestHeadCache``.
+    """
+
+    __slots__ = ("_heads", "_size", "_trailers")
+
+    def __init__(self, size: int = 64) -> None:
+        self._heads: dict[tuple[Any, ...], ResponseHead] = {}
+        self._trailers: dict[tuple[Any, ...], Status] = {}
+        self._size = size
+
+    def head(self, headers: InboundHeaders, *, end_stream: bool) -> ResponseHead:
+        key = (end_stream, *headers)
+        heads = self._heads
+        head = heads.get(key)
+        if head is None:
+            head = parse_response_headers(headers, end_stream=end_stream)
+            if len(heads) >= self._size:
+                heads.clear()
+            heads[key] = head
+        status = head.trailers_only
+        return ResponseHead(
+            head.metadata.copy(),
+            head.encoding,
+            head.accept_encoding,
+            None if status is None else _copy_status(status),
+        )
+
+    def trailers(self, headers: InboundHeaders) -> Status:
+        key = tuple(headers)
+        cache = self._trailers
+        status = cache.get(key)
+        if status is None:
+            status = parse_trailers(headers)
+            if len(cache) >= self._size:
+                cache.clear()
+            cache[key] = status
+        return _copy_status(status)
+
+
+def _copy_status(status: Status) -> Status:
+    return Status(status.code, status.message, status.metadata.copy(), status.details)

@@ -416,3 +416,28 @@ def test_request_head_cache_gives_each_call_a_head_and_metadata_of_its_own():
     for n in range(5):  # bounded
         cache.parse([*headers, (b"x-n", str(n).encode())])
     assert len(cache._heads) <= 2
+
+
+def test_response_cache_gives_each_call_its_own_results_and_remembers_no_failure():
+    from codec import InvalidResponseError, ResponseCache, parse_response_headers, parse_trailers
+
+    head = [(b":status", b"200"), (b"content-type", b"application/grpc"), (b"x-h", b"1")]
+    trailers = [(b"grpc-status", b"0"), (b"x-t", b"2")]
+    trailers_only = [*head[:2], (b"grpc-status", b"5"), (b"grpc-message", b"gone")]
+    cache = ResponseCache(size=4)
+    for _ in range(2):
+        got = cache.head(head, end_stream=False)
+        assert got == parse_response_headers(head, end_stream=False)
+        got.metadata.add("x-added", "by the application")
+        status = cache.trailers(trailers)
+        assert status == parse_trailers(trailers)
+        status.metadata.add("x-added", "by the application")
+        only = cache.head(trailers_only, end_stream=True)
+        assert only == parse_response_headers(trailers_only, end_stream=True)
+        assert only.trailers_only is not None and only.trailers_only.code == StatusCode.NOT_FOUND
+        only.trailers_only.metadata.add("x-added", "by the application")
+    assert list(cache.head(head, end_stream=False).metadata) == [("x-h", "1")]
+    assert list(cache.trailers(trailers).metadata) == [("x-t", "2")]
+    for _ in range(2):  # the same head ending the stream without a status: UNKNOWN each time
+        with pytest.raises(InvalidResponseError):
+            cache.head(head, end_stream=True)
