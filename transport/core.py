@@ -68,6 +68,7 @@ from .hpack_blocks import BlockCache, PreEncodingEncoder
 from .hpack_decode import CachingDecoder
 from .options import HTTP2_DEFAULT_WINDOW, ConnectionOptions
 from .output_buffer import OutputPieces
+from .reset_streams import IgnoringResetStreams
 from .validation import check_request, check_response, check_trailers
 
 #: Header block verdicts remembered per connection (forgotten all at once when full).
@@ -118,7 +119,9 @@ class ConnectionCore:
             validate_outbound_headers=False,
             normalize_outbound_headers=False,
         )
-        conn = h2.connection.H2Connection(config)
+        # h2's connection, but frames on a stream we reset are ignored for a while, as RFC 9113
+        # §5.1 says, instead of answered with RST_STREAM(STREAM_CLOSED) (reset_streams.py).
+        conn = IgnoringResetStreams(config)
         # Header blocks are encoded once and reused (hpack_blocks.py).
         self._encoder = conn.encoder = PreEncodingEncoder(conn.encoder)  # type: ignore[assignment]
         self._blocks = BlockCache()
@@ -162,6 +165,7 @@ class ConnectionCore:
         self.goaway_sent_last_stream_id: Optional[int] = None
         #: A graceful shutdown waits for the ACK of its PING until then (see ``shut_down``).
         self.shutdown_deadline: Optional[float] = None
+        self._shutdown_data = b""
         self.goaway_received = False
         self.closed = False
         #: The peer's first SETTINGS frame has arrived: its limits are known.
@@ -219,6 +223,7 @@ class ConnectionCore:
         except Violation as exc:
             self.close(exc.error_code, exc.message.encode())
             raise RemoteProtocolError(exc.message) from None
+        self._h2.now = now
         try:
             h2_events = self._reader.receive(data)
         except h2.exceptions.ProtocolError as exc:
@@ -250,7 +255,7 @@ class ConnectionCore:
             last = min(last, self.goaway_sent_last_stream_id)
         self._send_goaway(last, error_code, additional_data)
 
-    def shut_down(self, now: float, timeout: float) -> None:
+    def shut_down(self, now: float, timeout: float, additional_data: bytes = b"") -> None:
         """Begin a graceful shutdown (server role), the two-step way of RFC 9113 §6.8.
 
         First a GOAWAY with last-stream-id 2^31-1 and NO_ERROR, followed by a PING: the peer
@@ -262,14 +267,16 @@ class ConnectionCore:
         GOAWAY goes out anyway. grpc-go and grpc-core shut down the same way.
 
         A client has no streams of its peer to wait for: it sends the final GOAWAY at once.
-        Calling this again, or after a GOAWAY, does nothing more.
+        Calling this again, or after a GOAWAY, does nothing more. ``additional_data`` is the
+        debug data of both GOAWAYs (grpc says why: "max_idle", "max_age").
         """
         if self.closed or self.goaway_sent_last_stream_id is not None:
             return
         if self.client_side:
-            self.goaway()
+            self.goaway(0, additional_data)
             return
-        self._send_goaway(MAX_STREAM_ID, 0, b"")
+        self._shutdown_data = additional_data
+        self._send_goaway(MAX_STREAM_ID, 0, additional_data)
         ping = PingFrame(0)
         ping.opaque_data = SHUTDOWN_PING_DATA
         self._h2._data_to_send += ping.serialize()
@@ -285,7 +292,7 @@ class ConnectionCore:
         deadline = self.shutdown_deadline
         if deadline is not None and now >= deadline:
             log.debug("no ACK of the shutdown PING in time: sending the final GOAWAY")
-            self.goaway()
+            self.goaway(0, self._shutdown_data)
 
     def _send_goaway(self, last: int, error_code: int, additional_data: bytes) -> None:
         self.goaway_sent_last_stream_id = last
@@ -299,6 +306,15 @@ class ConnectionCore:
     def send_ping(self, data: bytes) -> None:
         """Queue a PING with 8 bytes of opaque data; the peer's ACK becomes PingAcknowledged."""
         self._h2.ping(data)
+
+    def finish(self) -> None:
+        """Close after a graceful shutdown's final GOAWAY (no stream left, or none to wait
+        for): that GOAWAY already said everything, so no frame is sent; nothing more will be."""
+        if self.goaway_sent_last_stream_id is None or self.draining:
+            self.close()
+            return
+        self.closed = True
+        self.shutdown_deadline = None
 
     def close(self, error_code: int = 0, additional_data: Optional[bytes] = None) -> None:
         """Queue a final GOAWAY; nothing more is sent or accepted on this connection."""
@@ -433,17 +449,16 @@ class ConnectionCore:
                 sent = True
                 if last:
                     del self._outbound[stream_id]
+                    self._response_complete(stream_id)
                     return sent
             if out.trailers is not None:
                 self._send_header_block(stream_id, out.trailers, True)
                 del self._outbound[stream_id]
-                if not self.client_side and not self.stream_is_closed(stream_id):
-                    # The response is complete but the client is still sending: tell it to stop,
-                    # without error, as gRPC servers do (RFC 9113 §8.1).
-                    conn.reset_stream(stream_id, NO_ERROR)
+                self._response_complete(stream_id)
             elif out.end_stream:
                 conn.end_stream(stream_id)
                 del self._outbound[stream_id]
+                self._response_complete(stream_id)
         except h2.exceptions.StreamClosedError:
             # The peer reset the stream while we were sending; its queue is moot.
             self._outbound.pop(stream_id, None)
@@ -451,6 +466,12 @@ class ConnectionCore:
             self._outbound.pop(stream_id, None)
             raise LocalProtocolError(str(exc) or type(exc).__name__) from exc
         return sent
+
+    def _response_complete(self, stream_id: int) -> None:
+        """Our side of the stream has ended. A server whose client is still sending tells it to
+        stop, without error, as gRPC servers do (RFC 9113 §8.1)."""
+        if not self.client_side and not self.stream_is_closed(stream_id):
+            self._h2.reset_stream(stream_id, NO_ERROR)
 
     def _rejected(
         self,
@@ -612,7 +633,7 @@ class ConnectionCore:
                     # Our shutdown PING's ACK, not a keepalive's: the peer has read the first
                     # GOAWAY, so every stream it will open is here. Name the last one.
                     if self.shutdown_deadline is not None:
-                        self.goaway()
+                        self.goaway(0, self._shutdown_data)
                     continue
                 append(PingAcknowledged(data=data))
             elif isinstance(ev, h2.events.ConnectionTerminated):

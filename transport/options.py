@@ -59,8 +59,15 @@ class ConnectionOptions:
     #: Servers: a graceful shutdown sends its final GOAWAY when the client answers the PING
     #: that follows the first GOAWAY, or after this many seconds without an answer.
     shutdown_ping_timeout: float = 1.0
-    #: Close a connection that has had no open stream for this many seconds (None: never).
+    #: Servers: drain a connection (graceful GOAWAY "max_idle", then close) that has had no
+    #: open stream for this many seconds (None: never). grpc-go's ``MaxConnectionIdle``.
     max_connection_idle: Optional[float] = None
+    #: Servers: drain a connection this many seconds after it was accepted, +-10% jitter
+    #: (graceful GOAWAY "max_age"), so that clients reconnect and load rebalances (None: never).
+    max_connection_age: Optional[float] = None
+    #: Servers: after the max_connection_age GOAWAY, calls still running get this many seconds
+    #: more; then the connection is closed and they are cancelled (None: they may run on).
+    max_connection_age_grace: Optional[float] = None
     #: Stop reading from a peer while this many bytes wait in our send buffer: a peer that
     #: sends but never reads cannot make our automatic replies pile up.
     max_write_buffer: int = 4 * 1024 * 1024
@@ -97,8 +104,12 @@ class ConnectionOptions:
             raise ValueError("handshake_timeout must be positive")
         if self.shutdown_ping_timeout <= 0:
             raise ValueError("shutdown_ping_timeout must be positive")
-        if self.max_connection_idle is not None and self.max_connection_idle <= 0:
-            raise ValueError("max_connection_idle must be positive (or None)")
+        for name in ("max_connection_idle", "max_connection_age"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive (or None)")
+        if self.max_connection_age_grace is not None and self.max_connection_age_grace < 0:
+            raise ValueError("max_connection_age_grace must not be negative (or None)")
 
     @property
     def header_block_limit(self) -> int:

@@ -35,6 +35,7 @@ from .events import (
     TrailersReceived,
 )
 from .keepalive import KeepaliveAction, KeepaliveTimer, PingPolicy
+from .lifetime import ConnectionLifetime, LifetimeAction
 from .options import ConnectionOptions
 from .tls import TlsInfo
 
@@ -211,6 +212,17 @@ class SessionStream:
             self._local_close()
         self._flush(end_stream)
 
+    def respond(self, headers: Headers, body: bytes) -> None:
+        """Send a whole response at once: a header block, then ``body`` ending the stream.
+
+        For short answers that are not gRPC (a plain HTTP error with a text body): the body is
+        queued without waiting, since it is too small to need backpressure.
+        """
+        self._check_writable()
+        session = self._session
+        session.core.send_headers(self.stream_id, headers)
+        self._queue_data(body, True)
+
     def end(self) -> None:
         """Half-close our side after the queued data (an empty DATA frame with END_STREAM)."""
         if self.local_closed:
@@ -306,8 +318,10 @@ class Session:
         options = core.options
         #: Servers: the client must finish the HTTP/2 handshake by then.
         self._handshake_deadline = None if client_side else now + options.handshake_timeout
-        self._max_idle = options.max_connection_idle
-        self._idle_since: Optional[float] = now  # None while streams are open
+        #: max_connection_idle / _age / _age_grace: when to drain and close (lifetime.py).
+        self.lifetime = ConnectionLifetime(options, now)
+        #: A lifetime drain's reason while it waits for the last stream to close the connection.
+        self._close_drained: Optional[str] = None
         self._new_requests: list[SessionStream] = []
         self._ping_policy = None if client_side else PingPolicy(core.options)
 
@@ -383,6 +397,7 @@ class Session:
         if was_draining and not self.core.draining:  # the shutdown PING's ACK: final GOAWAY
             driver.rearm_timer()
             driver.wake_connection()
+            self._close_if_drained()
         new = self._new_requests
         if new:
             # Streams opened and reset in the same read never start a handler (rapid reset).
@@ -414,7 +429,7 @@ class Session:
         stream_id = core.next_stream_id()
         stream = self.driver.new_stream(stream_id, None)
         self.streams[stream_id] = stream
-        self._idle_since = None
+        self.lifetime.busy()
         core.send_headers(stream_id, headers, end_stream=end_stream)
         if end_stream:
             stream.local_closed = True
@@ -473,8 +488,8 @@ class Session:
             self._handshake_deadline,
             self.core.shutdown_deadline,
         ]
-        if self._max_idle is not None and self._idle_since is not None:
-            deadlines.append(self._idle_since + self._max_idle)
+        if self.lifetime.enabled:
+            deadlines.append(self.lifetime.deadline())
         return min((d for d in deadlines if d is not None), default=None)
 
     def on_timer(self) -> None:
@@ -489,6 +504,8 @@ class Session:
             if not self.core.draining:  # the shutdown PING went unanswered: final GOAWAY sent
                 driver.schedule_flush()
                 driver.wake_connection()
+                if self._close_if_drained():
+                    return
         if self._handshake_deadline is not None and now >= self._handshake_deadline:
             if not self.core.settings_received:
                 log.info("%r did not complete the HTTP/2 handshake in time: closing", self)
@@ -496,11 +513,7 @@ class Session:
                 driver.abort_transport()
                 return
             self._handshake_deadline = None
-        idle = self._idle_since
-        if self._max_idle is not None and idle is not None and now >= idle + self._max_idle:
-            log.info("%r idle for %.1f s: closing", self, now - idle)
-            self._idle_since = None
-            self.close(NO_ERROR, "max_connection_idle")
+        if self.lifetime.enabled and self._lifetime_timer(now):
             return
         action = self.keepalive.on_timer(now, len(self.streams))
         if action is KeepaliveAction.SEND_PING:
@@ -512,6 +525,40 @@ class Session:
             driver.abort_transport()
             return
         driver.rearm_timer()
+
+    # ---------------------------------------------------------------- connection lifetime
+
+    def _lifetime_timer(self, now: float) -> bool:
+        """Carry out what max_connection_idle/age/grace decide; True if the connection ended."""
+        action = self.lifetime.on_timer(now)
+        if action is LifetimeAction.NOTHING:
+            return False
+        if action is LifetimeAction.CLOSE:
+            log.info("%r: max_connection_age_grace is over: closing, cancelling its calls", self)
+            # The final GOAWAY went out with the drain; streams still open end with the socket
+            # (the client sees UNAVAILABLE, the handlers are cancelled), as in grpc-go.
+            self.fail(ConnectionClosedError("max_connection_age_grace passed: connection closed"))
+            self.core.finish()
+            self.driver.close_transport()
+            return True
+        reason = action.value
+        log.info("%r: %s: draining (GOAWAY)", self, reason)
+        core = self.core
+        core.shut_down(now, core.options.shutdown_ping_timeout, reason.encode())
+        self._close_drained = reason
+        self.driver.schedule_flush()
+        self.driver.wake_connection()
+        return self._close_if_drained()
+
+    def _close_if_drained(self) -> bool:
+        """After a lifetime drain's final GOAWAY, close once no stream is open; True if closed."""
+        if self._close_drained is None or self.streams or self.core.draining:
+            return False
+        if self.error is None:
+            self.core.finish()
+            self.driver.close_transport()
+            self.fail(ConnectionClosedError(f"connection drained ({self._close_drained})"))
+        return True
 
     # ---------------------------------------------------------------- internals
 
@@ -537,7 +584,7 @@ class Session:
             elif isinstance(ev, RequestReceived):
                 stream = driver.new_stream(ev.stream_id, ev.headers)
                 streams[ev.stream_id] = stream
-                self._idle_since = None
+                self.lifetime.busy()
                 if not self._accept_requests:
                     stream.reset(REFUSED_STREAM)
                 else:
@@ -631,9 +678,11 @@ class Session:
                 self.driver.schedule_flush()
         self.driver.slot_freed()
         if not self.streams:
-            self._idle_since = self.driver.now()
-            if self._max_idle is not None:
+            if self.lifetime.enabled:
+                self.lifetime.idle(self.driver.now())
                 self.driver.rearm_timer()
+                if self._close_if_drained():
+                    return
             if self.closing_when_idle:
                 self.close()
 

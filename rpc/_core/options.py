@@ -57,6 +57,9 @@ SERVER_GRPC_OPTIONS: Table = {
     "grpc.http2.min_recv_ping_interval_without_data_ms": ("min_ping_interval", _ms),
     "grpc.http2.min_ping_interval_without_data_ms": ("min_ping_interval", _ms),
     "grpc.http2.max_ping_strikes": ("max_ping_strikes", int),
+    "grpc.max_connection_idle_ms": ("max_connection_idle", _ms),
+    "grpc.max_connection_age_ms": ("max_connection_age", _ms),
+    "grpc.max_connection_age_grace_ms": ("max_connection_age_grace", _ms),
 }
 
 
@@ -89,6 +92,9 @@ _CONNECTION_FIELDS = {
     "keepalive_permit_without_calls": "keepalive_permit_without_calls",
     "min_ping_interval": "min_ping_interval",
     "max_ping_strikes": "max_ping_strikes",
+    "max_connection_idle": "max_connection_idle",
+    "max_connection_age": "max_connection_age",
+    "max_connection_age_grace": "max_connection_age_grace",
 }
 
 

@@ -35,6 +35,12 @@ class ServerCore:
     """Settings (grpcio names, seconds and bytes; see the README's options table), the service
     registry, and the ports; the async and blocking servers add serving.
 
+    ``max_connection_idle``, ``max_connection_age``, ``max_connection_age_grace`` (seconds,
+    None: never; grpc-go's and grpc-core's): drain a connection with a graceful GOAWAY when no
+    call has been open on it for that long, or when it is that old (+-10% jitter), so clients
+    reconnect and load spreads over new servers; calls still running after the age's grace are
+    cancelled (transport/lifetime.py).
+
     ``interceptors``: grpcio-shaped ``ServerInterceptor``s (``intercept_service``) and
     ``rpc.Interceptor``s, run in the order given (see ``rpc.interceptors``).
     """
@@ -57,6 +63,9 @@ class ServerCore:
         keepalive_permit_without_calls: Optional[bool] = None,
         min_ping_interval: Optional[float] = None,
         max_ping_strikes: Optional[int] = None,
+        max_connection_idle: Optional[float] = None,
+        max_connection_age: Optional[float] = None,
+        max_connection_age_grace: Optional[float] = None,
         connection_options: Optional[ConnectionOptions] = None,
         options: Sequence[tuple[str, Any]] = (),
         trace: TraceOption = None,
@@ -72,6 +81,9 @@ class ServerCore:
             "keepalive_permit_without_calls": keepalive_permit_without_calls,
             "min_ping_interval": min_ping_interval,
             "max_ping_strikes": max_ping_strikes,
+            "max_connection_idle": max_connection_idle,
+            "max_connection_age": max_connection_age,
+            "max_connection_age_grace": max_connection_age_grace,
         }
         merge_grpc_options(settings, options, SERVER_GRPC_OPTIONS, "server")
         try:

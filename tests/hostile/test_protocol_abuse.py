@@ -331,7 +331,7 @@ def test_unfinished_handshakes_and_idle_connections_are_closed_and_others_served
             left_open = still_open_after(silent, timeout=15)
             assert len(left_open) == 0, "silent connections the server left open"
             code, reason = goaway_of(idle)
-            assert code == 0 and reason == b"max_connection_idle"
+            assert code == 0 and reason == b"max_idle"
         finally:
             for sock in silent:
                 sock.close()

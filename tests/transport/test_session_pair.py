@@ -103,24 +103,6 @@ def test_a_client_that_completed_the_handshake_in_time_stays() -> None:
     assert pair.server.error is None and not pair.link_closed
 
 
-def test_an_idle_connection_is_closed_with_goaway_after_max_connection_idle() -> None:
-    pair = SessionPair(server_options=ConnectionOptions(max_connection_idle=30))
-    call = pair.open(REQUEST, end_stream=True)
-    pair.advance(100)  # a call is open: never idle
-    (handler,) = pair.take_requests()
-    handler.send_headers(RESPONSE)
-    handler.send_trailers(TRAILERS)
-    pair.pump()
-    assert call.trailers == TRAILERS
-    pair.advance(29.9)
-    assert pair.frames("server", "GOAWAY") == []
-    pair.advance(0.1)
-    (goaway,) = pair.frames("server", "GOAWAY")
-    assert goaway.payload.endswith(b"max_connection_idle")
-    assert pair.client.goaway_received and not pair.client.is_usable
-    assert pair.link_closed
-
-
 def test_a_client_pinging_too_often_gets_goaway_too_many_pings() -> None:
     client = ConnectionOptions(keepalive_time=1, keepalive_permit_without_calls=True)
     server = ConnectionOptions(min_ping_interval=300, max_ping_strikes=2)
