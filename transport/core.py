@@ -508,8 +508,9 @@ class ConnectionCore:
                 verdicts.clear()
             verdicts[key] = code
         if code:
-            self._outbound.pop(stream_id, None)
-            self._h2.reset_stream(stream_id, code)
+            # (A block that ended the stream on both sides leaves nothing to reset: RST_STREAM
+            # may not be sent on a closed stream; the stream fails here all the same.)
+            self.reset_stream(stream_id, code)
         return code
 
     def _judge(

@@ -385,3 +385,18 @@ def test_a_repeated_malformed_request_head_is_refused_every_time_and_a_good_one_
                     sid
                 ]
                 assert resets == []
+
+
+def test_a_malformed_response_that_closes_the_stream_fails_the_call_without_a_crash():
+    # Found by test_protocol_properties: the request had ended, so a response HEADERS with
+    # END_STREAM closed the stream; resetting it for the malformed block raised out of the core.
+    pair = CorePair()
+    sid = pair.client.next_stream_id()
+    pair.client.send_headers(sid, REQUEST, end_stream=True)
+    pair.pump()
+    pair.server.send_headers(sid, REQUEST, end_stream=True)  # request fields as a "response"
+    events = pair.client.receive_data(pair.server.data_to_send())
+    reset = events[0]
+    assert isinstance(reset, StreamReset)
+    assert reset.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR and not reset.remote
+    assert pair.client.data_to_send() == b""  # no RST_STREAM on a closed stream
