@@ -47,3 +47,39 @@ def test_report_gives_medians_spread_ratio_and_cpu_per_10k_calls():
     text = "\n".join(run.markdown_tables(run.summarize(runs), impls, ["unary1"]))
     assert "| grpcio sync | 2,000 | 1,000-3,000 | 2 | 1.00x | 3.33 | 3.33 |" in text
     assert "| h2rpc async | 500 | 500-500 | 1 (+1 failed) | 0.25x | 5.00 | 10.00 |" in text
+
+
+def test_strict_counts_a_run_without_a_number_as_failed():
+    good = _run("h2rpc-async", 500, 0.25)
+    assert not run.no_number(good)
+    assert run.no_number(_run("h2rpc-async", 0, 0.25))  # no operation completed
+    assert run.no_number({**good, "error": "boom"})
+    assert run.no_number({**good, "scenario": "stream1m", "bytes": 0})  # no byte moved
+    assert run.no_number({"impl": "h2rpc-async", "scenario": "unary1", "repeat": 0})
+
+
+def test_percall_counts_a_few_calls_per_side():
+    import argparse
+
+    import pytest
+
+    pytest.importorskip("grpc_tools")  # bench.proto is compiled for the processes
+    from tests.bench import percall
+
+    selection = argparse.Namespace(
+        apis=["asyncio"],
+        scenarios=["unary"],
+        modes=["cpu", "opcodes"],
+        calls=20,
+        profile_calls=5,
+        strace_calls=5,
+        top=3,
+        cprofile=None,
+    )
+    results = percall.run_all(selection)
+    cell = results["asyncio unary"]
+    for side in ("client", "server"):
+        assert cell[side]["cpu"]["cpu_us"] > 0
+        assert cell[side]["cpu"]["loop_iterations"] >= 1
+        assert cell[side]["opcodes"]["opcodes"] > 100
+    assert "asyncio unary | client" in percall.render(results, 3)
