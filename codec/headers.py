@@ -301,6 +301,29 @@ def build_trailers_only(
     return headers
 
 
+def build_http_rejection(http_status: int, code: StatusCode, message: str) -> tuple[Headers, bytes]:
+    """The answer to a request that is not gRPC at all (405, 415, 400): headers and a body.
+
+    The HTTP status is what a plain HTTP client understands (grpc-go answers the same codes);
+    the short ``text/plain`` body says what the server is and what it expected, so that
+    ``curl --http2-prior-knowledge`` shows something readable instead of an empty reply. The
+    ``grpc-status`` and ``grpc-message`` fields stay in the header block, as grpc-go sends them,
+    for a gRPC client that looks. A 405 names the one method allowed (RFC 9110 §15.5.6).
+    """
+    headers: Headers = [
+        (b":status", b"%d" % http_status),
+        (b"content-type", b"text/plain; charset=utf-8"),
+    ]
+    if http_status == 405:
+        headers.append((b"allow", b"POST"))
+    _status_fields(headers, code, message, None)
+    body = (
+        f"This is a gRPC server: it expects HTTP/2 POST requests with content-type "
+        f"application/grpc, made by a gRPC client.\nThis request: {message}\n"
+    ).encode()
+    return headers, body
+
+
 @dataclass(frozen=True)
 class ResponseHead:
     """A parsed response HEADERS frame.

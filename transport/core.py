@@ -68,6 +68,7 @@ from .hpack_blocks import BlockCache, PreEncodingEncoder
 from .hpack_decode import CachingDecoder
 from .options import HTTP2_DEFAULT_WINDOW, ConnectionOptions
 from .output_buffer import OutputPieces
+from .reset_streams import IgnoringResetStreams
 from .validation import check_request, check_response, check_trailers
 
 #: The largest HPACK dynamic table our encoder keeps, whatever the peer's SETTINGS allow.
@@ -115,7 +116,9 @@ class ConnectionCore:
             validate_outbound_headers=False,
             normalize_outbound_headers=False,
         )
-        conn = h2.connection.H2Connection(config)
+        # h2's connection, but frames on a stream we reset are ignored for a while, as RFC 9113
+        # §5.1 says, instead of answered with RST_STREAM(STREAM_CLOSED) (reset_streams.py).
+        conn = IgnoringResetStreams(config)
         # Header blocks are encoded once and reused (hpack_blocks.py).
         self._encoder = conn.encoder = PreEncodingEncoder(conn.encoder)  # type: ignore[assignment]
         self._blocks = BlockCache()
@@ -215,6 +218,7 @@ class ConnectionCore:
         except Violation as exc:
             self.close(exc.error_code, exc.message.encode())
             raise RemoteProtocolError(exc.message) from None
+        self._h2.now = now
         try:
             h2_events = self._reader.receive(data)
         except h2.exceptions.ProtocolError as exc:
@@ -440,17 +444,16 @@ class ConnectionCore:
                 sent = True
                 if last:
                     del self._outbound[stream_id]
+                    self._response_complete(stream_id)
                     return sent
             if out.trailers is not None:
                 self._send_header_block(stream_id, out.trailers, True)
                 del self._outbound[stream_id]
-                if not self.client_side and not self.stream_is_closed(stream_id):
-                    # The response is complete but the client is still sending: tell it to stop,
-                    # without error, as gRPC servers do (RFC 9113 §8.1).
-                    conn.reset_stream(stream_id, NO_ERROR)
+                self._response_complete(stream_id)
             elif out.end_stream:
                 conn.end_stream(stream_id)
                 del self._outbound[stream_id]
+                self._response_complete(stream_id)
         except h2.exceptions.StreamClosedError:
             # The peer reset the stream while we were sending; its queue is moot.
             self._outbound.pop(stream_id, None)
@@ -458,6 +461,12 @@ class ConnectionCore:
             self._outbound.pop(stream_id, None)
             raise LocalProtocolError(str(exc) or type(exc).__name__) from exc
         return sent
+
+    def _response_complete(self, stream_id: int) -> None:
+        """Our side of the stream has ended. A server whose client is still sending tells it to
+        stop, without error, as gRPC servers do (RFC 9113 §8.1)."""
+        if not self.client_side and not self.stream_is_closed(stream_id):
+            self._h2.reset_stream(stream_id, NO_ERROR)
 
     def _rejected(
         self,

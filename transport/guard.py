@@ -145,7 +145,13 @@ class FrameGuard:
             if not buf[at + 4] & _ACK and not self._pings.take(now):
                 raise Violation(ENHANCE_YOUR_CALM, "ping flood")
         elif kind == _SETTINGS:
-            if not buf[at + 4] & _ACK and not self._settings.take(now):
+            if buf[at + 4] & _ACK:
+                if length:
+                    # RFC 9113 §6.5: an ACK carries no settings; a payload is a connection
+                    # error of type FRAME_SIZE_ERROR (hyperframe's parse error would make h2
+                    # say PROTOCOL_ERROR).
+                    raise Violation(FRAME_SIZE_ERROR, "SETTINGS ACK with a payload")
+            elif not self._settings.take(now):
                 raise Violation(ENHANCE_YOUR_CALM, "settings flood")
         elif kind == _RST_STREAM and not self._resets.take(now):
             raise Violation(ENHANCE_YOUR_CALM, "too many stream resets (rapid reset)")

@@ -212,6 +212,17 @@ class SessionStream:
             self._local_close()
         self._flush(end_stream)
 
+    def respond(self, headers: Headers, body: bytes) -> None:
+        """Send a whole response at once: a header block, then ``body`` ending the stream.
+
+        For short answers that are not gRPC (a plain HTTP error with a text body): the body is
+        queued without waiting, since it is too small to need backpressure.
+        """
+        self._check_writable()
+        session = self._session
+        session.core.send_headers(self.stream_id, headers)
+        self._queue_data(body, True)
+
     def end(self) -> None:
         """Half-close our side after the queued data (an empty DATA frame with END_STREAM)."""
         if self.local_closed:

@@ -90,6 +90,7 @@ from codec import (
     Status,
     StatusCode,
     TruncatedMessageError,
+    build_http_rejection,
     build_response_headers,
     build_trailers,
     build_trailers_only,
@@ -220,6 +221,8 @@ class ServerStream(Protocol):
     def send_headers(self, headers: Headers, *, end_stream: bool = False) -> None: ...
 
     def send_trailers(self, headers: Headers) -> None: ...
+
+    def respond(self, headers: Headers, body: bytes) -> None: ...
 
 
 # ---------------------------------------------------------------------- the call
@@ -626,13 +629,11 @@ class ServerCallCore:
 
     def _reject(self, exc: RequestRejected) -> None:
         """Answer a request that is not valid gRPC (wrong content-type, method, ...)."""
-        trailers = build_trailers_only(exc.code, exc.message)
-        if exc.http_status != 200:
-            trailers = [(b":status", str(exc.http_status).encode())] + [
-                h for h in trailers if h[0] != b":status"
-            ]
         try:
-            self._stream.send_trailers(trailers)
+            if exc.http_status == 200:
+                self._stream.send_trailers(build_trailers_only(exc.code, exc.message))
+            else:
+                self._stream.respond(*build_http_rejection(exc.http_status, exc.code, exc.message))
         except TransportError:
             pass
 

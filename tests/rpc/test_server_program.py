@@ -71,6 +71,8 @@ class FakeStream:
         self.connection = FakeConnection()
         self.headers: list[list[tuple[bytes, bytes]]] = []
         self.trailers: Optional[list[tuple[bytes, bytes]]] = None
+        #: A whole non-gRPC response (headers and body), if one was sent.
+        self.response: Optional[tuple[list[tuple[bytes, bytes]], bytes]] = None
 
     def send_headers(self, headers: list[tuple[bytes, bytes]], *, end_stream: bool = False) -> None:
         assert not self.local_closed
@@ -79,6 +81,11 @@ class FakeStream:
     def send_trailers(self, headers: list[tuple[bytes, bytes]]) -> None:
         assert not self.local_closed
         self.trailers = headers
+        self.local_closed = True
+
+    def respond(self, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        assert not self.local_closed
+        self.response = (headers, body)
         self.local_closed = True
 
     def status(self) -> Status:
@@ -417,10 +424,13 @@ def test_a_non_grpc_content_type_is_answered_http_415_and_nothing_else() -> None
     ]
     call, stream = make_call(unary(lambda request, context: request), headers)
     assert finish(call.serve()) is None  # answered already: nobody to send a status to
-    assert stream.trailers is not None
-    assert (b":status", b"415") in stream.trailers
+    assert stream.response is not None
+    response_headers, body = stream.response
+    assert (b":status", b"415") in response_headers
+    assert (b"content-type", b"text/plain; charset=utf-8") in response_headers
+    assert b"gRPC server" in body and b"text/plain" in body
     call.end(None)
-    assert stream.headers == []
+    assert stream.headers == [] and stream.trailers is None
 
 
 # ---------------------------------------------------------------------- from outside
