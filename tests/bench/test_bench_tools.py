@@ -47,3 +47,25 @@ def test_report_gives_medians_spread_ratio_and_cpu_per_10k_calls():
     text = "\n".join(run.markdown_tables(run.summarize(runs), impls, ["unary1"]))
     assert "| grpcio sync | 2,000 | 1,000-3,000 | 2 | 1.00x | 3.33 | 3.33 |" in text
     assert "| h2rpc async | 500 | 500-500 | 1 (+1 failed) | 0.25x | 5.00 | 10.00 |" in text
+
+
+def test_the_proxy_section_reports_rates_cpu_and_the_share_of_each_worker():
+    from tests.bench import proxied
+
+    run_ = {
+        "calls_per_s": 5000.0,
+        "server_us_per_call": 120.0,
+        "proxy_us_per_call": 15.5,
+        "worker_shares": [0.6, 0.4],
+    }
+    section = {
+        "h2rpc `rpc.serve(workers=2)`, behind HAProxy": {"runs": [run_]},
+        "grpcio sync, 1 process, direct": {"error": "h2load exited\nmore"},
+    }
+    text = "\n".join(proxied.proxy_markdown(section))
+    assert (
+        "| h2rpc `rpc.serve(workers=2)`, behind HAProxy | 5,000 | 120.0 | 15.5 | 60% / 40% |"
+        in text
+    )
+    assert "| grpcio sync, 1 process, direct | failed: h2load exited | | | |" in text
+    assert proxied.proxy_failed(section)
