@@ -16,6 +16,8 @@ import rpc
 from tests.rpc.server_thread import ServerThread
 
 PROBE = "proxy.Probe"
+#: The interop cases' large messages (8 MiB) must get through.
+LARGE = 64 * 1024 * 1024
 
 
 class Probe:
@@ -72,14 +74,17 @@ class Backends:
         # A proxy carries every client's calls to a backend on one or a few connections: the
         # blocking server's per-connection share of its pool must be all of it (README).
         self._sync = rpc.sync.Server(
-            [self.probes[1].handlers()], max_workers=256, max_calls_per_connection=256
+            [self.probes[1].handlers()],
+            max_workers=256,
+            max_calls_per_connection=256,
+            max_receive_message_length=LARGE,
         )
         self._sync.add_service(ECHO_SERVICE, SyncEchoTestServicer())
         #: "host:port" of the two servers, once started.
         self.addresses: list[str] = []
 
     def _make_async(self) -> rpc.Server:
-        server = rpc.Server([self.probes[0].handlers()])
+        server = rpc.Server([self.probes[0].handlers()], max_receive_message_length=LARGE)
         server.add_service(ECHO_SERVICE, EchoTestServicer())
         return server
 

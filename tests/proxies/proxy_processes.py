@@ -71,6 +71,9 @@ class ProxyProcess:
             raise RuntimeError(f"{self.name} is not installed (.ci/run installs it)")
         self.backends = list(backends)
         self.prefix = Path(tempfile.mkdtemp(prefix=f"h2rpc-{self.name}-"))
+        # Started as root, nginx's workers run as an unprivileged user: they must reach their
+        # temp directories (which nginx creates in here, for them).
+        self.prefix.chmod(0o755)
         self.port = 0
         self.process: Optional[subprocess.Popen[bytes]] = None
         self._output = self.prefix / "output.log"
