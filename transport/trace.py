@@ -12,7 +12,9 @@ tracing is off. Everything else happens here, on copies of those bytes:
   represented (indexed, literal with or without indexing, never indexed), what was inserted,
   what was evicted and what size updates came;
 * the flow-control windows are mirrored from the frames of both directions, so each DATA and
-  WINDOW_UPDATE frame is shown with the windows as they are right after it.
+  WINDOW_UPDATE frame is shown with the windows as they are right after it (and, for a drawing
+  of the windows over time, a HEADERS frame that opens a stream with the windows the stream
+  starts with, a SETTINGS frame changing INITIAL_WINDOW_SIZE with what that did to open streams).
 
 The tracer never raises into the connection: a byte stream it cannot parse is reported once as
 an ``error`` event and no longer decoded. It knows HTTP/2, not gRPC: ``rpc._trace`` subclasses
@@ -494,6 +496,10 @@ class ConnectionTrace:
         elif isinstance(frame, HeadersFrame):
             if "PRIORITY" in frame.flags:
                 detail["priority"] = _priority(frame)
+            if sid not in self._streams and sid > self._opened[sid & 1]:
+                # It opens the stream: the windows it starts with (later ones are on DATA frames).
+                start = self.initial_window
+                detail["stream_windows"] = {"send": start["out"], "receive": start["in"]}
             block = ("HEADERS", frame.data, end_stream, "END_HEADERS" in frame.flags)
         elif isinstance(frame, ContinuationFrame):
             block = ("CONTINUATION", frame.data, False, "END_HEADERS" in frame.flags)
@@ -507,7 +513,12 @@ class ConnectionTrace:
             initial = frame.settings.get(SettingsFrame.INITIAL_WINDOW_SIZE)
             if initial is not None:
                 # The sender's setting governs the data sent *to* it.
-                self._new_initial_window("in" if direction == "out" else "out", initial)
+                flow = "in" if direction == "out" else "out"
+                delta = self._new_initial_window(flow, initial)
+                detail["initial_window"] = {
+                    "flow": "receive" if flow == "in" else "send",
+                    "delta": delta,
+                }
         elif isinstance(frame, WindowUpdateFrame):
             increment = frame.window_increment
             flow = "in" if direction == "out" else "out"  # credit for the opposite data flow
@@ -558,12 +569,14 @@ class ConnectionTrace:
             del self._streams[sid]
             self.on_stream_closed(sid)
 
-    def _new_initial_window(self, flow: str, value: int) -> None:
+    def _new_initial_window(self, flow: str, value: int) -> int:
+        """Apply a new SETTINGS_INITIAL_WINDOW_SIZE to every open stream: the change made."""
         delta = value - self.initial_window[flow]
         self.initial_window[flow] = value
         if delta:
             for stream in self._streams.values():
                 stream.windows[flow] += delta
+        return delta
 
     def _header_fragment(
         self,

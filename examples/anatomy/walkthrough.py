@@ -9,11 +9,14 @@ remaining time a ``grpc-timeout`` header carries), which ``normalize()`` drops b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
 import rpc
 from rpc._trace.format import format_text, representation
+from rpc._trace.ladder import build_ladder, render_svg
+from rpc._trace.ladder.svg import standalone
 from transport.core import SHUTDOWN_PING_DATA
 
 from .scenarios import AUTHORITY, Scenario
@@ -111,6 +114,39 @@ _INTROS = {
         "new connection. When the last call is done the server closes the connection."
     ),
 }
+
+
+#: Where the diagrams are, beside the walkthrough.
+DIAGRAMS = "diagrams"
+
+
+def diagram_name(number: int, scenario: Scenario) -> str:
+    return f"{number:02d}-{scenario.key}.svg"
+
+
+def diagrams(scenarios: list[Scenario]) -> dict[str, str]:
+    """Each scenario's ladder diagram (SVG, no timestamps: the same every run but for the
+    grpc-timeout value, which ``normalize_svg`` leaves out), by file name."""
+    out = {}
+    for number, scenario in enumerate(scenarios, 1):
+        ladder = build_ladder(scenario.events)
+        svg = render_svg(ladder, title=f"{number}. {scenario.title}", times=False)
+        out[diagram_name(number, scenario)] = standalone(svg)
+    return out
+
+
+_ARROW_GROUP = re.compile(r'<g class="frame".*?</g>', re.DOTALL)
+
+
+def normalize_svg(text: str) -> str:
+    """A diagram without what varies between runs: the digits of an arrow that carries
+    grpc-timeout (its value, and so its block's length), as ``normalize`` does for the text."""
+
+    def mask(match: re.Match[str]) -> str:
+        group = match.group(0)
+        return re.sub(r"[0-9]+", "#", group) if "grpc-timeout" in group else group
+
+    return _ARROW_GROUP.sub(mask, text)
 
 
 def normalize(text: str) -> str:
@@ -505,6 +541,14 @@ def render(scenarios: list[Scenario]) -> str:
         _mark(events)
         out += [f"## {number}. {scenario.title}", "", _INTROS[scenario.key], ""]
         out += [f"Outcome: {scenario.outcome}.", ""]
+        out += [
+            f"![Ladder diagram of {scenario.title}]({DIAGRAMS}/{diagram_name(number, scenario)})",
+            "",
+            "The ladder diagram (time flows down; open the SVG itself and hover an arrow to see "
+            "the frame decoded; under it, the send windows and HPACK table sizes, row by row), "
+            "then the trace as text:",
+            "",
+        ]
         out += _trace_block(events)
         out += ["", "Frame by frame:", ""]
         out += _frames(scenario.key, events, explainer)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Optional
+from typing import Union
 
 import rpc
 from examples.helloworld import helloworld_h2rpc, helloworld_pb2
+from rpc._trace.diagram_output import HELP as TRACE_HTML_HELP
+from rpc._trace.diagram_output import tracing
 
 
-async def greet(target: str, name: str, trace: Optional[str] = None) -> str:
+async def greet(target: str, name: str, trace: Union[str, rpc.Tracer, None] = None) -> str:
     async with rpc.Channel(target, trace=trace) as channel:
         stub = helloworld_h2rpc.GreeterStub(channel)
         reply = await stub.SayHello(helloworld_pb2.HelloRequest(name=name), timeout=10)
@@ -27,8 +29,10 @@ def main() -> None:
         metavar="KINDS",
         help="print the wire to stderr: frames,headers,messages (default all; add json)",
     )
+    parser.add_argument("--trace-html", metavar="FILE", help=TRACE_HTML_HELP)
     args = parser.parse_args()
-    print(rpc.run(greet(args.target, args.name, args.trace)))
+    with tracing(args.trace, args.trace_html) as trace:
+        print(rpc.run(greet(args.target, args.name, trace)))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import argparse
 
 import rpc
 from examples.helloworld import helloworld_h2rpc, helloworld_pb2
+from rpc._trace.diagram_output import HELP as TRACE_HTML_HELP
+from rpc._trace.diagram_output import tracing
 
 
 def main() -> None:
@@ -19,8 +21,12 @@ def main() -> None:
         metavar="KINDS",
         help="print the wire to stderr: frames,headers,messages (default all; add json)",
     )
+    parser.add_argument("--trace-html", metavar="FILE", help=TRACE_HTML_HELP)
     args = parser.parse_args()
-    with rpc.sync.Channel(args.target, trace=args.trace) as channel:
+    with (
+        tracing(args.trace, args.trace_html) as trace,
+        rpc.sync.Channel(args.target, trace=trace) as channel,
+    ):
         stub = helloworld_h2rpc.GreeterBlockingStub(channel)
         reply = stub.SayHello(helloworld_pb2.HelloRequest(name=args.name), timeout=10)
     print(reply.message)

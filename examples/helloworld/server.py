@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Optional
+from typing import Union
 
 import rpc
 from examples.helloworld import helloworld_h2rpc, helloworld_pb2
 from rpc import services
+from rpc._trace.diagram_output import HELP as TRACE_HTML_HELP
+from rpc._trace.diagram_output import tracing
 
 
 class Greeter(helloworld_h2rpc.GreeterServicer):
@@ -26,7 +28,11 @@ class Greeter(helloworld_h2rpc.GreeterServicer):
 
 
 async def serve(
-    address: str, trace: Optional[str] = None, *, health: bool = True, reflection: bool = True
+    address: str,
+    trace: Union[str, rpc.Tracer, None] = None,
+    *,
+    health: bool = True,
+    reflection: bool = True,
 ) -> None:
     server = rpc.Server(trace=trace)
     helloworld_h2rpc.add_GreeterServicer_to_server(Greeter(), server)
@@ -47,14 +53,14 @@ def main() -> None:
         metavar="KINDS",
         help="print the wire to stderr: frames,headers,messages (default all; add json)",
     )
+    parser.add_argument("--trace-html", metavar="FILE", help=TRACE_HTML_HELP)
     services.add_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    rpc.run(
-        serve(
-            args.address, args.trace, health=not args.no_health, reflection=not args.no_reflection
+    with tracing(args.trace, args.trace_html) as trace:  # the diagram is written on Ctrl-C
+        rpc.run(
+            serve(args.address, trace, health=not args.no_health, reflection=not args.no_reflection)
         )
-    )
 
 
 if __name__ == "__main__":

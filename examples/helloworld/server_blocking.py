@@ -13,6 +13,8 @@ import logging
 import rpc
 from examples.helloworld import helloworld_h2rpc, helloworld_pb2
 from rpc import services
+from rpc._trace.diagram_output import HELP as TRACE_HTML_HELP
+from rpc._trace.diagram_output import tracing
 
 
 class Greeter(helloworld_h2rpc.GreeterBlockingServicer):
@@ -33,19 +35,21 @@ def main() -> None:
         metavar="KINDS",
         help="print the wire to stderr: frames,headers,messages (default all; add json)",
     )
+    parser.add_argument("--trace-html", metavar="FILE", help=TRACE_HTML_HELP)
     services.add_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    server = rpc.sync.Server(max_workers=args.workers, trace=args.trace)
-    helloworld_h2rpc.add_GreeterServicer_to_server(Greeter(), server)
-    services.enable_from_arguments(server, args)  # health and reflection (--no-health ...)
-    port = server.add_insecure_port(args.address)
-    server.start()
-    print(f"PORT {port}", flush=True)
-    try:
-        server.wait_for_termination()
-    except KeyboardInterrupt:
-        server.stop(grace=1.0)
+    with tracing(args.trace, args.trace_html) as trace:  # the diagram is written on Ctrl-C
+        server = rpc.sync.Server(max_workers=args.workers, trace=trace)
+        helloworld_h2rpc.add_GreeterServicer_to_server(Greeter(), server)
+        services.enable_from_arguments(server, args)  # health and reflection (--no-health ...)
+        port = server.add_insecure_port(args.address)
+        server.start()
+        print(f"PORT {port}", flush=True)
+        try:
+            server.wait_for_termination()
+        except KeyboardInterrupt:
+            server.stop(grace=1.0)
 
 
 if __name__ == "__main__":

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import AsyncIterator
-from typing import Callable, Optional
+from typing import Callable, Union
 
 import rpc
 from examples.route_guide import route_guide_h2rpc
 from examples.route_guide import route_guide_pb2 as pb
 from examples.route_guide.data import load_features
+from rpc._trace.diagram_output import HELP as TRACE_HTML_HELP
+from rpc._trace.diagram_output import tracing
 
 
 def _point(p: pb.Point) -> str:
     return f"({p.latitude / 1e7:.4f}, {p.longitude / 1e7:.4f})"
 
 
-async def run(target: str, say: Callable[[str], None] = print, trace: Optional[str] = None) -> None:
+async def run(
+    target: str, say: Callable[[str], None] = print, trace: Union[str, rpc.Tracer, None] = None
+) -> None:
     async with rpc.Channel(target, trace=trace) as channel:
         stub = route_guide_h2rpc.RouteGuideStub(channel)
 
@@ -67,8 +71,10 @@ def main() -> None:
         metavar="KINDS",
         help="print the wire to stderr: frames,headers,messages (default all; add json)",
     )
+    parser.add_argument("--trace-html", metavar="FILE", help=TRACE_HTML_HELP)
     args = parser.parse_args()
-    rpc.run(run(args.target, trace=args.trace))
+    with tracing(args.trace, args.trace_html) as trace:
+        rpc.run(run(args.target, trace=trace))
 
 
 if __name__ == "__main__":

@@ -11,13 +11,15 @@ import asyncio
 import signal
 import time
 from collections.abc import AsyncIterator
-from typing import Optional
+from typing import Union
 
 import rpc
 from examples.route_guide import route_guide_h2rpc
 from examples.route_guide import route_guide_pb2 as pb
 from examples.route_guide.data import distance_metres, load_features
 from rpc import services
+from rpc._trace.diagram_output import HELP as TRACE_HTML_HELP
+from rpc._trace.diagram_output import tracing
 
 
 class RouteGuide(route_guide_h2rpc.RouteGuideServicer):
@@ -76,7 +78,11 @@ class RouteGuide(route_guide_h2rpc.RouteGuideServicer):
 
 
 async def serve(
-    address: str, trace: Optional[str] = None, *, health: bool = True, reflection: bool = True
+    address: str,
+    trace: Union[str, rpc.Tracer, None] = None,
+    *,
+    health: bool = True,
+    reflection: bool = True,
 ) -> None:
     server = rpc.Server(trace=trace)
     route_guide_h2rpc.add_RouteGuideServicer_to_server(RouteGuide(), server)
@@ -100,13 +106,13 @@ def main() -> None:
         metavar="KINDS",
         help="print the wire to stderr: frames,headers,messages (default all; add json)",
     )
+    parser.add_argument("--trace-html", metavar="FILE", help=TRACE_HTML_HELP)
     services.add_arguments(parser)
     args = parser.parse_args()
-    rpc.run(
-        serve(
-            args.address, args.trace, health=not args.no_health, reflection=not args.no_reflection
+    with tracing(args.trace, args.trace_html) as trace:  # written when the server stops
+        rpc.run(
+            serve(args.address, trace, health=not args.no_health, reflection=not args.no_reflection)
         )
-    )
 
 
 if __name__ == "__main__":

@@ -251,6 +251,21 @@ TRACE_JSON_SCHEMA: dict[str, Any] = {
                 "data_length": _INT,
                 "padding": _INT,
                 "window": _WINDOW,
+                "stream_windows": {
+                    "type": "object",
+                    "required": ["send", "receive"],
+                    "properties": {"send": {"type": "integer"}, "receive": {"type": "integer"}},
+                    "additionalProperties": False,
+                },
+                "initial_window": {
+                    "type": "object",
+                    "required": ["flow", "delta"],
+                    "properties": {
+                        "flow": {"enum": ["send", "receive"]},
+                        "delta": {"type": "integer"},
+                    },
+                    "additionalProperties": False,
+                },
                 "priority": _PRIORITY,
                 "promised_stream_id": _INT,
                 "ack": _BOOL,

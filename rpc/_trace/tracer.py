@@ -284,6 +284,15 @@ def parse_kinds(kinds: Union[str, Iterable[str], None]) -> frozenset[str]:
     return frozenset(out or KINDS)
 
 
+def parse_spec(spec: str) -> tuple[frozenset[str], str]:
+    """A command-line or environment spec (``"frames,messages"``, ``"all,json"``...) -> the kinds
+    it asks for and its format (``text`` or ``json``)."""
+    tokens = [t.strip().lower() for t in spec.split(",") if t.strip()]
+    format = "json" if "json" in tokens else "text"
+    kinds = [t for t in tokens if t not in ("json", "text", "1", "on", "true", "yes")]
+    return parse_kinds(kinds or None), format
+
+
 class Tracer:
     """Records the wire of the connections it is given; ``events`` holds what it saw.
 
@@ -331,10 +340,8 @@ class Tracer:
         ``"all"``, ``"frames,messages"``, ``"json"``, ``"headers,json"``...; it writes to
         ``output`` (default: standard error) and keeps no events in memory.
         """
-        tokens = [t.strip().lower() for t in spec.split(",") if t.strip()]
-        format = "json" if "json" in tokens else "text"
-        kinds = [t for t in tokens if t not in ("json", "text", "1", "on", "true", "yes")]
-        tracer = cls(kinds or None, keep=False)
+        kinds, format = parse_spec(spec)
+        tracer = cls(kinds, keep=False)
         tracer.add_output(output, format)
         return tracer
 
@@ -456,6 +463,22 @@ class Tracer:
 
         chosen = self.select() if events is None else events
         return "".join(format_text(e) + "\n" for e in chosen)
+
+    def write_diagram(
+        self,
+        path: str,
+        *,
+        events: Optional[Iterable[TraceEvent]] = None,
+        svg: Optional[bool] = None,
+        title: Optional[str] = None,
+    ) -> None:
+        """Draw the recorded events (or the given ones) as a ladder diagram: a self-contained
+        HTML page, or SVG if ``svg`` (default: if ``path`` ends in ``.svg``). The tracer must
+        keep events (``keep=True``, the default) and trace the ``frames`` kind."""
+        from .ladder import write_diagram
+
+        chosen = self.select() if events is None else events
+        write_diagram(chosen, path, svg=svg, title=title)
 
     def json_lines(self, events: Optional[Iterable[TraceEvent]] = None) -> str:
         from .format import format_json

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn, Optional
 
 import rpc
+from rpc._trace import diagram_output
 
 from . import commands
 from .commands import Connection, Output, UsageError
@@ -80,6 +81,7 @@ def _common_flags() -> _Parser:
         metavar="KINDS",
         help="study mode: the decoded wire on stderr (frames,headers,messages; default all; json)",
     )
+    connection.add_argument("--trace-html", metavar="FILE", help=diagram_output.HELP)
     schema = common.add_argument_group("schema (default: server reflection)")
     schema.add_argument(
         "--proto",
@@ -237,9 +239,11 @@ def _split_target(args: argparse.Namespace, offline: bool) -> tuple[Optional[str
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
-    tracer = None
-    if args.trace:
-        tracer = rpc.Tracer.from_spec(args.trace, output.stderr)
+    with diagram_output.tracing(args.trace, args.trace_html, output.stderr) as tracer:
+        return _run(args, output, tracer)
+
+
+def _run(args: argparse.Namespace, output: Output, tracer: Optional[rpc.Tracer]) -> int:
     offline: Optional[FileSchema] = None
     if args.proto or args.protoset:
         offline = FileSchema(args.protoset, args.proto, args.import_path)

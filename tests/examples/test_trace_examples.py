@@ -12,8 +12,9 @@ from tests.interop.peers import REPO_ROOT, start_peer
 
 @pytest.mark.time_limit(120)
 def test_anatomy_walkthrough_is_up_to_date():
-    """Regenerate examples/anatomy/WALKTHROUGH.md from a fresh run and compare (the lines that
-    vary from run to run, a grpc-timeout value, are left out of the comparison)."""
+    """Regenerate examples/anatomy/WALKTHROUGH.md and its ladder diagrams (diagrams/*.svg) from
+    a fresh run and compare (what varies from run to run, a grpc-timeout value, is left out of
+    the comparison)."""
     from examples.anatomy.__main__ import WALKTHROUGH, generate, stale_diff
 
     committed = WALKTHROUGH.read_text(encoding="utf-8")
@@ -34,7 +35,12 @@ def test_anatomy_walkthrough_is_up_to_date():
         "Trailers-Only",
         "GOAWAY",
     ):
-        assert section in fresh
+        assert section in fresh.markdown
+    # Each call kind's diagram is embedded, and drawn: one arrow per frame the client saw.
+    for kind in ("unary", "server-streaming", "client-streaming", "bidi"):
+        [name] = [n for n in fresh.diagrams if n.endswith(f"-{kind}.svg")]
+        assert f"](diagrams/{name})" in fresh.markdown
+        assert fresh.diagrams[name].count('<g class="frame"') > 3
 
 
 def test_trace_flag_on_helloworld_client_and_server_prints_both_sides_of_the_wire():
