@@ -11,7 +11,8 @@ medians, spread (min-max), ratios to grpcio's synchronous API and CPU-seconds pe
 operations. ``h2load`` (Debian's nghttp2-client), when present, drives each server alone. Then a
 memory section (a slow reader of a fast stream, idle connections, 1,000 connections on one
 server), the h2 floor (``tests/bench/floor.py``), with ``rpc.serve(workers=N)``, 1 vs
-2 worker processes, and servers behind HAProxy (``tests/bench/proxied.py``). It prints a
+2 worker processes, servers behind HAProxy (``tests/bench/proxied.py``) and round_robin's
+spread of 3,000 calls over 3 backends (``tests/bench/balanced.py``). It prints a
 markdown report and writes the raw results as JSON (path printed; ``--report FILE.json``
 renders a saved one again). Missing peers (grpcio, grpclib, uvloop, PyPy, h2load) are skipped
 with the reason. PyPy and purerpc (which requires h2<4) run
@@ -1325,6 +1326,9 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument(
         "--no-proxy", action="store_true", help="skip the section behind HAProxy (proxied.py)"
     )
+    parser.add_argument(
+        "--no-balancing", action="store_true", help="skip the round_robin spread (balanced.py)"
+    )
     parser.add_argument("--json", type=Path, help="raw results (default: a file in /tmp)")
     parser.add_argument(
         "--report",
@@ -1410,6 +1414,9 @@ def _main(args: argparse.Namespace, tmp: Path, started: float) -> int:
     from .proxied import proxy_section  # (it imports this module)
 
     proxy = {} if args.no_proxy else proxy_section(setup)
+    from .balanced import balancing_section
+
+    balancing = {} if args.no_balancing else balancing_section()
     floor = {} if args.no_floor else floor_section(setup)
     elapsed = time.monotonic() - started
 
@@ -1422,6 +1429,7 @@ def _main(args: argparse.Namespace, tmp: Path, started: float) -> int:
         "memory": memory,
         "workers": workers,
         "proxy": proxy,
+        "balancing": balancing,
         "floor": floor,
         "elapsed": elapsed,
     }
@@ -1435,9 +1443,15 @@ def _main(args: argparse.Namespace, tmp: Path, started: float) -> int:
     json_path.with_suffix(".md").write_text(report + "\n")
     print(f"\nraw results: {json_path} (report: {json_path.with_suffix('.md')})")
     failures = [r for r in runs if "error" in r]
+    from .balanced import balancing_failed
     from .proxied import proxy_failed
 
-    failed_sections = memory_failed(memory) or floor_failed(floor) or proxy_failed(proxy)
+    failed_sections = (
+        memory_failed(memory)
+        or floor_failed(floor)
+        or proxy_failed(proxy)
+        or balancing_failed(balancing)
+    )
     if args.strict and (failures or failed_sections):
         print("--strict: some runs failed (see above and the JSON file)", file=sys.stderr)
         return 1
@@ -1486,6 +1500,9 @@ def render(data: dict[str, Any]) -> str:
     from .proxied import proxy_markdown
 
     lines += proxy_markdown(data.get("proxy", {}))
+    from .balanced import balancing_markdown
+
+    lines += balancing_markdown(data.get("balancing", {}))
     if floor:
         lines += floor_markdown(floor, cells)
     if skipped:

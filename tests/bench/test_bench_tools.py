@@ -69,3 +69,18 @@ def test_the_proxy_section_reports_rates_cpu_and_the_share_of_each_worker():
     )
     assert "| grpcio sync, 1 process, direct | failed: h2load exited | | | |" in text
     assert proxied.proxy_failed(section)
+
+
+def test_the_balancing_section_reports_counts_and_the_largest_deviation():
+    from tests.bench import balanced
+
+    section = {
+        "h2rpc `rpc.Channel`": {"counts": [1000, 1000, 1000]},
+        "grpcio": {"counts": [900, 1000, 1100]},
+        "h2rpc `rpc.sync.Channel`": {"counts": [1200, 900, 900]},
+    }
+    text = "\n".join(balanced.balancing_markdown(section))
+    assert "| h2rpc `rpc.Channel` | 1000 / 1000 / 1000 | 0.0% | yes |" in text
+    assert "| grpcio | 900 / 1000 / 1100 | 10.0% | yes |" in text
+    assert "| h2rpc `rpc.sync.Channel` | 1200 / 900 / 900 | 20.0% | no |" in text
+    assert not balanced.balancing_failed(section)
