@@ -5,6 +5,7 @@ process, runs the client against it (one call of each kind, printed as it happen
 server. ``--trace-html FILE`` traces both ends, the server's process and the client's, into one
 JSON-lines trace (``FILE`` with the suffix ``.jsonl``) and draws it as a ladder diagram in ``FILE``
 (HTML; SVG if ``FILE`` ends in ``.svg``).
+``--pcap FILE`` writes the client's connection to FILE (pcapng) for Wireshark.
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ def main() -> int:
     parser.add_argument(
         "--trace-html", metavar="FILE", help="draw both ends of the wire as a ladder diagram"
     )
+    parser.add_argument(
+        "--pcap", metavar="FILE", help="write the connections to FILE as pcapng, for Wireshark"
+    )
     args = parser.parse_args()
+    if args.pcap:  # the client's connection (it holds both directions) is captured
+        rpc.PcapWriter(args.pcap).activate()
     env = dict(os.environ)
     tracer: Optional[rpc.Tracer] = None
     trace_file = None

@@ -46,9 +46,12 @@ from ._handlers import (
 )
 from ._stub import Stub
 from ._tls import ssl_channel_context, ssl_server_context
+from ._trace.capture import PcapWriter
 from ._trace.format import TRACE_JSON_SCHEMA
 from ._trace.tracer import TraceEvent, Tracer, trace
 from ._version import __version__
+from .client.connectivity import ChannelConnectivity
+from .client.target import Resolver, Target, register_resolver, unregister_resolver
 from .interceptors import (
     ClientCallDetails,
     Interceptor,
@@ -66,6 +69,7 @@ __all__ = [
     "TRACE_JSON_SCHEMA",
     "Cardinality",
     "Channel",
+    "ChannelConnectivity",
     "ClientCallDetails",
     "GenericRpcHandler",
     "HandlerCallDetails",
@@ -73,6 +77,8 @@ __all__ = [
     "InterceptorContext",
     "Metadata",
     "MethodHandler",
+    "PcapWriter",
+    "Resolver",
     "RpcError",
     "Server",
     "ServerCallDetails",
@@ -88,6 +94,7 @@ __all__ = [
     "StreamUnaryClientInterceptor",
     "StreamUnaryMultiCallable",
     "Stub",
+    "Target",
     "TraceEvent",
     "Tracer",
     "UnaryStreamCall",
@@ -102,6 +109,7 @@ __all__ = [
     "deadline_scope",
     "method_handlers_generic_handler",
     "no_deadline_propagation",
+    "register_resolver",
     "rich_error",
     "run",
     "serve",
@@ -114,4 +122,5 @@ __all__ = [
     "trace",
     "unary_stream_rpc_method_handler",
     "unary_unary_rpc_method_handler",
+    "unregister_resolver",
 ]

@@ -3,24 +3,60 @@
 gRPC over TLS is HTTP/2 selected by ALPN (RFC 9113 §3.2); a peer that does not negotiate ``h2`` is
 not a gRPC peer, so both helpers offer only ``h2`` and the transport drops a connection that did not
 agree on it. Certificates and keys come as PEM files (a path) or as PEM bytes, as grpcio takes them.
+
+Every context a channel or server uses passes through ``require_alpn_h2``, which also honours
+``SSLKEYLOGFILE``: the TLS secrets of each connection are appended to that file in the NSS key log
+format, which Wireshark uses to decrypt a capture of the encrypted bytes (curl, browsers and
+``ssl.create_default_context`` do the same). A context that already has a key log keeps it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
+import sys
 import tempfile
 from typing import Optional, Union
 
+log = logging.getLogger(__name__)
+
 PemSource = Union[str, bytes, "os.PathLike[str]"]
+
+ENV_KEYLOG = "SSLKEYLOGFILE"
 
 
 def require_alpn_h2(context: ssl.SSLContext) -> ssl.SSLContext:
-    """Make ``context`` offer ALPN ``h2`` (only) and at least TLS 1.2 (RFC 9113 §9.2)."""
+    """Make ``context`` offer ALPN ``h2`` (only) and at least TLS 1.2 (RFC 9113 §9.2); log its
+    secrets to ``SSLKEYLOGFILE`` if that is set (``honour_keylog``)."""
     context.set_alpn_protocols(["h2"])
     if context.minimum_version < ssl.TLSVersion.TLSv1_2:
         context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return honour_keylog(context)
+
+
+def honour_keylog(context: ssl.SSLContext) -> ssl.SSLContext:
+    """Append ``context``'s TLS secrets to the file ``SSLKEYLOGFILE`` names, as the standard
+    library's ``create_default_context`` does, unless the context has a key log already (the
+    application's choice wins) or Python ignores the environment (``-E``). Read at every call:
+    the variable is a debugging switch, set for the process being studied."""
+    path = os.environ.get(ENV_KEYLOG) if not sys.flags.ignore_environment else None
+    if not path:
+        return context
+    if not KEYLOG_SUPPORTED:
+        log.warning("%s=%r: TLS secrets not logged: this ssl module cannot", ENV_KEYLOG, path)
+        return context
+    try:
+        if context.keylog_filename is None:
+            context.keylog_filename = path
+    except OSError as exc:  # a file that cannot be opened: the connection works without it
+        log.warning("%s=%r: TLS secrets not logged: %s", ENV_KEYLOG, path, exc)
     return context
+
+
+#: CPython's ssl has key logs (3.8+, OpenSSL 1.1.1+); PyPy's does not (an assignment there
+#: would only add an attribute that nothing reads).
+KEYLOG_SUPPORTED = hasattr(ssl.SSLContext, "keylog_filename")
 
 
 def _load_chain(context: ssl.SSLContext, certificate_chain: PemSource, key: PemSource) -> None:

@@ -248,7 +248,7 @@ class AsyncConnection(SessionView, asyncio.BufferedProtocol):
         ssl_object = transport.get_extra_info("ssl_object")
         tls = TlsInfo.of(ssl_object) if ssl_object is not None else None
         peer = transport.get_extra_info("peername")
-        if not self.session.connection_made(peer, tls):
+        if not self.session.connection_made(peer, tls, transport.get_extra_info("sockname")):
             self._transport.abort()
             return
         self._flush()
@@ -404,12 +404,16 @@ async def connect(
     options: Optional[ConnectionOptions] = None,
     ssl: Optional[ssl_module.SSLContext] = None,
     server_hostname: Optional[str] = None,
+    on_closed: Optional[Callable[[AsyncConnection], None]] = None,
 ) -> AsyncConnection:
-    """Open a client connection (TCP or Unix socket) and wait for the server's SETTINGS."""
+    """Open a client connection (TCP or Unix socket) and wait for the server's SETTINGS.
+
+    ``on_closed(conn)``: called once the connection is closed (the channel's balancer learns
+    that the address needs a new connection)."""
     loop = asyncio.get_running_loop()
 
     def factory() -> AsyncConnection:
-        return AsyncConnection(client_side=True, options=options)
+        return AsyncConnection(client_side=True, options=options, on_closed=on_closed)
 
     if address.path is not None:
         _, proto = await loop.create_unix_connection(factory, address.path)

@@ -269,11 +269,12 @@ class BlockingConnection(SessionView):
         """Send the preface and SETTINGS and start the reader thread."""
         try:
             peer = self._sock.getpeername()
+            local = self._sock.getsockname()
         except OSError:
-            peer = None
+            peer = local = None
         tls = self._tls.info() if self._tls is not None else None
         with self.cond:
-            ok = self.session.connection_made(peer, tls)
+            ok = self.session.connection_made(peer, tls, local)
         if not ok:
             self.abort_transport()
             raise self.session.error or ConnectionClosedError("connection refused")
@@ -561,8 +562,10 @@ def connect_blocking(
     ssl: Optional[ssl_module.SSLContext] = None,
     server_hostname: Optional[str] = None,
     timeout: float = 20.0,
+    on_closed: Optional[Callable[[BlockingConnection], None]] = None,
 ) -> BlockingConnection:
-    """Open a client connection and wait for the server's SETTINGS (within ``timeout``)."""
+    """Open a client connection and wait for the server's SETTINGS (within ``timeout``);
+    ``on_closed(conn)`` once it is closed (on its reader thread)."""
     if address.path is not None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
@@ -582,7 +585,9 @@ def connect_blocking(
             )
             tls.handshake(timeout)
         sock.settimeout(None)
-        conn = BlockingConnection(sock, client_side=True, options=options, tls=tls)
+        conn = BlockingConnection(
+            sock, client_side=True, options=options, tls=tls, on_closed=on_closed
+        )
         conn.start()
     except BaseException:
         sock.close()

@@ -70,6 +70,7 @@ from .options import HTTP2_DEFAULT_WINDOW, ConnectionOptions
 from .output_buffer import OutputPieces
 from .reset_streams import IgnoringResetStreams
 from .validation import check_request, check_response, check_trailers
+from .wiretap import open_tap
 
 #: The largest HPACK dynamic table our encoder keeps, whatever the peer's SETTINGS allow.
 MAX_ENCODER_TABLE = 16 * 1024
@@ -143,9 +144,9 @@ class ConnectionCore:
         conn.decoder = CachingDecoder()  # repeated header blocks are decoded once
         conn.decoder.max_header_list_size = 4 * options.max_header_list_size
         self._guard = FrameGuard(options, server_side=not client_side)
-        #: Wire tracing (transport.trace): None unless asked for; then fed every byte in and out.
-        tracer = options.tracer
-        self._tracer = None if tracer is None else tracer.open_connection(client_side=client_side)
+        #: Wire tracing and capture (transport.wiretap): None unless asked for; then fed every
+        #: byte in and out.
+        self._tracer = open_tap([options.tracer, options.capture], client_side=client_side)
         # h2 treats GOAWAY as the end of the connection, in both directions: after receiving one
         # it refuses to send anything, so in-flight calls could not finish. gRPC needs the
         # graceful form (RFC 9113 §6.8): streams up to last-stream-id go on. So GOAWAY is
@@ -185,6 +186,16 @@ class ConnectionCore:
         extra = self.options.connection_window_size - HTTP2_DEFAULT_WINDOW
         if extra > 0:
             self._h2.increment_flow_control_window(extra)
+
+    def socket_opened(self, local: object, peer: object) -> None:
+        """The driver's socket is up (its ``getsockname()`` and ``getpeername()``): for a tap."""
+        if self._tracer is not None:
+            self._tracer.socket_opened(local, peer)
+
+    def socket_closed(self) -> None:
+        """The driver's socket is gone: a tap sees no more bytes."""
+        if self._tracer is not None:
+            self._tracer.socket_closed()
 
     def pending_output(self) -> int:
         """Bytes queued for the wire and not yet taken by ``data_to_send``."""

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
     from .trace import ConnectionTracer
+    from .wiretap import WireTapMaker
 
 #: HTTP/2's own default window (RFC 9113 §6.9.2): far too small for bulk gRPC transfers, where
 #: the sender stalls every 64 KiB waiting for a WINDOW_UPDATE round trip.
@@ -76,6 +77,9 @@ class ConnectionOptions:
     reuse_header_blocks: bool = True
     #: Wire tracing (``transport.trace``): makes one trace per connection; None (default): off.
     tracer: Optional[ConnectionTracer] = field(default=None, compare=False, repr=False)
+    #: Byte capture (``transport.wiretap``, e.g. a pcapng writer): one tap per connection; None
+    #: (default): off.
+    capture: Optional[WireTapMaker] = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not HTTP2_DEFAULT_WINDOW <= self.initial_window_size <= 2**31 - 1:

@@ -359,8 +359,9 @@ class Session:
 
     # ---------------------------------------------------------------- socket events
 
-    def connection_made(self, peer: object, tls: Optional[TlsInfo]) -> bool:
+    def connection_made(self, peer: object, tls: Optional[TlsInfo], local: object = None) -> bool:
         """The socket is up; False (and the connection fails) if TLS did not agree on h2."""
+        self.core.socket_opened(local, peer)
         if isinstance(peer, tuple):
             host = peer[0]
             self.peer = f"ipv6:[{host}]:{peer[1]}" if ":" in host else f"ipv4:{host}:{peer[1]}"
@@ -408,6 +409,7 @@ class Session:
         driver.schedule_flush()
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self.core.socket_closed()
         reason = f"connection lost: {exc}" if exc else "connection closed"
         self.fail(ConnectionClosedError(reason))
 

@@ -367,6 +367,12 @@ class ConnectionTrace:
         """Bytes about to be written to the socket."""
         self._feed("out", data)
 
+    def socket_opened(self, local: object, peer: object) -> None:
+        """The socket's addresses (``transport.wiretap``): not part of the decoded trace."""
+
+    def socket_closed(self) -> None:
+        """The connection is over (``transport.wiretap``)."""
+
     def stream_window(self, stream_id: int, flow: str) -> Optional[int]:
         """The mirrored window of an open stream for ``flow`` (``in`` or ``out``), if known."""
         stream = self._streams.get(stream_id)

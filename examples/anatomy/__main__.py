@@ -81,7 +81,12 @@ def main() -> int:
     parser.add_argument(
         "--trace-html", metavar="FILE", help="also draw the whole run as a ladder diagram"
     )
+    parser.add_argument(
+        "--pcap", metavar="FILE", help="write the connections to FILE as pcapng, for Wireshark"
+    )
     args = parser.parse_args()
+    if args.pcap:  # every channel and server of this run is captured (rpc.PcapWriter)
+        rpc.PcapWriter(args.pcap).activate()
     fresh = generate(args.trace, args.trace_html)
     if args.check:
         committed = args.output.read_text(encoding="utf-8") if args.output.exists() else ""

@@ -30,7 +30,12 @@ def main() -> None:
         help="print the wire to stderr: frames,headers,messages (default all; add json)",
     )
     parser.add_argument("--trace-html", metavar="FILE", help=TRACE_HTML_HELP)
+    parser.add_argument(
+        "--pcap", metavar="FILE", help="write the connections to FILE as pcapng, for Wireshark"
+    )
     args = parser.parse_args()
+    if args.pcap:  # every channel and server of this run is captured (rpc.PcapWriter)
+        rpc.PcapWriter(args.pcap).activate()
     with tracing(args.trace, args.trace_html) as trace:
         print(rpc.run(greet(args.target, args.name, trace)))
 

@@ -19,9 +19,12 @@ def _point(p: pb.Point) -> str:
 
 
 async def run(
-    target: str, say: Callable[[str], None] = print, trace: Union[str, rpc.Tracer, None] = None
+    target: str,
+    say: Callable[[str], None] = print,
+    trace: Union[str, rpc.Tracer, None] = None,
+    pcap: Union[str, rpc.PcapWriter, None] = None,
 ) -> None:
-    async with rpc.Channel(target, trace=trace) as channel:
+    async with rpc.Channel(target, trace=trace, pcap=pcap) as channel:
         stub = route_guide_h2rpc.RouteGuideStub(channel)
 
         say("unary         GetFeature")
@@ -72,7 +75,12 @@ def main() -> None:
         help="print the wire to stderr: frames,headers,messages (default all; add json)",
     )
     parser.add_argument("--trace-html", metavar="FILE", help=TRACE_HTML_HELP)
+    parser.add_argument(
+        "--pcap", metavar="FILE", help="write the connections to FILE as pcapng, for Wireshark"
+    )
     args = parser.parse_args()
+    if args.pcap:  # every channel and server of this run is captured (rpc.PcapWriter)
+        rpc.PcapWriter(args.pcap).activate()
     with tracing(args.trace, args.trace_html) as trace:
         rpc.run(run(args.target, trace=trace))
 

@@ -108,7 +108,12 @@ def main() -> None:
     )
     parser.add_argument("--trace-html", metavar="FILE", help=TRACE_HTML_HELP)
     services.add_arguments(parser)
+    parser.add_argument(
+        "--pcap", metavar="FILE", help="write the connections to FILE as pcapng, for Wireshark"
+    )
     args = parser.parse_args()
+    if args.pcap:  # every channel and server of this run is captured (rpc.PcapWriter)
+        rpc.PcapWriter(args.pcap).activate()
     with tracing(args.trace, args.trace_html) as trace:  # written when the server stops
         rpc.run(
             serve(args.address, trace, health=not args.no_health, reflection=not args.no_reflection)

@@ -1,23 +1,30 @@
-"""The client channel: one target, a lazily opened HTTP/2 connection, and multi-callables.
+"""The client channel: a target, its subchannels' HTTP/2 connections, and multi-callables.
 
-A channel holds one connection at a time and opens a new one when the current one is lost or
-draining after a GOAWAY, so new calls go to a fresh connection while in-flight ones finish.
+The decisions (which connection a call takes, when to connect, resolve, give up) are the
+balancer's (``rpc.client``, through ``ChannelCore``); this shell performs its commands with tasks
+and timers and makes the calls that find no connection wait for the picker to change. A
+connection lost or draining after a GOAWAY is replaced for new calls while in-flight ones finish.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import time
 from collections.abc import AsyncIterable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, Optional, Union
 
 from codec import StatusCode
-from transport import AsyncConnection, ConnectionClosedError, connect
+from transport import AsyncConnection, connect
 
-from .._core.channel import ChannelCore, MultiCallableBase, no_call_credentials
-from .._core.client_call import PAUSE
+from .._core.channel import ChannelCore, MultiCallableBase, PinnedConnection, no_call_credentials
 from .._errors import RpcError
-from .._handlers import Cardinality
+from .._handlers import Cardinality, _identity
+from ..client.balancer import CONNECT_TO, RESOLVE, STOP_HEALTH, TIMER, WATCH_HEALTH
+from ..client.connectivity import ChannelConnectivity
+from ..client.health import WATCH_METHOD
+from ..client.subchannel import Subchannel
 from .call import (
     RequestT,
     ResponseT,
@@ -29,7 +36,8 @@ from .call import (
 
 
 class Channel(ChannelCore):
-    """An async channel to one target: ``host:port``, ``[v6]:port`` or ``unix:path``.
+    """An async channel to a target (``host:port``, ``dns:///host:port``, ``ipv4:a:p,b:p``,
+    ``unix:path``, ...; see the README's "Targets and load balancing").
 
     Options use grpcio's names and units (seconds, bytes); grpcio's ``options=[("grpc.xxx", v)]``
     form is accepted too. A size limit of ``-1`` or ``None`` means unlimited. See the README for
@@ -39,7 +47,9 @@ class Channel(ChannelCore):
     _conn: Optional[AsyncConnection]
 
     def _setup(self) -> None:
-        self._connecting: Optional[asyncio.Future[AsyncConnection]] = None
+        self._changed: Optional[asyncio.Future[None]] = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._timers: set[asyncio.TimerHandle] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -52,18 +62,25 @@ class Channel(ChannelCore):
     async def close(self, grace: Optional[float] = None) -> None:
         """Close the channel; calls still in flight fail UNAVAILABLE (after ``grace`` seconds)."""
         self._closed = True
-        conn, self._conn = self._conn, None
-        if self._connecting is not None:
-            self._connecting.cancel()
-        if conn is None:
+        conns = self._balance(self._balancer.shutdown)
+        for task in list(self._tasks):
+            task.cancel()
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        if not conns:
             return
         if grace:
-            conn.close_when_idle()
+            for conn in conns:
+                conn.close_when_idle()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(conn.wait_closed(), grace)
-        conn.close()
+                await asyncio.wait_for(
+                    asyncio.gather(*(conn.wait_closed() for conn in conns)), grace
+                )
+        for conn in conns:
+            conn.close()
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(conn.wait_closed(), 5.0)
+            await asyncio.wait_for(asyncio.gather(*(conn.wait_closed() for conn in conns)), 5.0)
 
     async def channel_ready(self) -> None:
         """Wait until the channel is connected (retrying with backoff, like wait-for-ready), as
@@ -71,67 +88,138 @@ class Channel(ChannelCore):
         is closed meanwhile."""
         await self.connection(wait_for_ready=True)
 
-    async def connection(self, wait_for_ready: bool = False) -> AsyncConnection:
-        """The connection for a new call, connecting (or reconnecting) as the policy says.
+    async def wait_for_state_change(self, last_observed_state: ChannelConnectivity) -> None:
+        """Return once the state differs from ``last_observed_state`` (grpc.aio's; bound it
+        with ``asyncio.wait_for``)."""
+        while self.get_state() is last_observed_state:
+            await self._wait_for_change()
 
-        The calls' ``ConnectionSource``: RpcError UNAVAILABLE while backing off after a failed
-        attempt (unless ``wait_for_ready``), CANCELLED once the channel is closed. It drives the
-        core's ``_connection`` program; one attempt at a time, shared by the calls that wait.
+    async def _wait_for_change(self) -> None:
+        changed = self._changed
+        if changed is None:
+            changed = self._changed = asyncio.get_running_loop().create_future()
+        await asyncio.shield(changed)
+
+    def _state_changed(self) -> None:
+        changed, self._changed = self._changed, None
+        if changed is not None and not changed.done():
+            changed.set_result(None)
+
+    async def connection(self, wait_for_ready: bool = False) -> AsyncConnection:
+        """The connection for a new call, as the load balancing policy picks it.
+
+        The calls' ``ConnectionSource``: RpcError UNAVAILABLE in TRANSIENT_FAILURE (unless
+        ``wait_for_ready``), CANCELLED once the channel is closed. It drives the core's
+        ``_connection`` program, waiting for the picker to change when there is no connection.
         """
         conn = self._conn
         if conn is not None and conn.is_usable:
             return conn  # the common case, without starting the program
         program = self._connection(wait_for_ready)
-        result: Any = None
-        error: Optional[Exception] = None
         while True:
             try:
-                if error is None:
-                    command = program.send(result)
-                else:
-                    command = program.throw(error)
-                    error = None
+                program.send(None)
             except StopIteration as stop:
+                self._perform_commands()
                 return stop.value  # type: ignore[no-any-return]
-            try:
-                if command[0] == PAUSE:
-                    await asyncio.sleep(command[1])
-                    result = None
-                else:  # CONNECT
-                    result = await self._attempt()
-            except Exception as exc:
-                error = exc
+            except BaseException:
+                self._perform_commands()
+                raise
+            self._perform_commands()
+            await self._wait_for_change()  # WAIT_FOR_PICKER
 
-    async def _attempt(self) -> AsyncConnection:
-        """Join the connection attempt under way, or start one."""
-        connecting = self._connecting
-        if connecting is None:
-            connecting = self._connecting = asyncio.ensure_future(self._connect())
-        try:
-            return await asyncio.shield(connecting)
-        except asyncio.CancelledError:
-            if connecting.cancelled() and self._closed:  # close() stopped the attempt
-                raise RpcError(StatusCode.CANCELLED, "channel is closed") from None
-            raise  # we were cancelled
+    # ------------------------------------------------------------------ balancer commands
 
-    async def _connect(self) -> AsyncConnection:
+    def _perform(self, command: tuple[Any, ...]) -> None:
+        op = command[0]
+        if op == TIMER:
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, command[1] - time.monotonic())
+            key = command[2]
+
+            def fire() -> None:
+                self._timers.discard(handle)
+                self._balance(self._balancer.timer_fired, key)
+
+            handle = loop.call_later(delay, fire)
+            self._timers.add(handle)
+        elif op == CONNECT_TO:
+            self._start(self._attempt(command[1]))
+        elif op == RESOLVE:
+            self._start(self._resolve())
+        elif op == WATCH_HEALTH:
+            subchannel, conn = command[1], command[2]
+            call: UnaryStreamCall[bytes] = UnaryStreamCall(
+                Cardinality.UNARY_STREAM,
+                self._health_request(),
+                _Pinned(self.settings, conn),
+                WATCH_METHOD,
+                _identity,
+                _identity,
+                timeout=None,
+                metadata=None,
+            )
+            subchannel.health_call = call
+            self._start(self._watch_health(subchannel, conn, call))
+        elif op == STOP_HEALTH:
+            command[1].cancel()
+
+    def _start(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _attempt(self, subchannel: Subchannel) -> None:
+        def closed(conn: AsyncConnection) -> None:
+            self._connection_closed(subchannel, conn)
+
         try:
-            try:
-                conn = await asyncio.wait_for(
-                    connect(
-                        self._address,
-                        options=self._connection_options,
-                        ssl=self._ssl,
-                        server_hostname=self._server_hostname,
-                    ),
-                    self._connect_timeout(),
-                )
-            except (OSError, asyncio.TimeoutError, ConnectionClosedError) as exc:
-                raise self._connect_failed(exc) from None
-            connected: AsyncConnection = self._connected(conn)
-            return connected
-        finally:
-            self._connecting = None
+            conn = await asyncio.wait_for(
+                connect(
+                    subchannel.address,
+                    options=self._connection_options,
+                    ssl=self._ssl,
+                    server_hostname=self._server_hostname,
+                    on_closed=closed,
+                ),
+                self._connect_timeout(subchannel),
+            )
+        except Exception as exc:  # refused, timed out, TLS, not HTTP/2...: this attempt failed
+            self._connect_failed(subchannel, exc)
+            return
+        self._connected(subchannel, conn)
+
+    async def _resolve(self) -> None:
+        lookup = self._lookup()
+        loop = asyncio.get_running_loop()
+        try:
+            if lookup is not None:
+                infos = await loop.getaddrinfo(*lookup, type=socket.SOCK_STREAM)
+                results: Any = self._dns_addresses(infos)
+            else:
+                results = await loop.run_in_executor(None, self._resolver.resolve, self._target)
+        except Exception as exc:
+            self._resolution_done(None, exc)
+            return
+        self._resolution_done(results)
+
+    async def _watch_health(
+        self, subchannel: Subchannel, conn: AsyncConnection, call: UnaryStreamCall[bytes]
+    ) -> None:
+        code, why = StatusCode.OK, "the health service ended the Watch"
+        try:
+            async for response in call:
+                self._health_answer(subchannel, conn, response)
+        except RpcError as exc:
+            code, why = exc.code(), exc.details()
+        except Exception as exc:
+            code, why = StatusCode.UNKNOWN, repr(exc)
+        self._health_ended(subchannel, conn, code, why)
+
+
+class _Pinned(PinnedConnection):
+    async def connection(self, wait_for_ready: bool) -> AsyncConnection:
+        return self.pinned()  # type: ignore[no-any-return]
 
 
 class _MultiCallable(MultiCallableBase):

@@ -49,6 +49,8 @@ CHANNEL_GRPC_OPTIONS: Table = {
     "grpc.initial_reconnect_backoff_ms": ("initial_reconnect_backoff", _ms),
     "grpc.max_reconnect_backoff_ms": ("max_reconnect_backoff", _ms),
     "grpc.min_reconnect_backoff_ms": ("min_connect_timeout", _ms),
+    "grpc.lb_policy_name": ("lb_policy_name", str),
+    "grpc.dns_min_time_between_resolutions_ms": ("dns_min_time_between_resolutions", _ms),
 }
 
 SERVER_GRPC_OPTIONS: Table = {

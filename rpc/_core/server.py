@@ -15,6 +15,7 @@ from transport import ConnectionOptions
 from .._errors import UsageError
 from .._handlers import GenericRpcHandler, MethodHandler, service_handlers
 from .._tls import require_alpn_h2
+from .._trace.capture import PcapOption, with_capture
 from .._trace.tracer import TraceOption, with_tracer
 from ..interceptors import intercepted_lookup, server_call_starter, split_server_interceptors
 from .options import (
@@ -69,6 +70,7 @@ class ServerCore:
         connection_options: Optional[ConnectionOptions] = None,
         options: Sequence[tuple[str, Any]] = (),
         trace: TraceOption = None,
+        pcap: PcapOption = None,
         interceptors: Sequence[Any] = (),
     ) -> None:
         settings: dict[str, Any] = {
@@ -96,6 +98,8 @@ class ServerCore:
         self._connection_options = connection_options_from(connection_options, settings)
         # Wire tracing (rpc._trace): this option, an active rpc.trace() block, or H2RPC_TRACE.
         self._connection_options = with_tracer(self._connection_options, trace)
+        # Wireshark capture (rpc._trace.capture): this option, an active writer, or H2RPC_PCAP.
+        self._connection_options = with_capture(self._connection_options, pcap)
         #: Calls running at once, server-wide, beyond which new ones get RESOURCE_EXHAUSTED.
         self._maximum_concurrent_rpcs = maximum_concurrent_rpcs
         self._registry = Registry()

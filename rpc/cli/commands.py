@@ -124,10 +124,13 @@ class Connection:
     timeout: Optional[float]
     tracer: Optional[rpc.Tracer]
     started: float = field(default_factory=time.monotonic)
+    #: ``--pcap FILE``: the studied connection (like ``--trace``'s), for Wireshark.
+    pcap: Optional[rpc.PcapWriter] = None
 
     def channel(self, *, traced: bool = True) -> rpc.sync.Channel:
         trace: Any = self.tracer if (traced and self.tracer is not None) else None
-        return rpc.sync.Channel(self.target, trace=trace, **self.channel_options)
+        pcap = self.pcap if traced else None
+        return rpc.sync.Channel(self.target, trace=trace, pcap=pcap, **self.channel_options)
 
     def time_left(self) -> Optional[float]:
         """What is left of ``--timeout`` (the whole command's deadline)."""

@@ -82,6 +82,11 @@ def _common_flags() -> _Parser:
         help="study mode: the decoded wire on stderr (frames,headers,messages; default all; json)",
     )
     connection.add_argument("--trace-html", metavar="FILE", help=diagram_output.HELP)
+    connection.add_argument(
+        "--pcap",
+        metavar="FILE",
+        help="write the studied connection to FILE as pcapng, for Wireshark (plaintext HTTP/2)",
+    )
     schema = common.add_argument_group("schema (default: server reflection)")
     schema.add_argument(
         "--proto",
@@ -239,11 +244,26 @@ def _split_target(args: argparse.Namespace, offline: bool) -> tuple[Optional[str
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
-    with diagram_output.tracing(args.trace, args.trace_html, output.stderr) as tracer:
-        return _run(args, output, tracer)
+    pcap = None
+    if args.pcap:
+        try:
+            pcap = rpc.PcapWriter(args.pcap)
+        except OSError as exc:
+            raise UsageError(f"--pcap {args.pcap}: {exc.strerror or exc}") from None
+    try:
+        with diagram_output.tracing(args.trace, args.trace_html, output.stderr) as tracer:
+            return _run(args, output, tracer, pcap)
+    finally:
+        if pcap is not None:
+            pcap.close()
 
 
-def _run(args: argparse.Namespace, output: Output, tracer: Optional[rpc.Tracer]) -> int:
+def _run(
+    args: argparse.Namespace,
+    output: Output,
+    tracer: Optional[rpc.Tracer],
+    pcap: Optional[rpc.PcapWriter],
+) -> int:
     offline: Optional[FileSchema] = None
     if args.proto or args.protoset:
         offline = FileSchema(args.protoset, args.proto, args.import_path)
@@ -259,6 +279,7 @@ def _run(args: argparse.Namespace, output: Output, tracer: Optional[rpc.Tracer])
             _metadata(args.header),
             args.timeout,
             tracer,
+            pcap=pcap,
         )
     if args.command == "health":
         assert connection is not None

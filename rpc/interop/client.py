@@ -181,6 +181,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         metavar="KINDS",
         help="study mode: print the wire to stderr (frames,headers,messages; default all; json)",
     )
+    parser.add_argument(
+        "--pcap", metavar="FILE", help="write the connections to FILE as pcapng, for Wireshark"
+    )
     args = parser.parse_args(argv)
     if args.test_case != "all" and args.test_case not in CASES:
         parser.error(f"unknown --test_case {args.test_case!r}; known: all, {', '.join(CASES)}")
@@ -193,6 +196,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error("--use_test_ca and --ca_file need --use_tls")
     if args.trace:  # study mode: every channel and server of this run is traced (rpc.Tracer)
         rpc.Tracer.from_spec(args.trace).activate()
+    if args.pcap:  # every channel and server of this run is captured (rpc.PcapWriter)
+        try:
+            rpc.PcapWriter(args.pcap).activate()
+        except OSError as exc:
+            parser.error(f"--pcap {args.pcap}: {exc.strerror or exc}")
     return args
 
 

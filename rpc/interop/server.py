@@ -352,6 +352,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         metavar="KINDS",
         help="study mode: print the wire to stderr (frames,headers,messages; default all; json)",
     )
+    parser.add_argument(
+        "--pcap", metavar="FILE", help="write the connections to FILE as pcapng, for Wireshark"
+    )
     services.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.use_tls and not (args.tls_cert_file and args.tls_key_file):
@@ -361,6 +364,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         )
     if args.trace:  # study mode: every channel and server of this run is traced (rpc.Tracer)
         rpc.Tracer.from_spec(args.trace).activate()
+    if args.pcap:  # every channel and server of this run is captured (rpc.PcapWriter)
+        try:
+            rpc.PcapWriter(args.pcap).activate()
+        except OSError as exc:
+            parser.error(f"--pcap {args.pcap}: {exc.strerror or exc}")
     return args
 
 

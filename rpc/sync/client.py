@@ -9,21 +9,20 @@ a locked writer.
 
 from __future__ import annotations
 
+import functools
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar, Union
 
 from codec import Metadata, Status, StatusCode
 from codec.http2_errors import CANCEL
-from transport import ConnectionClosedError, TransportError
+from transport import TransportError
 from transport.blocking import BlockingConnection, BlockingStream, connect_blocking
 
-from .._core.channel import ChannelCore, MultiCallableBase, no_call_credentials
+from .._core.channel import ChannelCore, MultiCallableBase, PinnedConnection, no_call_credentials
 from .._core.client_call import (
-    CONNECT,
     DELIVER,
     HEAD,
     NEXT_REQUEST,
@@ -39,8 +38,12 @@ from .._core.client_call import (
 )
 from .._core.messages import EOF, _EOFType
 from .._errors import RpcError
-from .._handlers import Cardinality, Deserializer, Serializer
-from .future_base import FutureBase, TaskThread
+from .._handlers import Cardinality, Deserializer, Serializer, _identity
+from ..client.balancer import CONNECT_TO, RESOLVE, STOP_HEALTH, TIMER, WATCH_HEALTH
+from ..client.connectivity import ChannelConnectivity
+from ..client.health import WATCH_METHOD
+from ..client.subchannel import Subchannel
+from .future_base import FutureBase, TaskThread, Timer
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +57,21 @@ class Channel(ChannelCore):
     """A blocking channel: a context manager whose calls block the calling thread.
 
     Safe to share between threads: calls from many threads go out concurrently on one HTTP/2
-    connection. Options are those of ``rpc.Channel``.
+    connection (per backend). Options and targets are those of ``rpc.Channel``.
     """
 
     _conn: Optional[BlockingConnection]
 
     def _setup(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._balancer_lock = self._lock
+        #: Notified (under the lock) whenever the balancer's state or picker changes.
+        self._changed = threading.Condition(self._lock)
+        self._version = 0
+        #: grpcio's ``subscribe()`` callbacks, and the last state they were told.
+        self._subscribers: list[Callable[[ChannelConnectivity], None]] = []
+        self._reported: Optional[ChannelConnectivity] = None
+        self._timers: list[Timer] = []
         #: Where this channel's futures advance (``.future()``), and where their callbacks run.
         self._future_tasks = TaskThread("h2rpc-futures")
         self._future_callbacks = TaskThread("h2rpc-future-callbacks")
@@ -75,9 +86,13 @@ class Channel(ChannelCore):
         """Close the channel; calls still in flight fail UNAVAILABLE."""
         with self._lock:
             self._closed = True
-            conn, self._conn = self._conn, None
-        if conn is not None:
+            conns = self._balance(self._balancer.shutdown)
+            timers, self._timers = self._timers, []
+        for timer in timers:
+            timer.cancel()
+        for conn in conns:
             conn.close()
+        for conn in conns:
             conn.wait_closed(5.0)
 
     def channel_ready(self, timeout: Optional[float] = None) -> None:
@@ -88,12 +103,46 @@ class Channel(ChannelCore):
         end = None if timeout is None else time.monotonic() + timeout
         self.connection(wait_for_ready=True, deadline=end)
 
+    def subscribe(
+        self, callback: Callable[[ChannelConnectivity], None], try_to_connect: bool = False
+    ) -> None:
+        """Call ``callback(state)`` now and on every change of the connectivity state (grpcio's;
+        on a thread of the channel's, so it must not block for long)."""
+        with self._lock:
+            state = self.get_state(try_to_connect)
+            self._subscribers.append(callback)  # (after: told the state once, not twice)
+            self._future_callbacks.call_soon(lambda: _tell(callback, state))
+
+    def unsubscribe(self, callback: Callable[[ChannelConnectivity], None]) -> None:
+        with self._lock:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+    def _state_changed(self) -> None:  # under the lock
+        self._version += 1
+        self._changed.notify_all()
+        state = self._balancer.state
+        if state is not self._reported:
+            self._reported = state
+            for callback in self._subscribers:
+                self._future_callbacks.call_soon(functools.partial(_tell, callback, state))
+
     def ready_connection(self) -> Optional[BlockingConnection]:
-        """The connection if a new call may use it now (no connecting, no waiting), else None."""
+        """The connection if a new call may use it now (no waiting), else None."""
         conn = self._conn
         if conn is not None and conn.is_usable and not self._closed:
             return conn
-        return None
+        if self._closed:
+            return None
+
+        def pick() -> Optional[BlockingConnection]:
+            try:
+                picked: Optional[BlockingConnection] = self._balancer.pick(False)
+            except RpcError:
+                return None
+            return picked
+
+        return self._balance(pick)
 
     def connection(
         self,
@@ -101,57 +150,144 @@ class Channel(ChannelCore):
         deadline: Optional[float],
         call: Optional[ClientCallCore] = None,
     ) -> BlockingConnection:
-        """The connection for a new call; one thread connects while the others wait for it.
+        """The connection for a new call, as the load balancing policy picks it.
 
-        It drives the core's ``_connection`` program (under the channel's lock, but for the
-        pauses of the backoff). A ``call`` that ends meanwhile (cancelled from another thread)
-        stops the waiting.
+        It drives the core's ``_connection`` program under the channel's lock, waiting (on the
+        lock's condition) for the picker to change when there is no connection. A ``call`` that
+        ends meanwhile (cancelled from another thread) stops the waiting.
         """
         conn = self._conn
         if conn is not None and conn.is_usable:
             return conn  # the common case, without starting the program
         program = self._connection(wait_for_ready)
-        result: Any = None
         error: Optional[Exception] = None
-        while True:
-            with self._lock:
-                if call is not None and call.done():
-                    raise RpcError(StatusCode.CANCELLED, "Locally cancelled by application!")
+        with self._lock:
+            while True:
                 try:
                     if error is None:
-                        command = program.send(result)
+                        program.send(None)
                     else:
-                        command = program.throw(error)
-                        error = None
+                        program.throw(error)
                 except StopIteration as stop:
+                    self._perform_commands()
                     return stop.value  # type: ignore[no-any-return]
-                if command[0] == CONNECT:
-                    try:
-                        result = self._connect(deadline)
-                    except Exception as exc:
-                        error = exc
-                    continue
-            delay = command[1]  # PAUSE: without the lock
-            if deadline is not None and time.monotonic() + delay >= deadline:
-                time.sleep(max(0.0, deadline - time.monotonic()))
-                error = TimeoutError()
-                continue
-            time.sleep(delay)
-            result = None
+                except BaseException:
+                    self._perform_commands()
+                    raise
+                self._perform_commands()
+                error = self._wait_for_change(deadline, call)  # WAIT_FOR_PICKER
 
-    def _connect(self, deadline: Optional[float]) -> BlockingConnection:
+    def _wait_for_change(
+        self, deadline: Optional[float], call: Optional[ClientCallCore]
+    ) -> Optional[Exception]:
+        """Wait (holding the lock's condition) for the balancer to change; TimeoutError once the
+        deadline passes; RpcError CANCELLED if ``call`` ends meanwhile."""
+        version = self._version
+        while self._version == version:
+            if call is not None and call.done():
+                return RpcError(StatusCode.CANCELLED, "Locally cancelled by application!")
+            timeout = _CANCEL_CHECK
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return TimeoutError()
+                timeout = min(timeout, left)
+            self._changed.wait(timeout)
+        return None
+
+    # ------------------------------------------------------------------ balancer commands
+
+    def _perform(self, command: tuple[Any, ...]) -> None:  # under the lock
+        op = command[0]
+        if op == TIMER:
+            key = command[2]
+            self._timers = [t for t in self._timers if t.function is not None]
+            self._timers.append(
+                self._future_tasks.call_at(
+                    command[1], lambda: self._balance(self._balancer.timer_fired, key)
+                )
+            )
+        elif op == CONNECT_TO:
+            _thread(self._attempt, "h2rpc-connect", command[1])
+        elif op == RESOLVE:
+            _thread(self._resolve, "h2rpc-resolve")
+        elif op == WATCH_HEALTH:
+            subchannel, conn = command[1], command[2]
+            call: Call[bytes] = Call(
+                Cardinality.UNARY_STREAM,
+                self._health_request(),
+                _Pinned(self.settings, conn),  # type: ignore[arg-type]
+                WATCH_METHOD,
+                _identity,
+                _identity,
+                timeout=None,
+                metadata=None,
+            )
+            subchannel.health_call = call
+            _thread(self._watch_health, "h2rpc-health", subchannel, conn, call)
+        elif op == STOP_HEALTH:
+            command[1].cancel()
+
+    def _attempt(self, subchannel: Subchannel) -> None:
+        def closed(conn: BlockingConnection) -> None:
+            self._connection_closed(subchannel, conn)
+
         try:
             conn = connect_blocking(
-                self._address,
+                subchannel.address,
                 options=self._connection_options,
                 ssl=self._ssl,
                 server_hostname=self._server_hostname,
-                timeout=self._connect_timeout(deadline),
+                timeout=self._connect_timeout(subchannel),
+                on_closed=closed,
             )
-        except (OSError, TimeoutError, ConnectionClosedError, ssl.SSLError) as exc:
-            raise self._connect_failed(exc) from None
-        connected: BlockingConnection = self._connected(conn)
-        return connected
+        except Exception as exc:  # refused, timed out, TLS, not HTTP/2...: this attempt failed
+            self._connect_failed(subchannel, exc)
+            return
+        self._connected(subchannel, conn)
+
+    def _resolve(self) -> None:
+        try:
+            results = self._resolver.resolve(self._target)
+        except Exception as exc:
+            self._resolution_done(None, exc)
+            return
+        self._resolution_done(results)
+
+    def _watch_health(
+        self, subchannel: Subchannel, conn: BlockingConnection, call: Call[bytes]
+    ) -> None:
+        code, why = StatusCode.OK, "the health service ended the Watch"
+        try:
+            for response in call:
+                self._health_answer(subchannel, conn, response)
+        except RpcError as exc:
+            code, why = exc.code(), exc.details()
+        except Exception as exc:
+            code, why = StatusCode.UNKNOWN, repr(exc)
+        self._health_ended(subchannel, conn, code, why)
+
+
+#: How often a call waiting for a connection looks whether it was cancelled meanwhile.
+_CANCEL_CHECK = 0.5
+
+
+def _thread(target: Callable[..., None], name: str, *args: Any) -> None:
+    threading.Thread(target=target, args=args, name=name, daemon=True).start()
+
+
+def _tell(callback: Callable[[ChannelConnectivity], None], state: ChannelConnectivity) -> None:
+    try:
+        callback(state)
+    except Exception:
+        log.exception("connectivity callback %r failed", callback)
+
+
+class _Pinned(PinnedConnection):
+    def connection(
+        self, wait_for_ready: bool, deadline: Optional[float], call: Any = None
+    ) -> BlockingConnection:
+        return self.pinned()  # type: ignore[no-any-return]
 
 
 class Call(ClientCallCore, Generic[ResponseT]):
@@ -600,12 +736,12 @@ class _ChannelReadyFuture(FutureBase):
         channel = self._channel
         while not self._stop.is_set():
             try:
-                channel.connection(wait_for_ready=False, deadline=None)
+                # Wait-for-ready: through TRANSIENT_FAILURE until a connection is READY, in
+                # slices so that cancel() is seen.
+                channel.connection(wait_for_ready=True, deadline=time.monotonic() + _CANCEL_CHECK)
             except RpcError:
                 if channel.closed:
                     return  # never ready: result() times out, as grpcio's does
-                # Backing off after a failed attempt: the next one when the channel allows it.
-                self._stop.wait(max(channel.next_attempt_in(), 0.01))
                 continue
             self._set_outcome(None)
             return

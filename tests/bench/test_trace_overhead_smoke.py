@@ -39,5 +39,6 @@ def test_benchmark_runs(capsys: pytest.CaptureFixture[str]):
         "tracing off",
         "tracing on (events kept)",
         "tracing on (text output)",
+        "pcap on (to a file)",
     }
     assert "hook cost when off" in capsys.readouterr().out

@@ -1,5 +1,5 @@
 """What wire tracing costs: unary calls per second with the tracer hooks removed, with tracing
-off (the default), and with tracing on.
+off (the default), with tracing on, and with a pcapng capture (``pcap=``, the client's side) on.
 
     python tests/bench/trace_overhead.py [--seconds 0.5] [--rounds 7]
 
@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import inspect
 import io
+import os
 import statistics
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -86,18 +89,20 @@ async def _echo(request: bytes, context: rpc.ServicerContext) -> bytes:
 class Pair:
     """A server and a channel to it, with or without a tracer; ``timed(n)``: n unary calls."""
 
-    def __init__(self, trace: Any) -> None:
+    def __init__(self, trace: Any, pcap: Any = False) -> None:
         self.trace = trace
+        self.pcap = pcap
 
     async def __aenter__(self) -> Pair:
         handler = rpc.unary_unary_rpc_method_handler(_echo)
         self.server = rpc.Server(
             [rpc.method_handlers_generic_handler("bench.Greeter", {"SayHello": handler})],
             trace=self.trace,
+            pcap=False,
         )
         port = self.server.add_insecure_port("127.0.0.1:0")
         await self.server.start()
-        self.channel = rpc.Channel(f"127.0.0.1:{port}", trace=self.trace)
+        self.channel = rpc.Channel(f"127.0.0.1:{port}", trace=self.trace, pcap=self.pcap)
         self.call = self.channel.unary_unary(GREETER_PATH)
         for _ in range(100):  # warm up: connection, HPACK tables, code paths
             await self.call(PAYLOAD)
@@ -123,18 +128,40 @@ async def end_to_end(rounds: int, calls: int) -> dict[str, list[float]]:
         "tracing off": [],
         "tracing on (events kept)": [],
         "tracing on (text output)": [],
+        "pcap on (to a file)": [],
     }
     kept = rpc.Tracer()
     text = rpc.Tracer(output=io.StringIO(), keep=False)
-    async with Pair(False) as plain, Pair(kept) as traced, Pair(text) as printed:
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = rpc.PcapWriter(os.path.join(tmp, "bench.pcapng"))
+        try:
+            await _rounds(results, rounds, calls, kept, text, writer)
+        finally:
+            writer.close()
+    return results
+
+
+async def _rounds(
+    results: dict[str, list[float]],
+    rounds: int,
+    calls: int,
+    kept: rpc.Tracer,
+    text: rpc.Tracer,
+    writer: rpc.PcapWriter,
+) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        plain = await stack.enter_async_context(Pair(False))
+        traced = await stack.enter_async_context(Pair(kept))
+        printed = await stack.enter_async_context(Pair(text))
+        captured = await stack.enter_async_context(Pair(False, writer))
         for _ in range(rounds):
             with hooks_removed():  # patched on the class: the live connections use it too
                 results["hooks removed"].append(await plain.timed(calls))
             results["tracing off"].append(await plain.timed(calls))
             results["tracing on (events kept)"].append(await traced.timed(calls))
             results["tracing on (text output)"].append(await printed.timed(calls))
+            results["pcap on (to a file)"].append(await captured.timed(calls))
             kept.clear()
-    return results
 
 
 def hook_cost_ns(repeat: int = 200_000) -> dict[str, float]:

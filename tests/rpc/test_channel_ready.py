@@ -79,7 +79,7 @@ def test_closing_the_channel_ends_channel_ready_and_waiting_calls_with_cancelled
                 channel.unary_unary("/h2rpc.test.EchoTest/Unary")(b"", wait_for_ready=True)
             )
             if phase == "connecting":
-                await eventually(lambda: channel._connecting is not None)
+                await eventually(lambda: channel.get_state() is rpc.ChannelConnectivity.CONNECTING)
             else:
                 await eventually(lambda: channel._last_failure is not None)
             await channel.close()
@@ -97,11 +97,12 @@ def test_cancelling_channel_ready_is_a_cancellation_and_the_channel_goes_on() ->
         with reserved_port(listen=True) as (_, port):
             channel = rpc.Channel(f"127.0.0.1:{port}")
             ready = asyncio.ensure_future(channel.channel_ready())
-            await eventually(lambda: channel._connecting is not None)
+            await eventually(lambda: channel.get_state() is rpc.ChannelConnectivity.CONNECTING)
             ready.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await ready
-            assert channel._connecting is not None  # the attempt itself goes on (shielded)
+            # the attempt itself goes on
+            assert channel.get_state() is rpc.ChannelConnectivity.CONNECTING
             await channel.close()
 
     run(main())

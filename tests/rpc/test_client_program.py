@@ -14,8 +14,7 @@ from typing import Any, Callable, Optional
 import pytest
 
 import rpc
-from codec.http2_errors import CANCEL, ENHANCE_YOUR_CALM, REFUSED_STREAM
-from rpc._core.channel import ChannelCore
+from codec.http2_errors import CANCEL, REFUSED_STREAM
 from rpc._core.client_call import (
     CONNECT,
     HEAD,
@@ -260,82 +259,6 @@ def test_a_failing_request_iterator_ends_the_call_unknown() -> None:
     assert call._status is not None and call._status.code == rpc.StatusCode.UNKNOWN
     assert "Exception iterating requests" in call._status.message
     assert server.streams[0].resets == [CANCEL]
-
-
-# ---------------------------------------------------------------------- the connection policy
-
-
-class FakeConnection:
-    def __init__(self, usable: bool = True, goaway: Optional[tuple[int, bytes]] = None) -> None:
-        self.is_usable = usable
-        self.goaway_error_code, self.goaway_debug_data = goaway or (None, b"")
-        self.closed_when_idle = False
-
-    def close_when_idle(self) -> None:
-        self.closed_when_idle = True
-
-
-def connection(channel: ChannelCore, wait_for_ready: bool, *answers: Any) -> Any:
-    """Drive ``_connection``; CONNECT takes the next answer (a connection or an error)."""
-    queue = list(answers)
-    log: list[str] = []
-
-    def perform(command: tuple[Any, ...]) -> Any:
-        if command[0] == PAUSE:
-            log.append("PAUSE")
-            answer = queue.pop(0) if queue and isinstance(queue[0], TimeoutError) else None
-            if answer is not None:
-                raise answer
-            channel._retry_at = 0.0  # the pause is over: a fake clock moved on
-            return None
-        log.append("CONNECT")
-        answer = queue.pop(0)
-        if isinstance(answer, Exception):
-            raise channel._connect_failed(answer)
-        return channel._connected(answer)
-
-    return drive(channel._connection(wait_for_ready), perform), log
-
-
-def test_a_usable_connection_is_reused_and_one_after_goaway_is_retired() -> None:
-    channel = ChannelCore("localhost:1", keepalive_time=10.0)
-    first = FakeConnection()
-    assert connection(channel, False, first) == (first, ["CONNECT"])
-    assert connection(channel, False) == (first, [])
-    first.is_usable = False
-    first.goaway_error_code, first.goaway_debug_data = ENHANCE_YOUR_CALM, b"too_many_pings"
-    second = FakeConnection()
-    assert connection(channel, False, second) == (second, ["CONNECT"])
-    assert first.closed_when_idle  # its in-flight calls may finish
-    assert channel._connection_options.keepalive_time == 20.0  # told we ping too much
-
-
-def test_while_backing_off_fail_fast_gets_the_last_failure_and_wait_for_ready_waits() -> None:
-    channel = ChannelCore("localhost:1")
-    with pytest.raises(rpc.RpcError) as info:
-        connection(channel, False, OSError("refused"))
-    assert info.value.code() == rpc.StatusCode.UNAVAILABLE and "refused" in info.value.details()
-    with pytest.raises(rpc.RpcError):  # backing off: no new attempt for a fail-fast call
-        connection(channel, False)
-    conn = FakeConnection()
-    assert connection(channel, True, conn) == (conn, ["PAUSE", "CONNECT"])
-
-
-def test_a_deadline_during_the_backoff_pause_is_deadline_exceeded() -> None:
-    channel = ChannelCore("localhost:1")
-    with pytest.raises(rpc.RpcError):
-        connection(channel, False, OSError("refused"))
-    with pytest.raises(rpc.RpcError) as info:
-        connection(channel, True, TimeoutError())
-    assert info.value.code() == rpc.StatusCode.DEADLINE_EXCEEDED
-
-
-def test_a_closed_channel_gives_cancelled() -> None:
-    channel = ChannelCore("localhost:1")
-    channel._closed = True
-    with pytest.raises(rpc.RpcError) as info:
-        connection(channel, True)
-    assert info.value.code() == rpc.StatusCode.CANCELLED
 
 
 def test_a_message_already_decoded_is_read_without_a_program() -> None:
