@@ -181,6 +181,10 @@ def parse_request_headers(headers: InboundHeaders) -> RequestHead:
                 encoding = value
             elif name == b"grpc-accept-encoding":
                 accept_encoding = value
+            elif name == b"grpc-previous-rpc-attempts":
+                # gRFC A6: how many attempts of this call came before, for the application
+                # (grpcio's servers show it in invocation_metadata() too).
+                pairs.append(("grpc-previous-rpc-attempts", value.decode("latin-1")))
             # other grpc-* headers are reserved: not application metadata
         elif name == b"content-type":
             content_type = value
@@ -391,6 +395,9 @@ def _split_status_fields(
                 message = value
             elif name == b"grpc-status-details-bin":
                 details = value
+            elif name == b"grpc-retry-pushback-ms":
+                # gRFC A6 server pushback: trailing metadata, as grpcio's clients show it.
+                pairs.append(("grpc-retry-pushback-ms", value.decode("latin-1")))
             else:
                 other.setdefault(name, value)
         elif name == b"te":

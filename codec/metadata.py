@@ -224,6 +224,9 @@ MetadataLike = Union[Metadata, Iterable[tuple[str, MetadataValue]]]
 _VALID_KEY = re.compile(r"[0-9a-z_.\-]+")
 # Headers gRPC or HTTP/2 own: sending them as metadata would clash with the protocol's own
 # (content-type, te) or be refused by HTTP/2 (connection-specific headers, RFC 9113 8.2.2).
+#: The ``grpc-`` keys an application may send: a server's retry pushback (gRFC A6), as grpcio's
+#: servers allow in trailing metadata.
+_SETTABLE_GRPC_KEYS = frozenset(["grpc-retry-pushback-ms"])
 _RESERVED_KEYS = frozenset(
     [
         "content-type",
@@ -244,7 +247,7 @@ def _encode_pair(key: object, value: object) -> tuple[bytes, bytes]:
         raise InvalidMetadataError(
             f"metadata key {key!r} is invalid: keys are non-empty and use only 0-9 a-z _ - ."
         )
-    if key.startswith("grpc-") or key in _RESERVED_KEYS:
+    if (key.startswith("grpc-") and key not in _SETTABLE_GRPC_KEYS) or key in _RESERVED_KEYS:
         raise InvalidMetadataError(f"metadata key {key!r} is reserved")
     if key.endswith("-bin"):
         if not isinstance(value, (bytes, bytearray, memoryview)):

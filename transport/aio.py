@@ -24,14 +24,12 @@ from codec.http2_errors import CANCEL, NO_ERROR
 from .address import Address, SocketFile, bind_listening_socket
 from .core import Bytes
 from .events import Headers
+from .linger import LINGER_SECONDS, Linger
 from .options import ConnectionOptions
 from .session import Session, SessionStream, SessionView
 from .tls import TlsInfo
 
 __all__ = ["CANCEL", "NO_ERROR", "AsyncConnection", "Listener", "Stream", "connect"]
-
-#: How long a closing connection keeps reading (and discarding) after its final GOAWAY.
-LINGER_SECONDS = 1.0
 
 #: At most this many frame-producing commands wait for the end-of-iteration flush; the next one
 #: flushes at once. Coalescing everything a busy iteration produces (64 unary responses, or
@@ -167,7 +165,7 @@ class AsyncConnection(SessionView, asyncio.BufferedProtocol):
         self._closed_waiter: asyncio.Future[None] = self._loop.create_future()
         self._timer_handle: Optional[asyncio.TimerHandle] = None
         self._reading_paused = False
-        self._lingering = False
+        self._lingering: Optional[Linger] = None
         self.session = Session(
             self, client_side=client_side, options=options, accept_requests=on_request is not None
         )
@@ -258,8 +256,11 @@ class AsyncConnection(SessionView, asyncio.BufferedProtocol):
         return _read_buffer.view
 
     def buffer_updated(self, nbytes: int) -> None:
-        if not self._lingering:
+        linger = self._lingering
+        if linger is None:
             self.session.data_received(_read_buffer.view[:nbytes])
+        elif not linger.discard(nbytes, self._loop.time()) and self._transport is not None:
+            self._transport.abort()  # the drain is bounded by bytes too (linger.py)
 
     def eof_received(self) -> Optional[bool]:
         return False  # close our side too
@@ -328,13 +329,13 @@ class AsyncConnection(SessionView, asyncio.BufferedProtocol):
     def close_transport(self) -> None:
         self._flush()
         transport = self._transport
-        if transport is None or transport.is_closing() or self._lingering:
+        if transport is None or transport.is_closing() or self._lingering is not None:
             return
         if transport.can_write_eof():
             # Lingering close: half-close so our last frames (the GOAWAY) reach the peer, and
             # drop what it still sends for a moment. Closing at once with unread input makes
             # the kernel send RST, which can destroy the GOAWAY before the peer reads it.
-            self._lingering = True
+            self._lingering = Linger(self._loop.time())
             if self._reading_paused:
                 self._reading_paused = False
                 transport.resume_reading()

@@ -28,6 +28,7 @@ from .address import Address, SocketFile, bind_listening_socket
 from .core import Bytes
 from .errors import ConnectionClosedError, TransportError
 from .events import Headers
+from .linger import Linger
 from .options import ConnectionOptions
 from .session import Session, SessionStream, SessionView
 from .tls import TlsInfo
@@ -45,7 +46,6 @@ __all__ = [
 
 _RECV_SIZE = 256 * 1024
 _IDLE_POLL = 1.0  # the reader looks at timers at least this often
-_LINGER_SECONDS = 1.0  # how long a closing connection keeps draining after its GOAWAY
 
 
 def _readable(sock: socket.socket, timeout: float) -> bool:
@@ -250,7 +250,7 @@ class BlockingConnection(SessionView):
         self.cond = threading.Condition(self.lock)
         self._write_lock = threading.Lock()
         self._close_after_flush = False
-        self._linger_until: Optional[float] = None
+        self._linger: Optional[Linger] = None
         self._closed = False
         self._reader: Optional[threading.Thread] = None
         self._deferred: list[Callable[[], None]] = []
@@ -480,7 +480,7 @@ class BlockingConnection(SessionView):
                 if close:
                     # Lingering close (see aio.py): half-close, let the reader drain a moment.
                     self._close_after_flush = False
-                    self._linger_until = time.monotonic() + _LINGER_SECONDS
+                    self._linger = Linger(time.monotonic())
                     try:
                         self._sock.shutdown(socket.SHUT_WR)
                     except OSError:
@@ -499,13 +499,16 @@ class BlockingConnection(SessionView):
         error: Optional[BaseException] = None
         try:
             while not self._closed:
-                linger = self._linger_until
+                linger = self._linger
                 if linger is not None:
-                    if time.monotonic() >= linger or not _readable(sock, linger - time.monotonic()):
+                    # Discard what the peer still sends after our GOAWAY, for a bounded time
+                    # and number of bytes (linger.py).
+                    if not _readable(sock, max(0.0, linger.deadline - time.monotonic())):
                         break
-                    if not sock.recv_into(buffer):
+                    received = sock.recv_into(buffer)
+                    if not received or not linger.discard(received, time.monotonic()):
                         break
-                    continue  # discard what the peer still sends after our GOAWAY
+                    continue
                 with self.cond:
                     deadline = self.session.timer_deadline()
                 wait = _IDLE_POLL if deadline is None else max(0.0, deadline - time.monotonic())
@@ -529,6 +532,11 @@ class BlockingConnection(SessionView):
                         continue
                 with self.cond:
                     self.session.data_received(data)
+                    # A peer that keeps the socket readable (dripping bytes) must not keep the
+                    # timers (the handshake's first) from running.
+                    deadline = self.session.timer_deadline()
+                    if deadline is not None and time.monotonic() >= deadline:
+                        self.session.on_timer()
                 deferred, self._deferred = self._deferred, []
                 for callback in deferred:
                     try:
@@ -610,7 +618,7 @@ class BlockingListener:
         *,
         options: Optional[ConnectionOptions] = None,
         ssl: Optional[ssl_module.SSLContext] = None,
-        handshake_timeout: float = 20.0,
+        handshake_timeout: float = 10.0,
     ) -> None:
         self.address = address
         self._sock = bind_listening_socket(address)

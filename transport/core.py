@@ -503,8 +503,9 @@ class ConnectionCore:
             if size > self.options.max_header_list_size:
                 code = ENHANCE_YOUR_CALM
         if code:
-            self._outbound.pop(stream_id, None)
-            self._h2.reset_stream(stream_id, code)
+            # (A block that ended the stream on both sides leaves nothing to reset: RST_STREAM
+            # may not be sent on a closed stream; the stream fails here all the same.)
+            self.reset_stream(stream_id, code)
         return code
 
     def _streams_to_refuse(self, h2_events: list[h2.events.Event]) -> set[int]:

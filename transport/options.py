@@ -55,8 +55,10 @@ class ConnectionOptions:
     #: as soon as its frames say so, before h2 buffers it (CVE-2024-27316 style floods).
     #: None: four times max_header_list_size, at least 64 KiB.
     max_header_block_size: Optional[int] = None
-    #: Servers: a client must complete the HTTP/2 handshake (preface and SETTINGS) this fast.
-    handshake_timeout: float = 20.0
+    #: Servers: a client must complete the HTTP/2 handshake (its preface and first SETTINGS)
+    #: within this many seconds of connecting, else GOAWAY(SETTINGS_TIMEOUT) and close; a TLS
+    #: handshake before it has as long again. (grpc-go and grpc-core allow 120 s.)
+    handshake_timeout: float = 10.0
     #: Servers: a graceful shutdown sends its final GOAWAY when the client answers the PING
     #: that follows the first GOAWAY, or after this many seconds without an answer.
     shutdown_ping_timeout: float = 1.0

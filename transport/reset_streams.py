@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import h2.config
 import h2.connection
 import h2.exceptions
 from h2.stream import StreamClosedBy
-from hyperframe.frame import RstStreamFrame
+from hyperframe.frame import DataFrame, RstStreamFrame
 
 __all__ = [
     "RESET_GRACE_BYTES",
@@ -55,7 +56,10 @@ class IgnoringResetStreams(h2.connection.H2Connection):
         self._grace: dict[int, list[float]] = {}
         table = self._frame_dispatch_table
         for frame_class, handler in list(table.items()):
-            table[frame_class] = self._ignoring_reset_streams(handler)
+            # DATA, the hot path, is left as it is: h2 handles it on a closed stream itself,
+            # in ``_handle_data_on_closed_stream`` (below).
+            if frame_class is not DataFrame:
+                table[frame_class] = self._ignoring_reset_streams(handler)
 
     def _ignoring_reset_streams(self, handler: _Handler) -> _Handler:
         """``handler`` with frames on a stream we reset dropped instead of answered (h2 raises

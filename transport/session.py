@@ -15,7 +15,13 @@ import logging
 from collections import deque
 from typing import Callable, Optional, Protocol
 
-from codec.http2_errors import CANCEL, ENHANCE_YOUR_CALM, NO_ERROR, REFUSED_STREAM
+from codec.http2_errors import (
+    CANCEL,
+    ENHANCE_YOUR_CALM,
+    NO_ERROR,
+    REFUSED_STREAM,
+    SETTINGS_TIMEOUT,
+)
 
 from .core import Bytes, ConnectionCore
 from .errors import ConnectionClosedError, LocalProtocolError, RemoteProtocolError
@@ -40,6 +46,9 @@ from .options import ConnectionOptions
 from .tls import TlsInfo
 
 log = logging.getLogger(__name__)
+
+#: The debug data of the GOAWAY that ends a connection whose handshake timed out.
+HANDSHAKE_TIMEOUT_MESSAGE = b"did not receive HTTP/2 settings before handshake timeout"
 
 
 class Driver(Protocol):
@@ -510,9 +519,13 @@ class Session:
                     return
         if self._handshake_deadline is not None and now >= self._handshake_deadline:
             if not self.core.settings_received:
+                # A silent or dripping peer. Say why in a GOAWAY, as grpc-core does (it says
+                # INTERNAL_ERROR; SETTINGS_TIMEOUT is RFC 9113's code for SETTINGS that went
+                # unacknowledged, ours among them), then close without waiting for more.
                 log.info("%r did not complete the HTTP/2 handshake in time: closing", self)
                 self.fail(ConnectionClosedError("HTTP/2 handshake timed out"))
-                driver.abort_transport()
+                self.core.close(SETTINGS_TIMEOUT, HANDSHAKE_TIMEOUT_MESSAGE)
+                driver.close_transport()
                 return
             self._handshake_deadline = None
         if self.lifetime.enabled and self._lifetime_timer(now):

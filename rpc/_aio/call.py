@@ -27,6 +27,7 @@ from .._core.client_call import (
     READ,
     SEND,
     STREAM,
+    WAIT_ANY,
     CallSettings,
     ClientCallCore,
     Program,
@@ -72,6 +73,28 @@ async def _next_request(requests: Any) -> Any:
     return next(requests, EOF)
 
 
+async def _wait_any(streams: list[Stream], timeout: Optional[float]) -> None:
+    """Until one of ``streams`` has news for its reader, or ``timeout`` passes (hedging)."""
+    waits = [asyncio.ensure_future(stream.receive_response_headers()) for stream in streams]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            if not wait.done():
+                wait.cancel()
+            elif not wait.cancelled():
+                wait.exception()  # the program reads it from the stream itself
+
+
+#: How often a call backing off before a retry looks whether its channel was closed.
+_PAUSE_CHECK = 0.1
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class _ClientCall(ClientCallCore):
     """The asyncio shell of a client call: it drives the core's programs."""
 
@@ -91,6 +114,7 @@ class _ClientCall(ClientCallCore):
         self._opener = False  # a task is opening the stream
         self._opened: Optional[asyncio.Future[None]] = None  # for the tasks that wait for it
         self._writer: Optional[asyncio.Task[None]] = None
+        self._paused: Optional[asyncio.Future[None]] = None  # a retry's backoff
 
     # ------------------------------------------------------------------ public, all kinds
 
@@ -144,10 +168,13 @@ class _ClientCall(ClientCallCore):
                     elif op == OPEN:
                         result = await self._open()
                     elif op == PAUSE:
-                        await asyncio.sleep(command[1])
+                        await self._pause(command[1])
                         result = None
                     elif op == NEXT_REQUEST:
                         result = await _next_request(command[1])
+                    elif op == WAIT_ANY:
+                        await _wait_any(command[1], command[2])
+                        result = None
                     else:  # START_WRITER
                         self._start_writer()
                         result = None
@@ -199,14 +226,35 @@ class _ClientCall(ClientCallCore):
     def _start_writer(self) -> None:
         requests: Any = self._request
         iterator = requests.__aiter__() if hasattr(requests, "__aiter__") else iter(requests)
+        self._request = iterator  # a writer started again (a retry) goes on where it was
         self._writer = self._loop.create_task(self._drive(self._write_requests(iterator)))
         self.when_finished = self._stop_waiting
 
+    async def _pause(self, seconds: float) -> None:
+        """A retry's backoff, cut short if the call ends meanwhile (``cancel()``) or the
+        channel is closed (looked at every ``_PAUSE_CHECK`` seconds: a backoff is on no
+        connection the close could fail)."""
+        if self._status is not None:
+            return
+        waiter = self._paused = self._loop.create_future()
+        self.when_finished = self._stop_waiting
+        handle = self._loop.call_later(seconds, _wake, waiter)
+        try:
+            while not waiter.done() and not getattr(self._source, "closed", False):
+                await asyncio.wait((waiter,), timeout=_PAUSE_CHECK)
+        finally:
+            handle.cancel()
+            self._paused = None
+
     def _stop_waiting(self) -> None:
-        """The call ended: its deadline timer and request writer have nothing left to do."""
+        """The call ended: its deadline timer, request writer and backoff have nothing left to
+        do."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        paused = self._paused
+        if paused is not None:
+            _wake(paused)
         writer = self._writer
         if writer is not None and not writer.done() and writer is not asyncio.current_task():
             writer.cancel()

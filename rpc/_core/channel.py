@@ -16,7 +16,7 @@ import logging
 import ssl
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar, Union
 
 from codec import StatusCode
 from codec.http2_errors import ENHANCE_YOUR_CALM
@@ -29,10 +29,16 @@ from .._tls import require_alpn_h2
 from .._trace.capture import PcapOption, with_capture
 from .._trace.tracer import TraceOption, with_tracer
 from .._version import USER_AGENT
-from ..client.balancer import DEFAULT_MIN_RESOLUTION_INTERVAL, Balancer, check_policy
+from ..client.balancer import (
+    DEFAULT_MIN_RESOLUTION_INTERVAL,
+    LB_POLICIES,
+    Balancer,
+    check_policy,
+)
 from ..client.connectivity import ChannelConnectivity
 from ..client.health import is_serving, watch_request
-from ..client.service_config import ServiceConfig
+from ..client.retry import DEFAULT_CHANNEL_BUFFER, DEFAULT_PER_RPC_BUFFER, ChannelRetry
+from ..client.service_config import ServiceConfig, parse_service_config
 from ..client.subchannel import Subchannel
 from ..client.target import DnsResolver, addresses_of, host_of, parse_target
 from ..interceptors import check_client_interceptors
@@ -84,6 +90,11 @@ class ChannelCore:
         ssl_context: Optional[ssl.SSLContext] = None,
         server_hostname: Optional[str] = None,
         connection_options: Optional[ConnectionOptions] = None,
+        service_config: Union[str, Mapping[str, Any], None] = None,
+        service_config_disable_resolution: bool = False,
+        enable_retries: bool = True,
+        per_rpc_retry_buffer_size: int = DEFAULT_PER_RPC_BUFFER,
+        retry_buffer_size: int = DEFAULT_CHANNEL_BUFFER,
         options: Sequence[tuple[str, Any]] = (),
         trace: TraceOption = None,
         pcap: PcapOption = None,
@@ -107,6 +118,11 @@ class ChannelCore:
             "server_hostname": server_hostname,
             "lb_policy_name": lb_policy_name,
             "dns_min_time_between_resolutions": dns_min_time_between_resolutions,
+            "service_config": service_config,
+            "service_config_disable_resolution": service_config_disable_resolution,
+            "enable_retries": enable_retries,
+            "per_rpc_retry_buffer_size": per_rpc_retry_buffer_size,
+            "retry_buffer_size": retry_buffer_size,
         }
         merge_grpc_options(settings, options, CHANNEL_GRPC_OPTIONS, "channel")
         try:
@@ -126,6 +142,13 @@ class ChannelCore:
         self._server_hostname: Optional[str] = settings["server_hostname"]
         if self._server_hostname is None and self._ssl is not None:
             self._server_hostname = host_of(authority)
+        #: The service config (``service_config=`` or ``grpc.service_config``): per-method
+        #: defaults and retry policies, throttling, the load-balancing policy.
+        self.service_config: ServiceConfig = parse_service_config(
+            settings["service_config"], LB_POLICIES
+        )
+        #: ``grpc.service_config_disable_resolution``: ignore configs a resolver would give.
+        self.service_config_disable_resolution = bool(settings["service_config_disable_resolution"])
         agent = settings["user_agent"]
         #: What each call of this channel needs from it.
         self.settings = CallSettings(
@@ -135,6 +158,16 @@ class ChannelCore:
             compression=compression,
             max_receive_message_length=size_limit(settings["max_receive_message_length"]),
             max_send_message_length=size_limit(settings["max_send_message_length"]),
+            service_config=self.service_config if self.service_config.method_configs else None,
+            retry=(
+                ChannelRetry(
+                    self.service_config.retry_throttling,
+                    settings["per_rpc_retry_buffer_size"],
+                    settings["retry_buffer_size"],
+                )
+                if settings["enable_retries"]
+                else None
+            ),
         )
         self._connection_options = build_connection_options(connection_options, settings)
         # Wire tracing (rpc._trace): this option, an active rpc.trace() block, or H2RPC_TRACE.
@@ -158,7 +191,7 @@ class ChannelCore:
         policy, health_service = self._balancing(
             settings["lb_policy_name"],
             _health_check_service_name,
-            None,  # the parsed service config, once the channel takes one (``service_config=``)
+            self.service_config,
         )
         self._closed = False
         #: The connection new calls use without asking the balancer (pick_first, READY): the

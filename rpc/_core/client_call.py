@@ -49,6 +49,8 @@ from transport.session import SessionStream
 
 from .._errors import RpcError, UsageError
 from .._handlers import Cardinality, Deserializer, Serializer
+from ..client.retry import PREVIOUS_ATTEMPTS_KEY, CallRetry, ChannelRetry, pushback_of
+from ..client.service_config import ServiceConfig
 from .deadline import effective_deadline
 from .messages import EOF, decode_messages, frame_message
 from .options import normalize_compression
@@ -92,6 +94,11 @@ CONNECT = 8
 #: stream: the driver returns it, and the next drive of the same program goes on from there.
 DELIVER = 9
 
+#: ``(WAIT_ANY, streams, seconds)``: wait until one of ``streams`` has news for its reader
+#: (headers, data, its end or failure; see ``has_news``) or ``seconds`` pass (None: no limit).
+#: Hedging waits so for the first of its attempts to answer.
+WAIT_ANY = 10
+
 #: What ``_ready_message()`` returns when the next message must be waited for.
 NOT_READY: Any = object()
 
@@ -117,6 +124,37 @@ class CallSettings:
     max_send_message_length: Optional[int]
     #: Request heads without timeout or metadata, by (path, encoding): built once per method.
     heads: dict[tuple[str, Optional[str]], Any] = field(default_factory=dict, compare=False)
+    #: The service config, if it has method configs (None: nothing to look up per call).
+    service_config: Optional[ServiceConfig] = field(default=None, compare=False)
+    #: The channel's retry throttle and buffer (None: retries disabled).
+    retry: Optional[ChannelRetry] = field(default=None, compare=False)
+
+
+def has_news(stream: SessionStream) -> bool:
+    """``stream`` has something for its reader: response headers, its end, or its failure."""
+    return stream.response_headers is not None or stream.remote_ended or stream.error is not None
+
+
+class _NoGuard:
+    """The asyncio shell needs no lock around the retry bookkeeping (one thread)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+_NO_GUARD = _NoGuard()
+_STREAM_UNARY = Cardinality.STREAM_UNARY
+_STREAM_STREAM = Cardinality.STREAM_STREAM
+
+
+def _smaller(a: Optional[int], b: Optional[int]) -> Optional[int]:
+    """The tighter of two size limits (None: unlimited)."""
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
 
 
 class ClientCallCore:
@@ -142,6 +180,39 @@ class ClientCallCore:
     ) -> None:
         self._settings = settings
         self._kind = kind
+        max_receive = settings.max_receive_message_length
+        max_send = settings.max_send_message_length
+        #: Retry state (None: no policy and nothing to replay, the common case).
+        self._retry: Optional[CallRetry] = None
+        config = settings.service_config
+        retry = settings.retry
+        if config is not None:
+            # The service config's defaults for this method: the tighter timeout and size
+            # limits win; waitForReady applies unless the call says otherwise.
+            method = config.method_config(path)
+            if method is not None:
+                if method.timeout is not None and (timeout is None or method.timeout < timeout):
+                    timeout = method.timeout
+                if wait_for_ready is None:
+                    wait_for_ready = method.wait_for_ready
+                max_receive = _smaller(max_receive, method.max_response_message_bytes)
+                max_send = _smaller(max_send, method.max_request_message_bytes)
+                hedging = method.hedging_policy
+                if hedging is not None and kind.request_streaming:
+                    hedging = None  # hedged request streams: not supported, one attempt
+                if retry is not None and (method.retry_policy or hedging):
+                    self._retry = retry.call_retry(method.retry_policy, hedging)
+        if (
+            retry is not None
+            and self._retry is None
+            and (
+                kind is _STREAM_UNARY or kind is _STREAM_STREAM  # (no enum property call per call)
+            )
+        ):
+            self._retry = retry.call_retry(None, None)  # streamed requests kept for replay
+        self._max_receive = max_receive
+        self._max_send = max_send
+        self._metadata = metadata
         #: The request (one), or the iterable of requests (None: ``write()`` calls will send).
         self._request = request
         self._path = path
@@ -164,7 +235,7 @@ class ClientCallCore:
         else:
             self._headers = self._build_headers(path, deadline, metadata)
         self._stream: Optional[SessionStream] = None
-        self._decoder = MessageDecoder(settings.max_receive_message_length)
+        self._decoder = MessageDecoder(max_receive)
         self._messages: deque[bytes] = deque()
         self._initial_metadata: Optional[Metadata] = None
         self._status: Optional[Status] = None
@@ -173,6 +244,18 @@ class ClientCallCore:
         self._retries = 0
         self._response: Any = None
         self._response_ready = False
+        #: Request streams with retry state: the application has half-closed; the writer task
+        #: stopped because its attempt failed (the next attempt restarts it); the stream whose
+        #: opener is still replaying the kept requests.
+        self._requests_ended = False
+        self._writer_parked = False
+        self._replaying: Optional[SessionStream] = None
+        self._replay_messages: list[bytes] = []
+        #: Hedging: the attempts' streams in flight.
+        self._attempts: list[SessionStream] = []
+        #: Held around the retry bookkeeping shared by a reader and a writer (the blocking shell
+        #: sets a lock: its writer is a thread).
+        self._guard: Any = _NO_GUARD
 
     def _build_headers(self, path: str, deadline: Optional[float], metadata: Any) -> Any:
         settings = self._settings
@@ -218,35 +301,124 @@ class ClientCallCore:
         """Open the call's stream (run by the shells' STREAM, one opener at a time).
 
         A connection may go away (GOAWAY) between picking it and opening the stream: nothing
-        was sent, so another connection may take the call.
+        was sent, so another connection may take the call (a transparent retry). A failure to
+        get a connection at all (fail-fast UNAVAILABLE) is an attempt the retry policy may
+        repeat. A retry first waits its backoff; a request stream's kept requests are replayed
+        on the new stream before the writer may use it.
         """
-        for attempt in range(MAX_TRANSPARENT_RETRIES + 1):
+        transparent = 0
+        while True:
             if self._status is not None:
                 raise self._rpc_error()
+            retry = self._retry
+            if retry is not None and retry.resume_at:
+                yield from self._pause_until(retry.resume_at)
+                retry.resume_at = 0.0
+                self._headers = self._attempt_headers(retry.attempts - 1)
             try:
                 stream = yield _OPEN
-            except ConnectionClosedError as exc:
-                if attempt < MAX_TRANSPARENT_RETRIES:
-                    continue
-                self._finish(self._status_from(exc))
-                raise self._rpc_error() from None
             except TimeoutError:
                 self._deadline_exceeded()
                 raise self._rpc_error() from None
             except (RpcError, TransportError) as exc:
-                self._finish(self._status_from(exc))
+                if isinstance(exc, ConnectionClosedError) and transparent < MAX_TRANSPARENT_RETRIES:
+                    transparent += 1
+                    continue
+                status = self._status_from(exc)
+                if (
+                    retry is not None
+                    and self._status is None
+                    and retry.retry_delay(status.code, None) is not None
+                ):
+                    continue
+                if self._attempts and self._status is None:
+                    raise self._rpc_error_from(status) from None  # one hedge: the others go on
+                self._finish(status)
                 raise self._rpc_error() from None
             if self._status is not None:  # cancelled or expired while opening
                 stream.reset(CANCEL)
                 raise self._rpc_error()
+            if retry is not None and self._kind.request_streaming:
+                yield from self._replay(stream, retry)
+                if self._writer_parked and self._status is None:
+                    self._writer_parked = False
+                    yield _START_WRITER
+                return stream
             self._stream = stream
             return stream
-        raise AssertionError("unreachable")
+
+    def _replay(self, stream: SessionStream, retry: CallRetry) -> Program:
+        """Send the kept requests of a request stream on a new attempt's stream, and the
+        half-close if the application has ended its requests.
+
+        The stream is the call's from the start; a request written meanwhile joins the end of
+        the list being replayed (under the guard, so that none is missed or sent twice), and a
+        half-close meanwhile is left to this loop too.
+        """
+        with self._guard:
+            self._stream = stream
+            messages = self._replay_messages = retry.messages
+            self._replaying = stream if messages or self._requests_ended else None
+        sent = 0
+        end = False
+        while self._replaying is stream:
+            with self._guard:
+                if sent >= len(messages):
+                    self._replaying = None
+                    end = self._requests_ended
+                    break
+            try:
+                yield (SEND, messages[sent], False)
+            except TimeoutError:
+                self._replaying = None
+                self._deadline_exceeded()
+                raise self._rpc_error() from None
+            except TransportError:
+                self._replaying = None
+                return  # this attempt failed too: the response side decides what next
+            sent += 1
+        if end and not stream.local_closed:
+            try:
+                stream.end()
+            except TransportError:
+                pass
+
+    def _pause_until(self, when: float) -> Program:
+        """Wait until ``when`` (a retry's backoff), or until the deadline if that is sooner."""
+        delay = when - time.monotonic()
+        deadline = self._deadline
+        if deadline is not None and time.monotonic() + delay >= deadline:
+            delay = deadline - time.monotonic()
+            if delay > 0:
+                try:
+                    yield (PAUSE, delay)
+                except TimeoutError:
+                    pass
+            self._deadline_exceeded()
+            raise self._rpc_error()
+        if delay > 0:
+            try:
+                yield (PAUSE, delay)
+            except TimeoutError:
+                self._deadline_exceeded()
+        if self._status is not None:
+            raise self._rpc_error()
+
+    def _attempt_headers(self, previous: int) -> Any:
+        """The request head of a retry: the timeout left, and how many attempts came before."""
+        headers = list(self._build_headers(self._path, self._deadline, self._metadata))
+        if previous:
+            headers.append((PREVIOUS_ATTEMPTS_KEY, str(previous).encode("ascii")))
+        return headers
 
     def _send_requests(self) -> Program:
         """Start sending: the single request (with END_STREAM), or the request iterator (on a
         writer the shell starts); without one, ``write()`` calls send. Done once per stream."""
         if self._requests_started:
+            return
+        retry = self._retry
+        if retry is not None and retry.hedging is not None and not retry.committed:
+            yield from self._hedge(retry)  # sends on each attempt, and takes the first head
             return
         self._requests_started = True
         if not self._kind.request_streaming:
@@ -266,11 +438,18 @@ class ClientCallCore:
     def _write(self, message: Any, end: bool, compress: bool) -> Program:
         """Frame and send one request; a failed send leaves the status to the response side.
 
-        Framed before the stream opens: a request that cannot be serialized opens none.
+        Framed before the stream opens: a request that cannot be serialized opens none. A
+        request stream that may still be retried keeps each request for replay first.
         """
         if self._status is not None:
             raise self._rpc_error()
         data = self._frame(message, compress)
+        retry = self._retry
+        if retry is not None:
+            if self._kind.request_streaming:
+                return (yield from self._write_kept(data, retry))
+            if not retry.messages:
+                retry.keep(data)  # counts toward the retry buffers; too big: committed
         stream = self._stream
         if stream is None:
             stream = yield _STREAM
@@ -288,14 +467,67 @@ class ClientCallCore:
         if end:
             self._done_writing = True
 
+    def _write_kept(self, data: bytes, retry: CallRetry) -> Program:
+        """Send one request of a request stream that may be retried (gRFC A6 buffering);
+        True if the writer must stop (its attempt failed; the next one restarts it).
+
+        The request is kept first. If a replay is under way it joins that; if no stream is
+        open, the next attempt's replay sends it. If its attempt fails before the call
+        commits, nothing is lost: it is kept for the next attempt.
+        """
+        with self._guard:
+            stream = self._stream
+            if stream is not None and stream is self._replaying:
+                self._replay_messages.append(data)  # sent by the replay, in order
+                return False
+            kept = retry.keep(data)
+        if stream is None:
+            stream = yield _STREAM  # opens (and replays) it now: backpressure as usual
+            if kept:
+                return False  # the replay sent it
+        # (Not _response_complete(): an answer now may be a failure the call retries, and the
+        # next attempt still needs the rest of the requests and the half-close.)
+        if not stream.remote_ended:
+            try:
+                yield (SEND, data, False)
+                return False
+            except TimeoutError:
+                self._deadline_exceeded()
+                raise self._rpc_error() from None
+            except TransportError as exc:
+                if not kept or retry.committed or self._status is not None:
+                    if self._response_complete(stream):
+                        return False
+                    raise self._write_failed(stream, exc) from None
+        elif not kept or retry.committed:
+            return False
+        # The attempt is over before the call committed: the response side decides whether
+        # to retry; the kept request goes out with the replay if it does.
+        if self._request is None:
+            return False  # write(): the caller goes on; the replay sends what it wrote
+        with self._guard:
+            if self._stream is stream or self._stream is None:
+                self._writer_parked = True
+                return True
+        return False
+
     def _end_requests(self) -> Program:
         """Half-close: no more requests."""
         if self._done_writing:
             return
-        stream = self._stream
-        if stream is None:
-            stream = yield _STREAM
-        self._done_writing = True
+        if self._retry is not None and self._kind.request_streaming:
+            with self._guard:
+                self._done_writing = self._requests_ended = True
+                stream = self._stream
+                if stream is not None and stream is self._replaying:
+                    return  # the replay ends it
+            if stream is None:
+                stream = yield _STREAM  # its replay ends it
+        else:
+            stream = self._stream
+            if stream is None:
+                stream = yield _STREAM
+            self._done_writing = True
         if self._status is None and not stream.local_closed:
             try:
                 stream.end()
@@ -312,7 +544,8 @@ class ClientCallCore:
                 if message is EOF:
                     yield from self._end_requests()
                     return
-                yield from self._write(message, False, True)
+                if (yield from self._write(message, False, True)):
+                    return  # parked: the next attempt's opener starts a writer again
         except RpcError:
             pass
         except Exception as exc:  # the application's iterator (or serializer) failed
@@ -322,8 +555,13 @@ class ClientCallCore:
 
     def _receive_head(self) -> Program:
         """Take the response headers (or a Trailers-Only response, which ends the call); a
-        stream the server never saw is sent again (transparent retry)."""
+        stream the server never saw is sent again (transparent retry), and a failed attempt
+        the retry policy allows is tried again (its opener waits for the backoff)."""
         if self._initial_metadata is not None or self._status is not None:
+            return
+        retry = self._retry
+        if retry is not None and retry.hedging is not None and not retry.committed:
+            yield from self._hedge(retry)
             return
         if not self._requests_started:
             yield from self._send_requests()
@@ -340,11 +578,128 @@ class ClientCallCore:
                 pause = self._retry_pause(exc)
                 if pause is None:
                     return
-                yield (PAUSE, pause)
+                if pause:
+                    yield (PAUSE, pause)
                 yield from self._send_requests()
                 continue
-            self._on_response_head(stream, headers)
+            if self._on_response_head(stream, headers):
+                yield from self._send_requests()  # a retry: the opener waits for the backoff
+                continue
             return
+
+    def _hedge(self, retry: CallRetry) -> Program:
+        """gRFC A6 hedging of a unary-request call: the request goes out on up to maxAttempts
+        streams, hedgingDelay apart; the first response headers win and the other attempts
+        are cancelled. A non-fatal status brings the next attempt forward (or after the
+        server's pushback); a fatal one ends the call; the last failure ends it too."""
+        hedging = retry.hedging
+        assert hedging is not None
+        attempts = self._attempts
+        data = self._frame(self._request, True)
+        self._requests_started = self._done_writing = True
+        retry.keep(data)  # too big for the retry buffers: committed, one attempt
+        last: Optional[Status] = None
+        while self._status is None:
+            if retry.resume_at <= time.monotonic() and (
+                (not attempts and last is None) or retry.may_hedge()
+            ):
+                # Start an attempt: open a stream (its opener builds the head of a hedge, with
+                # grpc-previous-rpc-attempts), send the request.
+                if attempts or last is not None:
+                    retry.attempts += 1
+                self._stream = None
+                try:
+                    stream = yield from self._open_stream()
+                except RpcError as exc:
+                    if self._status is not None:
+                        return
+                    if retry.hedge_failed(exc.code(), None):
+                        last = Status(exc.code(), exc.details())
+                        continue
+                    self._end_hedging(None)
+                    self._finish(Status(exc.code(), exc.details()))
+                    return
+                retry.hedge_started(hedging.hedging_delay)
+                attempts.append(stream)
+                try:
+                    yield (SEND, data, True)
+                except TimeoutError:
+                    self._deadline_exceeded()
+                    return
+                except TransportError:
+                    pass  # its head tells why
+                continue
+            if not attempts:
+                if not retry.may_hedge():
+                    break  # nothing in flight and no attempt may start: the last one's status
+                yield from self._pause_until(retry.resume_at)  # a pushback's delay
+                continue
+            waiting = retry.may_hedge()
+            delay = max(0.0, retry.resume_at - time.monotonic()) if waiting else None
+            if not any(has_news(s) for s in attempts):
+                try:
+                    yield (WAIT_ANY, attempts, delay)
+                except TimeoutError:
+                    self._deadline_exceeded()
+                    return
+                continue
+            for stream in list(attempts):
+                if not has_news(stream):
+                    continue
+                try:
+                    headers = stream._take_response_headers()
+                except (TransportError, CodecError) as exc:
+                    status = self._status_from(exc)
+                    attempts.remove(stream)
+                    if retry.hedge_failed(status.code, None):
+                        last = status
+                        continue
+                    self._stream = stream
+                    self._end_hedging(stream)
+                    self._finish(status, CANCEL)
+                    return
+                assert headers is not None
+                end = stream.remote_ended and stream.trailers is None
+                try:
+                    head = parse_response_headers(headers, end_stream=end)
+                except CodecError as exc:
+                    attempts.remove(stream)
+                    self._stream = stream
+                    self._end_hedging(stream)
+                    self._finish(self._status_from(exc), CANCEL)
+                    return
+                failed = head.trailers_only
+                if failed is not None and failed.code != StatusCode.OK:
+                    attempts.remove(stream)
+                    if retry.hedge_failed(failed.code, pushback_of(failed.metadata)):
+                        last = failed
+                        continue
+                    self._stream = stream
+                    self._end_hedging(stream)
+                    self._initial_metadata = Metadata()
+                    self._finish(failed)
+                    return
+                # The first answer: this attempt is the call.
+                self._stream = stream
+                self._end_hedging(stream)
+                retry.recorded = False  # how it ends counts for throttling
+                self._on_response_head(stream, headers)
+                return
+        if self._status is None:
+            assert last is not None
+            self._stream = None
+            self._initial_metadata = Metadata()
+            self._finish(last)
+
+    def _end_hedging(self, winner: Optional[SessionStream]) -> None:
+        """One attempt is the call's now: cancel the others, keep no more."""
+        retry = self._retry
+        assert retry is not None
+        retry.commit()
+        for stream in self._attempts:
+            if stream is not winner:
+                stream.reset(CANCEL)
+        self._attempts = []
 
     def _read(self, deliver_all: bool = False) -> Program:
         """The next response message, or EOF once the call ended OK; RpcError otherwise.
@@ -449,9 +804,7 @@ class ClientCallCore:
             self._finish(Status(StatusCode.INTERNAL, f"Exception serializing request: {exc!r}"))
             raise self._rpc_error() from exc
         try:
-            return frame_message(
-                payload, self._encoding, self._settings.max_send_message_length, compress
-            )
+            return frame_message(payload, self._encoding, self._max_send, compress)
         except RpcError as exc:
             self._finish(Status(exc.code(), exc.details()), CANCEL)
             raise
@@ -477,8 +830,9 @@ class ClientCallCore:
             return self._rpc_error_from(parse_trailers(stream.trailers))
         return self._rpc_error_from(self._status or self._status_from(exc))
 
-    def _on_response_head(self, stream: SessionStream, headers: Any) -> None:
-        """Parse the response head: initial metadata, or a Trailers-Only status."""
+    def _on_response_head(self, stream: SessionStream, headers: Any) -> bool:
+        """Parse the response head: initial metadata, or a Trailers-Only status. True when the
+        attempt failed and the retry policy tries again (the call then has no stream)."""
         try:
             # The head ended the stream (Trailers-Only) if the stream is over with no trailers.
             head = parse_response_headers(
@@ -486,35 +840,69 @@ class ClientCallCore:
             )
         except CodecError as exc:
             self._finish(self._status_from(exc), CANCEL)
-            return
+            return False
+        retry = self._retry
+        if retry is not None and not retry.committed:
+            status = head.trailers_only
+            if (
+                status is not None
+                and status.code != StatusCode.OK
+                and self._status is None
+                and retry.retry_delay(status.code, pushback_of(status.metadata)) is not None
+            ):
+                self._new_attempt()
+                return True
+            retry.commit()  # response headers (or the status): never retried after this
         self._response_encoding = head.encoding
         if head.trailers_only is not None:
             self._initial_metadata = Metadata()
             self._finish(head.trailers_only)
         else:
             self._initial_metadata = head.metadata
+        return False
+
+    def _new_attempt(self) -> None:
+        """The current attempt failed and another follows: forget its stream."""
+        stream = self._stream
+        self._stream = None
+        if stream is not None and not (stream.local_closed and stream.remote_ended):
+            stream.reset(CANCEL)
+        if self._kind.request_streaming:
+            self._done_writing = self._requests_ended  # the next stream still needs its end
+        else:
+            self._requests_started = False  # the request goes out again on the next stream
 
     def _retry_pause(self, exc: Exception) -> Optional[float]:
-        """After a failure waiting for the head: the pause before a transparent retry, or None
-        (and the call ends) when it may not be retried.
+        """After a failure waiting for the head: the pause before the next attempt (0: its
+        opener waits the retry policy's backoff), or None (and the call ends).
 
         A stream the server never saw (REFUSED_STREAM, or above a GOAWAY's last-stream-id) is
-        sent again, if the call's requests can be replayed.
+        sent again whatever the policy (a transparent retry), if the call's requests can be
+        replayed (a request stream: while it is kept); it counts as no attempt. Any other
+        failure is an attempt the retry policy may repeat.
         """
         refused = (
             isinstance(exc, StreamResetError) and exc.remote and exc.error_code == REFUSED_STREAM
         ) or (isinstance(exc, ConnectionClosedError) and exc.refused)
+        retry = self._retry
         if (
             refused
             and self._status is None
-            and not self._kind.request_streaming  # a request stream cannot be replayed
+            and (not self._kind.request_streaming or (retry is not None and not retry.committed))
             and self._retries < MAX_TRANSPARENT_RETRIES
         ):
             pause = RETRY_PAUSE * float(2**self._retries)
             self._retries += 1
             self._stream = None
-            self._requests_started = False  # sent again on the next stream
+            self._requests_started = self._kind.request_streaming  # unary: sent again
+            if self._kind.request_streaming:
+                self._done_writing = self._requests_ended
             return pause
+        if retry is not None and self._status is None:
+            status = self._status_from(exc)
+            if retry.retry_delay(status.code, None) is not None:
+                self._new_attempt()
+                return 0.0
         self._finish(self._status_from(exc), CANCEL)
         return None
 
@@ -529,7 +917,7 @@ class ClientCallCore:
                     self._decoder,
                     chunk,
                     self._response_encoding,
-                    self._settings.max_receive_message_length,
+                    self._max_receive,
                 )
             )
         except RpcError as exc:
@@ -594,6 +982,13 @@ class ClientCallCore:
         if self._status is not None:
             return
         self._status = status
+        retry = self._retry
+        if retry is not None:
+            retry.call_ended(status.code)
+            if self._attempts:
+                for attempt in self._attempts:
+                    attempt.reset(CANCEL)
+                self._attempts = []
         listener = self.when_finished
         if listener is not None:
             listener()

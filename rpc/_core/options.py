@@ -49,6 +49,11 @@ CHANNEL_GRPC_OPTIONS: Table = {
     "grpc.initial_reconnect_backoff_ms": ("initial_reconnect_backoff", _ms),
     "grpc.max_reconnect_backoff_ms": ("max_reconnect_backoff", _ms),
     "grpc.min_reconnect_backoff_ms": ("min_connect_timeout", _ms),
+    "grpc.service_config": ("service_config", str),
+    "grpc.service_config_disable_resolution": ("service_config_disable_resolution", bool),
+    "grpc.enable_retries": ("enable_retries", bool),
+    "grpc.per_rpc_retry_buffer_size": ("per_rpc_retry_buffer_size", int),
+    "grpc.retry_buffer_size": ("retry_buffer_size", int),
     "grpc.lb_policy_name": ("lb_policy_name", str),
     "grpc.dns_min_time_between_resolutions_ms": ("dns_min_time_between_resolutions", _ms),
 }

@@ -33,8 +33,10 @@ from .._core.client_call import (
     SEND,
     START_WRITER,
     STREAM,
+    WAIT_ANY,
     ClientCallCore,
     Program,
+    has_news,
 )
 from .._core.messages import EOF, _EOFType
 from .._errors import RpcError
@@ -318,11 +320,13 @@ class Call(ClientCallCore, Generic[ResponseT]):
         self._channel = channel
         #: Held to end the call (cancel() may race the thread that reads).
         self._lock = threading.RLock()
+        self._guard = self._lock  # retry bookkeeping shared with the writer thread
         #: Held by the one thread opening the stream (not the call's lock: cancel() and the
         #: deadline must not wait for a connection attempt).
         self._opening = threading.Lock()
         #: The program that iterating the call drives (one for the whole response stream).
         self._iteration: Optional[Program] = None
+        self._paused: Optional[threading.Event] = None  # a retry's backoff
 
     # ------------------------------------------------------------------ public
 
@@ -415,10 +419,13 @@ class Call(ClientCallCore, Generic[ResponseT]):
                 elif op == OPEN:
                     result = self._open()
                 elif op == PAUSE:
-                    time.sleep(command[1])
+                    self._pause(command[1])
                     result = None
                 elif op == NEXT_REQUEST:
                     result = next(command[1], EOF)
+                elif op == WAIT_ANY:
+                    self._wait_any(command[1], command[2])
+                    result = None
                 else:  # START_WRITER
                     self._start_writer()
                     result = None
@@ -452,17 +459,53 @@ class Call(ClientCallCore, Generic[ResponseT]):
             self._headers, timeout=self._time_left(), flush=self._kind.request_streaming
         )
 
+    def _wait_any(self, streams: list[BlockingStream], timeout: Optional[float]) -> None:
+        """Until one of ``streams`` has news for its reader, or ``timeout`` passes (hedging)."""
+        news = threading.Event()
+        for stream in streams:
+            stream.on_news = news.set
+        try:
+            if any(has_news(stream) for stream in streams):
+                return
+            left = self._time_left()
+            news.wait(timeout if left is None or (timeout is not None and timeout < left) else left)
+        finally:
+            for stream in streams:
+                stream.on_news = None
+
     def _start_writer(self) -> None:
-        program = self._write_requests(iter(self._request))
+        self._request = iterator = iter(self._request)  # a restarted writer goes on
+        program = self._write_requests(iterator)
         writer = threading.Thread(
             target=self._drive, args=(program,), name="h2rpc-request-writer", daemon=True
         )
         writer.start()
 
+    def _pause(self, seconds: float) -> None:
+        """A retry's backoff, cut short if the call ends meanwhile (``cancel()``) or the
+        channel is closed (looked at every ``_PAUSE_CHECK`` seconds: a backoff is on no
+        connection the close could fail)."""
+        with self._lock:
+            if self._status is not None:
+                return
+            paused = self._paused = threading.Event()
+        end = time.monotonic() + seconds
+        while not self._channel.closed:
+            left = end - time.monotonic()
+            if left <= 0 or paused.wait(min(left, _PAUSE_CHECK)):
+                break
+        self._paused = None
+
     def _finish(self, status: Status, reset_code: Optional[int] = None) -> None:
         with self._lock:  # cancel() may race the reading thread
             super()._finish(status, reset_code)
+            paused = self._paused
+        if paused is not None:
+            paused.set()
 
+
+#: How often a call backing off before a retry looks whether its channel was closed.
+_PAUSE_CHECK = 0.1
 
 _BLOCKED: Any = object()  # a command that would have to wait
 _SPLICED: Any = object()  # a command that became a program of its own (STREAM: _open_stream)
@@ -577,6 +620,7 @@ class CallFuture(FutureBase, Call[ResponseT]):
                 except StopIteration as stop:
                     programs.pop()
                     result, error = stop.value, None
+                    self._future_cond.notify_all()  # a stream opened: for the writer thread
                     continue
                 except Exception as exc:  # to the program that waits for this one
                     programs.pop()
@@ -637,16 +681,49 @@ class CallFuture(FutureBase, Call[ResponseT]):
             now = time.monotonic()
             if self._resume_at is None:
                 self._resume_at = now + command[1]
-                self._tasks.call_at(self._resume_at, self._schedule_advance)
-                return _BLOCKED
-            if now < self._resume_at:
-                return _BLOCKED
-            self._resume_at = None
-            return None
+            elif now >= self._resume_at or self._channel.closed:
+                self._resume_at = None  # (a closed channel: the next step fails the call)
+                return None
+            # Looked at again when the pause ends, and meanwhile every _PAUSE_CHECK seconds
+            # for a channel closed while the call backs off (it is on no connection).
+            self._tasks.call_at(min(self._resume_at, now + _PAUSE_CHECK), self._schedule_advance)
+            return _BLOCKED
         if op == START_WRITER:
             self._start_writer()
             return None
+        if op == WAIT_ANY:
+            return self._wait_any_now(command[1], command[2])
         raise AssertionError(f"a future performs no {command!r}")
+
+    def _wait_any_now(self, streams: list[BlockingStream], timeout: Optional[float]) -> Any:
+        """WAIT_ANY without waiting: done if a stream has news or the time is up, else
+        _BLOCKED until a stream's news or the timer advances the call again."""
+        for stream in streams:
+            stream.on_news = self._schedule_advance
+        now = time.monotonic()
+        if any(has_news(stream) for stream in streams) or (
+            self._resume_at is not None and now >= self._resume_at
+        ):
+            self._resume_at = None
+            return None
+        if timeout is not None and self._resume_at is None:
+            self._resume_at = now + timeout
+            self._tasks.call_at(self._resume_at, self._schedule_advance)
+        return _BLOCKED
+
+    def _get_stream(self) -> BlockingStream:
+        """The request writer's STREAM: the future's own program opens (and replays) every
+        stream of the call; the writer thread waits for it rather than open a second one."""
+        with self._future_cond:
+            self._future_cond.wait_for(
+                lambda: (
+                    (self._stream is not None and self._replaying is None)
+                    or self._status is not None
+                )
+            )
+            if self._stream is None or self._status is not None:
+                raise self._rpc_error()
+            return self._stream
 
     def _open_now(self) -> Any:
         """OPEN without waiting: on a connected channel with a free stream slot, at once; else on

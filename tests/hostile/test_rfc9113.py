@@ -6,18 +6,21 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hyperframe.frame import DataFrame, PingFrame, RstStreamFrame
+from hyperframe.frame import DataFrame, GoAwayFrame, PingFrame, RstStreamFrame
 
-from codec.http2_errors import FRAME_SIZE_ERROR, NO_ERROR
+from codec.http2_errors import FRAME_SIZE_ERROR, NO_ERROR, SETTINGS_TIMEOUT
 from tests.hostile.attacker import Attacker, grpc_headers, message
 from tests.hostile.test_protocol_abuse import answer_of
 from tests.interop.echo_servicer import make_server
 from tests.interop.echo_servicer_sync import make_sync_server
 from tests.rpc.server_thread import ServerThread
+from transport import ConnectionOptions
+from transport.guard import PREFACE
 
 pytestmark = pytest.mark.time_limit(60)
 
@@ -151,3 +154,76 @@ def test_curl_shows_a_readable_answer(port: int):
     shown = curl("-d", "{}", "-H", "content-type: application/json", f"http://127.0.0.1:{port}/x")
     assert shown.startswith("HTTP/2 415")
     assert "This is a gRPC server" in shown and "'application/json'" in shown
+
+
+# --- the drain after a GOAWAY for cause is bounded by bytes ---------------------------------
+
+
+def test_the_drain_after_a_frame_size_error_is_bounded_by_bytes(port: int):
+    """After GOAWAY(FRAME_SIZE_ERROR) the server reads and discards for a moment (so that the
+    GOAWAY is not lost to a RST), but no more than LINGER_BYTES: a peer pushing at full speed
+    is cut off at once. Before the bound, loopback took 2 to 3 GiB within the linger second;
+    now a few MiB (the kernel's socket buffers)."""
+    with Attacker(port) as attacker:
+        attacker.send(attacker.headers(1))
+        attacker.send((1 << 20).to_bytes(3, "big") + b"\x00\x00\x00\x00\x00\x01")
+        goaway = attacker.wait_for(GoAwayFrame)
+        assert goaway.error_code == FRAME_SIZE_ERROR
+        chunk = bytes(1 << 20)
+        sent = 0
+        attacker.sock.settimeout(5)
+        end = time.monotonic() + 5
+        with pytest.raises(OSError):  # the server closes (resets) the connection
+            while time.monotonic() < end:
+                attacker.sock.sendall(chunk)
+                sent += len(chunk)
+        assert sent < 64 << 20, f"{sent >> 20} MiB went into the drain"
+
+
+# --- the handshake timeout -------------------------------------------------------------------
+
+QUICK_HANDSHAKE = ConnectionOptions(handshake_timeout=1.0)
+
+
+@pytest.fixture(params=KINDS)
+def quick_port(request: pytest.FixtureRequest) -> Iterator[int]:
+    with serving(request.param, connection_options=QUICK_HANDSHAKE) as bound:
+        yield bound
+
+
+def handshake_goaway(attacker: Attacker) -> tuple[int, bytes]:
+    code, reason = goaway_of(attacker)  # wait_closed is bounded by the attacker's deadline
+    return code, reason
+
+
+@pytest.mark.parametrize("sent", [b"", PREFACE], ids=["silent", "preface only"])
+def test_an_unfinished_handshake_gets_goaway_settings_timeout(quick_port: int, sent: bytes):
+    with Attacker(quick_port, handshake=False, timeout=8) as attacker:
+        attacker.send(sent)
+        code, reason = handshake_goaway(attacker)
+        assert code == SETTINGS_TIMEOUT
+        assert reason == b"did not receive HTTP/2 settings before handshake timeout"
+
+
+def test_a_dripping_handshake_is_closed_too(quick_port: int):
+    # The preface, then a SETTINGS frame of 100 settings, one byte every 0.1 s: never done
+    # within the timeout, and the socket is never quiet for long.
+    drip = PREFACE + Attacker.raw(0x4, 0, 0, b"\x00\x03\x00\x00\x00\x64" * 100)
+    with Attacker(quick_port, handshake=False, timeout=8) as attacker:
+        end = time.monotonic() + 6
+        for byte in drip:
+            if time.monotonic() > end or not attacker.send(bytes([byte])):
+                break
+            attacker.read(0.1)
+            if attacker.seen.closed:
+                break
+        code, _ = handshake_goaway(attacker)
+        assert code == SETTINGS_TIMEOUT
+
+
+def test_a_finished_handshake_is_not_timed_out(quick_port: int):
+    with Attacker(quick_port) as attacker:
+        attacker.read(1.5)  # past the handshake timeout
+        assert attacker.seen.goaway is None and not attacker.seen.closed
+        attacker.send(attacker.headers(1) + attacker.data(1, message(b""), end_stream=True))
+        assert answer_of(attacker, 1)["grpc-status"] == "0"

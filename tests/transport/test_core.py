@@ -361,3 +361,18 @@ def test_frames_built_by_the_reader_have_a_cheap_repr_and_reach_h2s_handlers() -
     frame = ReceivedDataFrame(1)
     frame.data = b"x" * 65536
     assert repr(frame) == "DataFrame(received by h2rpc's frame reader)"
+
+
+def test_a_malformed_response_that_closes_the_stream_fails_the_call_without_a_crash():
+    # Found by test_protocol_properties: the request had ended, so a response HEADERS with
+    # END_STREAM closed the stream; resetting it for the malformed block raised out of the core.
+    pair = CorePair()
+    sid = pair.client.next_stream_id()
+    pair.client.send_headers(sid, REQUEST, end_stream=True)
+    pair.pump()
+    pair.server.send_headers(sid, REQUEST, end_stream=True)  # request fields as a "response"
+    events = pair.client.receive_data(pair.server.data_to_send())
+    reset = events[0]
+    assert isinstance(reset, StreamReset)
+    assert reset.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR and not reset.remote
+    assert pair.client.data_to_send() == b""  # no RST_STREAM on a closed stream

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from codec.http2_errors import SETTINGS_TIMEOUT
 from tests.transport.pair import REQUEST, RESPONSE, TRAILERS
 from tests.transport.session_pair import ACK, SessionPair
 from transport import ConnectionClosedError, ConnectionOptions
@@ -91,10 +92,11 @@ def test_a_client_that_never_completes_the_handshake_is_cut_off() -> None:
     pair.hold("client")  # a client whose bytes never come: not even the preface
     pair.connect()
     pair.advance(4.9)
-    assert pair.server.error is None and not pair.server_driver.aborted
+    assert pair.server.error is None and not pair.server_driver.closing
     pair.advance(0.1)
-    assert pair.server_driver.aborted
+    assert pair.server_driver.closing  # a GOAWAY first, saying why (then the close)
     assert "handshake" in str(pair.server.error)
+    assert pair.client.goaway_error_code == SETTINGS_TIMEOUT
 
 
 def test_a_client_that_completed_the_handshake_in_time_stays() -> None:

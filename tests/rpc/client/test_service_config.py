@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+import rpc
 from codec import StatusCode
 from rpc.client.service_config import (
     EMPTY_SERVICE_CONFIG,
@@ -193,3 +194,17 @@ def test_invalid_config_is_rejected_whole_with_the_reason(config: object, messag
         parse_service_config(config)  # type: ignore[arg-type]
     assert message in str(info.value)
     assert str(info.value).startswith("service config: ")
+
+
+def test_the_channel_takes_its_balancing_policy_and_health_check_from_the_config() -> None:
+    config = {
+        "loadBalancingConfig": [{"grpclb": {}}, {"round_robin": {}}],
+        "healthCheckConfig": {"serviceName": "pkg.Svc"},
+    }
+    target = "ipv4:127.0.0.1:1,127.0.0.1:2"
+    with rpc.sync.Channel(target, service_config=config, lb_policy_name="pick_first") as channel:
+        assert channel.service_config.lb_policy == "round_robin"
+        assert channel._balancer.policy == "round_robin"  # the config wins, as in grpcio
+        assert channel._balancer.health_service == "pkg.Svc"
+    with pytest.raises(ValueError, match="no supported policy"):
+        rpc.sync.Channel(target, service_config={"loadBalancingConfig": [{"grpclb": {}}]})

@@ -1,0 +1,144 @@
+"""A backend for retry tests: the same handlers on an h2rpc server and on a grpcio server.
+
+Each request is JSON naming a ``key`` (one per test call) and a script: fail the first
+``fail`` attempts with ``code`` (and a ``pushback`` trailer), answer slowly on the first
+attempt (hedging), or fail after the first streamed response. The backend records, per key,
+every attempt's ``grpc-previous-rpc-attempts`` header (None when absent), what a client stream
+sent, and which attempts were cancelled, so that a test can check what the server saw.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from concurrent import futures
+from typing import Any, Optional
+
+import rpc
+
+SERVICE = "t.Retry"
+
+
+class Record:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        #: key -> the grpc-previous-rpc-attempts value each attempt carried (None: absent)
+        self.attempts: dict[str, list[Optional[str]]] = defaultdict(list)
+        #: key -> per attempt, the requests of a client stream
+        self.streamed: dict[str, list[list[str]]] = defaultdict(list)
+        #: key -> attempts that ended cancelled (hedging)
+        self.cancelled: dict[str, list[int]] = defaultdict(list)
+
+    def start(self, key: str, context: Any) -> int:
+        previous = None
+        for item in context.invocation_metadata():
+            name, value = (item.key, item.value) if hasattr(item, "key") else item
+            if name == "grpc-previous-rpc-attempts":
+                previous = value
+        with self.lock:
+            self.attempts[key].append(previous)
+            return len(self.attempts[key]) - 1
+
+
+class Handlers:
+    def __init__(self, record: Record, status: Any) -> None:
+        self.record = record
+        self.status = status  # the backend's StatusCode enum
+
+    def _fail(self, context: Any, script: dict[str, Any]) -> None:
+        code = next(c for c in self.status if _number(c) == script.get("code", 14))
+        if "pushback" in script:
+            context.set_trailing_metadata((("grpc-retry-pushback-ms", script["pushback"]),))
+        context.abort(code, f"scripted failure {script.get('code', 14)}")
+
+    def unary(self, request: bytes, context: Any) -> bytes:
+        script = json.loads(request)
+        attempt = self.record.start(script["key"], context)
+        if attempt < script.get("fail", 0):
+            self._fail(context, script)
+        if script.get("slow_first") and attempt == 0:
+            end = time.monotonic() + 5
+            while context.is_active() and time.monotonic() < end:
+                time.sleep(0.01)
+            if not context.is_active():
+                with self.record.lock:
+                    self.record.cancelled[script["key"]].append(attempt)
+            return b"slow"
+        return f"ok:{attempt}".encode()
+
+    def server_stream(self, request: bytes, context: Any) -> Iterator[bytes]:
+        script = json.loads(request)
+        attempt = self.record.start(script["key"], context)
+        if attempt < script.get("fail", 0):
+            self._fail(context, script)
+        yield f"first:{attempt}".encode()
+        if script.get("fail_after_first"):
+            self._fail(context, script)
+        yield f"second:{attempt}".encode()
+
+    def client_stream(self, requests: Iterator[bytes], context: Any) -> bytes:
+        received = [r.decode() for r in requests]
+        script = json.loads(received[0])
+        attempt = self.record.start(script["key"], context)
+        with self.record.lock:
+            self.record.streamed[script["key"]].append(received)
+        if attempt < script.get("fail", 0):
+            self._fail(context, script)
+        return f"got:{len(received)}:{attempt}".encode()
+
+
+def _number(code: Any) -> int:
+    value = code.value
+    return int(value[0] if isinstance(value, tuple) else value)
+
+
+@contextlib.contextmanager
+def h2rpc_backend() -> Iterator[tuple[str, Record]]:
+    record = Record()
+    handlers = Handlers(record, rpc.StatusCode)
+    generic = rpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "Unary": rpc.unary_unary_rpc_method_handler(handlers.unary),
+            "ServerStream": rpc.unary_stream_rpc_method_handler(handlers.server_stream),
+            "ClientStream": rpc.stream_unary_rpc_method_handler(handlers.client_stream),
+        },
+    )
+    server = rpc.sync.Server([generic], max_workers=16)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}", record
+    finally:
+        server.stop(0.5).wait(5)
+
+
+@contextlib.contextmanager
+def grpcio_backend() -> Iterator[tuple[str, Record]]:
+    import grpc
+
+    record = Record()
+    handlers = Handlers(record, grpc.StatusCode)
+    generic = grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "Unary": grpc.unary_unary_rpc_method_handler(handlers.unary),
+            "ServerStream": grpc.unary_stream_rpc_method_handler(handlers.server_stream),
+            "ClientStream": grpc.stream_unary_rpc_method_handler(handlers.client_stream),
+        },
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    server.add_generic_rpc_handlers((generic,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}", record
+    finally:
+        server.stop(0.5).wait(5)
+
+
+BACKENDS = {"h2rpc": h2rpc_backend, "grpcio": grpcio_backend}
