@@ -11,6 +11,7 @@ them is committed, gRFC A6, and no policy may retry it).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -21,6 +22,7 @@ from typing import Any, Callable
 import pytest
 from peers import GRPCIO_AVAILABLE, GRPCIO_UNAVAILABLE_REASON, python_peer_argv, start_peer
 
+import rpc
 from tests.proxies.proxy_processes import PROXIES, ProxyProcess, find_program
 
 pytestmark = pytest.mark.time_limit(120)
@@ -75,7 +77,44 @@ def grpcio_caller(target: str) -> tuple[Callable[[bytes], bytes], Callable[[], N
     return call, channel.close
 
 
-CALLERS = {"grpcio": grpcio_caller}
+def sync_caller(target: str) -> tuple[Callable[[bytes], bytes], Callable[[], None]]:
+    channel = rpc.sync.Channel(target, service_config=RETRY_ON_UNAVAILABLE)
+    method = channel.unary_unary(ECHO)
+
+    def call(payload: bytes) -> bytes:
+        return method(payload, timeout=20)  # type: ignore[no-any-return]
+
+    return call, channel.close
+
+
+def async_caller(target: str) -> tuple[Callable[[bytes], bytes], Callable[[], None]]:
+    """Calls on an asyncio channel whose loop runs in a thread, from the test's threads."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def open_channel() -> rpc.Channel:
+        return rpc.Channel(target, service_config=json.dumps(RETRY_ON_UNAVAILABLE))
+
+    channel = asyncio.run_coroutine_threadsafe(open_channel(), loop).result(10)
+    method = channel.unary_unary(ECHO)
+
+    async def one(payload: bytes) -> bytes:
+        return await method(payload, timeout=20)  # type: ignore[no-any-return]
+
+    def call(payload: bytes) -> bytes:
+        return asyncio.run_coroutine_threadsafe(one(payload), loop).result(30)
+
+    def close() -> None:
+        asyncio.run_coroutine_threadsafe(channel.close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+    return call, close
+
+
+CALLERS = {"async": async_caller, "sync": sync_caller, "grpcio": grpcio_caller}
 CLIENT_PARAMS = [
     pytest.param(
         kind, marks=pytest.mark.skipif(not GRPCIO_AVAILABLE, reason=GRPCIO_UNAVAILABLE_REASON)
