@@ -22,6 +22,8 @@ from .grpc_message import decode_grpc_message, encode_grpc_message
 from .headers import (
     CONTENT_TYPE,
     RequestHead,
+    RequestHeadCache,
+    ResponseCache,
     ResponseHead,
     build_http_rejection,
     build_request_headers,
@@ -95,7 +97,9 @@ __all__ = [
     "MetadataValue",
     "Metadatum",
     "RequestHead",
+    "RequestHeadCache",
     "RequestRejected",
+    "ResponseCache",
     "ResponseHead",
     "Status",
     "StatusCode",

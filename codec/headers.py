@@ -12,7 +12,7 @@ from __future__ import annotations
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 from .errors import (
     InvalidMetadataError,
@@ -37,6 +37,8 @@ from .timeout import encode_timeout, parse_timeout
 __all__ = [
     "CONTENT_TYPE",
     "RequestHead",
+    "RequestHeadCache",
+    "ResponseCache",
     "ResponseHead",
     "build_request_headers",
     "build_response_headers",
@@ -236,6 +238,39 @@ def parse_request_headers(headers: InboundHeaders) -> RequestHead:
         user_agent=None if user_agent is None else user_agent.decode("latin-1"),
         content_type=content_type.decode("latin-1"),
     )
+
+
+class RequestHeadCache:
+    """``parse_request_headers`` for the request heads a server has seen before.
+
+    A client sends the same head for every call of a method (the same fields: only a deadline
+    or per-call metadata change it), and the transport's decoder hands a repeated block back as
+    the same field objects, so a tuple hash finds it here. Each call still gets a head of its
+    own: a copy of the remembered one with its own ``Metadata`` (which handlers may change).
+    Heads that were rejected are not remembered (they raise every time). Bounded: forgotten all
+    at once when full, so a client sending ever-new heads only loses the shortcut.
+    """
+
+    __slots__ = ("_heads", "_size")
+
+    def __init__(self, size: int = 64) -> None:
+        self._heads: dict[tuple[Any, ...], RequestHead] = {}
+        self._size = size
+
+    def parse(self, headers: InboundHeaders) -> RequestHead:
+        key = tuple(headers)
+        heads = self._heads
+        head = heads.get(key)
+        if head is None:
+            head = parse_request_headers(headers)
+            if len(heads) >= self._size:
+                heads.clear()
+            heads[key] = head
+        copy = object.__new__(RequestHead)
+        fields = copy.__dict__
+        fields.update(head.__dict__)
+        fields["metadata"] = head.metadata.copy()
+        return copy
 
 
 # --- responses -----------------------------------------------------------------------------------
@@ -467,3 +502,53 @@ def parse_trailers(headers: InboundHeaders) -> Status:
         return _make_status(status, message, details, pairs)
     except InvalidMetadataError as exc:
         return Status(StatusCode.INTERNAL, f"malformed trailers: {exc}")
+
+
+class ResponseCache:
+    """``parse_response_headers`` and ``parse_trailers`` for blocks a channel has seen before.
+
+    A server answers every call of a method with the same response head and, when it succeeds,
+    the same trailers; the transport's decoder hands a repeated block back as the same field
+    objects, so a tuple hash finds it here. Each call gets results of its own (copies with their
+    own ``Metadata``); a head that fails to parse is never remembered. Bounded like
+    ``RequestHeadCache``.
+    """
+
+    __slots__ = ("_heads", "_size", "_trailers")
+
+    def __init__(self, size: int = 64) -> None:
+        self._heads: dict[tuple[Any, ...], ResponseHead] = {}
+        self._trailers: dict[tuple[Any, ...], Status] = {}
+        self._size = size
+
+    def head(self, headers: InboundHeaders, *, end_stream: bool) -> ResponseHead:
+        key = (end_stream, *headers)
+        heads = self._heads
+        head = heads.get(key)
+        if head is None:
+            head = parse_response_headers(headers, end_stream=end_stream)
+            if len(heads) >= self._size:
+                heads.clear()
+            heads[key] = head
+        status = head.trailers_only
+        return ResponseHead(
+            head.metadata.copy(),
+            head.encoding,
+            head.accept_encoding,
+            None if status is None else _copy_status(status),
+        )
+
+    def trailers(self, headers: InboundHeaders) -> Status:
+        key = tuple(headers)
+        cache = self._trailers
+        status = cache.get(key)
+        if status is None:
+            status = parse_trailers(headers)
+            if len(cache) >= self._size:
+                cache.clear()
+            cache[key] = status
+        return _copy_status(status)
+
+
+def _copy_status(status: Status) -> Status:
+    return Status(status.code, status.message, status.metadata.copy(), status.details)

@@ -67,9 +67,12 @@ class _ReadBuffer(threading.local):
 _read_buffer = _ReadBuffer()
 
 
-def _wake(waiter: object) -> None:
+def _wake(waiter: object) -> bool:
+    """Wake a task waiting on ``waiter`` (a future, or None); True if one was waiting."""
     if isinstance(waiter, asyncio.Future) and not waiter.done():
         waiter.set_result(None)
+        return True
+    return False
 
 
 class Stream(SessionStream):
@@ -160,6 +163,10 @@ class AsyncConnection(SessionView, asyncio.BufferedProtocol):
         self._transport: Optional[asyncio.Transport] = None
         self._flush_scheduled = False
         self._queued = 0
+        #: Inside ``buffer_updated``: flushing is decided at its end.
+        self._receiving = False
+        #: A waiting task was woken during the current ``buffer_updated``.
+        self._woke = False
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._state_waiter: Optional[asyncio.Future[None]] = None
         self._closed_waiter: asyncio.Future[None] = self._loop.create_future()
@@ -174,6 +181,11 @@ class AsyncConnection(SessionView, asyncio.BufferedProtocol):
 
     def __repr__(self) -> str:
         return f"<AsyncConnection {self.session!r}>"
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop this connection runs on."""
+        return self._loop
 
     # ---------------------------------------------------------------- public
 
@@ -257,10 +269,27 @@ class AsyncConnection(SessionView, asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         linger = self._lingering
-        if linger is None:
+        if linger is not None:
+            if not linger.discard(nbytes, self._loop.time()) and self._transport is not None:
+                self._transport.abort()  # the drain is bounded by bytes too (linger.py)
+            return
+        self._receiving = True
+        self._woke = False
+        try:
             self.session.data_received(_read_buffer.view[:nbytes])
-        elif not linger.discard(nbytes, self._loop.time()) and self._transport is not None:
-            self._transport.abort()  # the drain is bounded by bytes too (linger.py)
+        finally:
+            self._receiving = False
+        # What the read queued (automatic replies, and the answers of handlers that ran inside
+        # it, see rpc/_aio/eager.py) leaves now, unless a task was woken: then the loop runs
+        # another iteration anyway, and a flush scheduled for it takes in whatever the woken
+        # tasks queue there too, in one write. Nothing woken, nothing queued: no flush, and no
+        # loop iteration spent on one (a server whose handler answered inside the read).
+        if self._woke:
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._flush)
+        elif self._core.pending_output():
+            self.flush_now()
 
     def eof_received(self) -> Optional[bool]:
         return False  # close our side too
@@ -290,21 +319,25 @@ class AsyncConnection(SessionView, asyncio.BufferedProtocol):
         return Stream(self.session, stream_id, request_headers)
 
     def wake_read(self, stream: SessionStream) -> None:
-        _wake(stream.read_waiter)
+        if _wake(stream.read_waiter):
+            self._woke = True
 
     def wake_write(self, stream: SessionStream) -> None:
-        _wake(stream.write_waiter)
+        if _wake(stream.write_waiter):
+            self._woke = True
 
     def wake_connection(self) -> None:
         _wake(self._state_waiter)
         while self._slot_waiters:
             _wake(self._slot_waiters.popleft())
+        self._woke = True
 
     def slot_freed(self) -> None:
         while self._slot_waiters:
             waiter = self._slot_waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+                self._woke = True
                 break
 
     def request_received(self, stream: SessionStream) -> None:
@@ -316,6 +349,12 @@ class AsyncConnection(SessionView, asyncio.BufferedProtocol):
             # ``now`` saves the loop iteration a scheduled flush would wait for (an epoll_wait
             # and the loop's own overhead): one call in flight is a ping-pong of such waits.
             self.flush_now()
+            return
+        if self._receiving:
+            # Inside our read callback: its end decides (``buffer_updated``).
+            self._queued += 1
+            if self._queued >= FLUSH_EVERY:
+                self.flush_now()
             return
         if not self._flush_scheduled:
             self._flush_scheduled = True

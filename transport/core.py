@@ -21,7 +21,6 @@ import logging
 from collections import deque
 from typing import Any, Callable, Optional, Union
 
-import h2.config
 import h2.connection
 import h2.errors
 import h2.events
@@ -64,6 +63,7 @@ from .events import (
 from .frame_reader import FrameReader
 from .frame_writer import send_data_frame, send_headers_frame
 from .guard import FrameGuard, Violation
+from .h2_config import FastConfiguration
 from .hpack_blocks import BlockCache, PreEncodingEncoder
 from .hpack_decode import CachingDecoder
 from .options import HTTP2_DEFAULT_WINDOW, ConnectionOptions
@@ -71,6 +71,9 @@ from .output_buffer import OutputPieces
 from .reset_streams import IgnoringResetStreams
 from .validation import check_request, check_response, check_trailers
 from .wiretap import open_tap
+
+#: Header block verdicts remembered per connection (forgotten all at once when full).
+MAX_VERDICTS = 64
 
 #: The largest HPACK dynamic table our encoder keeps, whatever the peer's SETTINGS allow.
 MAX_ENCODER_TABLE = 16 * 1024
@@ -109,7 +112,7 @@ class ConnectionCore:
         # Inbound header validation is ours (validation.py): stream errors, one pass. Outbound
         # blocks are built by the codec from validated parts (names lowercase, values checked),
         # so h2's outbound validation and normalisation would only repeat the work.
-        config = h2.config.H2Configuration(
+        config = FastConfiguration(
             client_side=client_side,
             header_encoding=None,
             validate_inbound_headers=False,
@@ -156,6 +159,8 @@ class ConnectionCore:
         self._h2 = conn
         self._reader = FrameReader(conn, server_side=not client_side)
         self._outbound: dict[int, _Outbound] = {}
+        #: The verdicts of ``_rejected`` on header blocks seen, by (check, fields).
+        self._verdicts: dict[tuple[Any, tuple[Any, ...]], int] = {}
         self._extra_out = b""
         #: The last-stream-id of the graceful GOAWAY we sent, if any: later streams are refused.
         self.goaway_sent_last_stream_id: Optional[int] = None
@@ -491,6 +496,26 @@ class ConnectionCore:
         SETTINGS_MAX_HEADER_LIST_SIZE (name + value + 32 per field, §6.5.2) is ENHANCE_YOUR_CALM,
         which gRPC clients report as RESOURCE_EXHAUSTED. Either fails the stream only.
         """
+        # Peers send the same blocks again and again (the decoder hands each repeat back as the
+        # same field objects): the verdict on a block is remembered, a tuple hash instead of a
+        # pass of Python over every field.
+        verdicts = self._verdicts
+        key = (check, tuple(headers))
+        code = verdicts.get(key)
+        if code is None:
+            code = self._judge(stream_id, headers, check)
+            if len(verdicts) >= MAX_VERDICTS:
+                verdicts.clear()
+            verdicts[key] = code
+        if code:
+            # (A block that ended the stream on both sides leaves nothing to reset: RST_STREAM
+            # may not be sent on a closed stream; the stream fails here all the same.)
+            self.reset_stream(stream_id, code)
+        return code
+
+    def _judge(
+        self, stream_id: int, headers: Headers, check: Callable[[Headers], Optional[str]]
+    ) -> int:
         problem = check(headers)
         code = 0
         if problem is not None:
@@ -502,10 +527,6 @@ class ConnectionCore:
                 size += len(name) + len(value) + 32
             if size > self.options.max_header_list_size:
                 code = ENHANCE_YOUR_CALM
-        if code:
-            # (A block that ended the stream on both sides leaves nothing to reset: RST_STREAM
-            # may not be sent on a closed stream; the stream fails here all the same.)
-            self.reset_stream(stream_id, code)
         return code
 
     def _streams_to_refuse(self, h2_events: list[h2.events.Event]) -> set[int]:

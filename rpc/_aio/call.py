@@ -105,11 +105,12 @@ class _ClientCall(ClientCallCore):
     ) -> None:
         super().__init__(source.settings, kind, request, *args, **kwargs)
         self._source = source
-        self._loop = asyncio.get_running_loop()
         self._timer: Optional[asyncio.TimerHandle] = None
+        # The loop is looked up only where needed: asyncio.get_running_loop() makes a getpid
+        # system call (its fork check), one per call for nothing on a unary call.
         if self._deadline is not None:
             delay = max(self._deadline - time.monotonic(), 0.0)
-            self._timer = self._loop.call_later(delay, self._deadline_exceeded)
+            self._timer = asyncio.get_running_loop().call_later(delay, self._deadline_exceeded)
             self.when_finished = self._stop_waiting
         self._opener = False  # a task is opening the stream
         self._opened: Optional[asyncio.Future[None]] = None  # for the tasks that wait for it
@@ -191,7 +192,7 @@ class _ClientCall(ClientCallCore):
         if self._opener:
             # Another task is opening it: wait for that (a future only when somebody waits).
             if self._opened is None:
-                self._opened = self._loop.create_future()
+                self._opened = asyncio.get_running_loop().create_future()
             await asyncio.shield(self._opened)
             if self._stream is None:
                 raise self._rpc_error()
@@ -223,11 +224,17 @@ class _ClientCall(ClientCallCore):
         conn = await self._source.connection(self._wait_for_ready)
         return await conn.open_stream(self._headers)
 
+    @property
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
     def _start_writer(self) -> None:
         requests: Any = self._request
         iterator = requests.__aiter__() if hasattr(requests, "__aiter__") else iter(requests)
         self._request = iterator  # a writer started again (a retry) goes on where it was
-        self._writer = self._loop.create_task(self._drive(self._write_requests(iterator)))
+        self._writer = asyncio.get_running_loop().create_task(
+            self._drive(self._write_requests(iterator))
+        )
         self.when_finished = self._stop_waiting
 
     async def _pause(self, seconds: float) -> None:

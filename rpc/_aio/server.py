@@ -157,5 +157,6 @@ class Server(ServerCore):
             call.end(refusal)
             return
         task = start(call, stream, self._pool)
-        self._calls.add(task)
-        task.add_done_callback(self._calls.discard)
+        if not task.done():  # it waits for something: stop() must know it
+            self._calls.add(task)
+            task.add_done_callback(self._calls.discard)

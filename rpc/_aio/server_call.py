@@ -51,6 +51,7 @@ from .._core.server_context import (
     request_iterator,
 )
 from .._errors import RpcError
+from .eager import start_eager_task
 
 
 class ServicerContext(ServicerContextBase):
@@ -214,9 +215,14 @@ class ServicerContext(ServicerContextBase):
 
 
 def start(call: ServerCallCore, stream: Stream, pool: HandlerPool) -> asyncio.Task[None]:
-    """Serve ``call`` in a task of its own on the running loop (``rpc.Server``, per call)."""
+    """Serve ``call`` in a task of its own on the stream's loop (``rpc.Server``, per call).
+
+    The task starts eagerly (``eager.py``): called from the callback that received the request,
+    the handler runs now, and a handler that does not wait has answered (in one write) and is
+    done when this returns.
+    """
     context = ServicerContext(call, stream, pool)
-    task = context._task = asyncio.get_running_loop().create_task(context._run())
+    task = context._task = start_eager_task(stream.connection.loop, context._run())
     return task
 
 

@@ -36,6 +36,7 @@ from codec import (
     MessageDecoder,
     MessageTooLargeError,
     Metadata,
+    ResponseCache,
     Status,
     StatusCode,
     build_request_headers,
@@ -124,6 +125,8 @@ class CallSettings:
     max_send_message_length: Optional[int]
     #: Request heads without timeout or metadata, by (path, encoding): built once per method.
     heads: dict[tuple[str, Optional[str]], Any] = field(default_factory=dict, compare=False)
+    #: Response heads and trailers parsed so far (a server repeats them): one per channel.
+    responses: ResponseCache = field(default_factory=ResponseCache, compare=False)
     #: The service config, if it has method configs (None: nothing to look up per call).
     service_config: Optional[ServiceConfig] = field(default=None, compare=False)
     #: The channel's retry throttle and buffer (None: retries disabled).
@@ -835,7 +838,7 @@ class ClientCallCore:
         attempt failed and the retry policy tries again (the call then has no stream)."""
         try:
             # The head ended the stream (Trailers-Only) if the stream is over with no trailers.
-            head = parse_response_headers(
+            head = self._settings.responses.head(
                 headers, end_stream=stream.remote_ended and stream.trailers is None
             )
         except CodecError as exc:
@@ -955,7 +958,7 @@ class ClientCallCore:
         if stream is None or stream.trailers is None:
             self._finish(Status(StatusCode.INTERNAL, "server closed the stream without trailers"))
         else:
-            self._finish(parse_trailers(stream.trailers))
+            self._finish(self._settings.responses.trailers(stream.trailers))
 
     def _needs_data(self) -> bool:
         """True when the next message must still be read from the stream."""

@@ -77,7 +77,7 @@ import time
 from collections import deque
 from collections.abc import Generator
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, NoReturn, Optional, Protocol
 
 from codec import (
@@ -86,6 +86,7 @@ from codec import (
     MessageDecoder,
     Metadata,
     RequestHead,
+    RequestHeadCache,
     RequestRejected,
     Status,
     StatusCode,
@@ -95,7 +96,6 @@ from codec import (
     build_trailers,
     build_trailers_only,
     is_supported_encoding,
-    parse_request_headers,
 )
 from transport import TransportError
 from transport.events import Headers
@@ -184,6 +184,8 @@ class ServerCallSettings:
     #: With ``rpc.Interceptor``s: ``intercept(call, handler, request)`` starts them before the
     #: handler runs and gives the handler and request to use (``rpc.interceptors``).
     intercept: Optional[Callable[[Any, MethodHandler, Any], tuple[MethodHandler, Any]]] = None
+    #: The request heads parsed so far (a client repeats its heads): built once per server.
+    heads: RequestHeadCache = field(default_factory=RequestHeadCache, compare=False)
 
 
 class HandlerPool(Protocol):
@@ -577,7 +579,7 @@ class ServerCallCore:
         request_headers = self._stream.request_headers
         assert request_headers is not None
         try:
-            self._head = head = parse_request_headers(request_headers)
+            self._head = head = self._settings.heads.parse(request_headers)
         except RequestRejected as exc:
             self._reject(exc)
             raise StreamGone from None

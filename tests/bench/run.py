@@ -747,7 +747,8 @@ def measure_round(setup: Setup, impls: list[Impl], repeat: int, runs: list[dict[
             runs.append({"impl": impl.name, "repeat": repeat, "scenario": "*", "error": str(exc)})
             continue
         try:
-            for scenario in scenarios_for(setup, impl):
+            scenarios = scenarios_for(setup, impl)
+            for i, scenario in enumerate(scenarios):
                 record: dict[str, Any] = {"impl": impl.name, "repeat": repeat, "scenario": scenario}
                 try:
                     if scenario in H2LOAD_SCENARIOS:
@@ -761,6 +762,13 @@ def measure_round(setup: Setup, impls: list[Impl], repeat: int, runs: list[dict[
                     print(f" {scenario} FAILED", end="", flush=True)
                 runs.append(record)
                 if server.proc.poll() is not None:
+                    # The scenarios left give no number either: say so, for --strict.
+                    error = f"server exited (status {server.proc.returncode}) before this run"
+                    for rest in scenarios[i + 1 :]:
+                        runs.append(
+                            {"impl": impl.name, "repeat": repeat, "scenario": rest, "error": error}
+                        )
+                        print(f" {rest} FAILED", end="", flush=True)
                     break
         finally:
             server.stop()
@@ -768,6 +776,16 @@ def measure_round(setup: Setup, impls: list[Impl], repeat: int, runs: list[dict[
 
 
 # ------------------------------------------------------------------------------- analysis
+
+
+def no_number(run: dict[str, Any]) -> bool:
+    """A run that gave no number: it failed, or completed no operation (or moved no byte)."""
+    if "error" in run:
+        return True
+    try:
+        return not run["ops"] or not metric(run["scenario"], run) > 0
+    except (KeyError, TypeError, ZeroDivisionError):
+        return True
 
 
 def metric(scenario: str, run: dict[str, Any]) -> float:
@@ -1339,7 +1357,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument(
         "--strict",
         action="store_true",
-        help="exit with status 1 if any run failed (CI's smoke; numbers are never checked)",
+        help="exit with status 1 if any run failed or gave no number (CI's smoke; the numbers "
+        "themselves are never checked)",
     )
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (1 if args.quick else 3)
@@ -1442,7 +1461,7 @@ def _main(args: argparse.Namespace, tmp: Path, started: float) -> int:
     json_path.write_text(json.dumps(data, indent=1))
     json_path.with_suffix(".md").write_text(report + "\n")
     print(f"\nraw results: {json_path} (report: {json_path.with_suffix('.md')})")
-    failures = [r for r in runs if "error" in r]
+    failures = [r for r in runs if no_number(r)]
     from .balanced import balancing_failed
     from .proxied import proxy_failed
 
@@ -1453,6 +1472,9 @@ def _main(args: argparse.Namespace, tmp: Path, started: float) -> int:
         or balancing_failed(balancing)
     )
     if args.strict and (failures or failed_sections):
+        for run in failures:
+            why = run.get("error", "no operation completed").splitlines()[0]
+            print(f"--strict: {run['impl']} {run['scenario']}: no number: {why}", file=sys.stderr)
         print("--strict: some runs failed (see above and the JSON file)", file=sys.stderr)
         return 1
     return 0

@@ -84,3 +84,39 @@ def test_the_balancing_section_reports_counts_and_the_largest_deviation():
     assert "| grpcio | 900 / 1000 / 1100 | 10.0% | yes |" in text
     assert "| h2rpc `rpc.sync.Channel` | 1200 / 900 / 900 | 20.0% | no |" in text
     assert not balanced.balancing_failed(section)
+
+
+def test_strict_counts_a_run_without_a_number_as_failed():
+    good = _run("h2rpc-async", 500, 0.25)
+    assert not run.no_number(good)
+    assert run.no_number(_run("h2rpc-async", 0, 0.25))  # no operation completed
+    assert run.no_number({**good, "error": "boom"})
+    assert run.no_number({**good, "scenario": "stream1m", "bytes": 0})  # no byte moved
+    assert run.no_number({"impl": "h2rpc-async", "scenario": "unary1", "repeat": 0})
+
+
+def test_percall_counts_a_few_calls_per_side():
+    import argparse
+
+    import pytest
+
+    pytest.importorskip("grpc_tools")  # bench.proto is compiled for the processes
+    from tests.bench import percall
+
+    selection = argparse.Namespace(
+        apis=["asyncio"],
+        scenarios=["unary"],
+        modes=["cpu", "opcodes"],
+        calls=20,
+        profile_calls=5,
+        strace_calls=5,
+        top=3,
+        cprofile=None,
+    )
+    results = percall.run_all(selection)
+    cell = results["asyncio unary"]
+    for side in ("client", "server"):
+        assert cell[side]["cpu"]["cpu_us"] > 0
+        assert cell[side]["cpu"]["loop_iterations"] >= 1
+        assert cell[side]["opcodes"]["opcodes"] > 100
+    assert "asyncio unary | client" in percall.render(results, 3)

@@ -386,3 +386,58 @@ def test_undecodable_bin_in_trailers_is_internal_not_raised(trailers: Headers) -
 def test_trailers_keep_malformed_message_escapes() -> None:
     status = parse_trailers([(b"grpc-status", b"2"), (b"grpc-message", b"50%zz")])
     assert status.message == "50%zz"
+
+
+def test_request_head_cache_gives_each_call_a_head_and_metadata_of_its_own():
+    from codec import RequestHeadCache, RequestRejected, parse_request_headers
+
+    headers = [
+        (b":method", b"POST"),
+        (b":scheme", b"http"),
+        (b":path", b"/pkg.Svc/Method"),
+        (b":authority", b"localhost"),
+        (b"te", b"trailers"),
+        (b"content-type", b"application/grpc"),
+        (b"grpc-timeout", b"5S"),
+        (b"x-key", b"value"),
+    ]
+    cache = RequestHeadCache(size=2)
+    first = cache.parse(headers)
+    first.metadata.add("x-added", "by a handler")
+    second = cache.parse(list(headers))
+    assert second == parse_request_headers(headers)
+    assert second is not first and second.metadata is not first.metadata
+    assert list(second.metadata) == [("x-key", "value")]
+    assert second.timeout == 5.0
+    bad = [h for h in headers if h[0] != b"te"]
+    for _ in range(2):  # a rejected head is not remembered: rejected every time
+        with pytest.raises(RequestRejected):
+            cache.parse(bad)
+    for n in range(5):  # bounded
+        cache.parse([*headers, (b"x-n", str(n).encode())])
+    assert len(cache._heads) <= 2
+
+
+def test_response_cache_gives_each_call_its_own_results_and_remembers_no_failure():
+    from codec import InvalidResponseError, ResponseCache, parse_response_headers, parse_trailers
+
+    head = [(b":status", b"200"), (b"content-type", b"application/grpc"), (b"x-h", b"1")]
+    trailers = [(b"grpc-status", b"0"), (b"x-t", b"2")]
+    trailers_only = [*head[:2], (b"grpc-status", b"5"), (b"grpc-message", b"gone")]
+    cache = ResponseCache(size=4)
+    for _ in range(2):
+        got = cache.head(head, end_stream=False)
+        assert got == parse_response_headers(head, end_stream=False)
+        got.metadata.add("x-added", "by the application")
+        status = cache.trailers(trailers)
+        assert status == parse_trailers(trailers)
+        status.metadata.add("x-added", "by the application")
+        only = cache.head(trailers_only, end_stream=True)
+        assert only == parse_response_headers(trailers_only, end_stream=True)
+        assert only.trailers_only is not None and only.trailers_only.code == StatusCode.NOT_FOUND
+        only.trailers_only.metadata.add("x-added", "by the application")
+    assert list(cache.head(head, end_stream=False).metadata) == [("x-h", "1")]
+    assert list(cache.trailers(trailers).metadata) == [("x-t", "2")]
+    for _ in range(2):  # the same head ending the stream without a status: UNKNOWN each time
+        with pytest.raises(InvalidResponseError):
+            cache.head(head, end_stream=True)

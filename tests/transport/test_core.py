@@ -363,6 +363,30 @@ def test_frames_built_by_the_reader_have_a_cheap_repr_and_reach_h2s_handlers() -
     assert repr(frame) == "DataFrame(received by h2rpc's frame reader)"
 
 
+def test_a_repeated_malformed_request_head_is_refused_every_time_and_a_good_one_passes():
+    """Verdicts on header blocks are remembered per connection: a repeat gets the same one."""
+    pair = CorePair()
+    bad = [*REQUEST, (b"connection", b"close")]  # connection-specific: malformed (§8.2.2)
+    for _ in range(3):
+        for headers, refused in ((bad, True), (REQUEST, False)):
+            sid = pair.client.next_stream_id()
+            pair.client.send_headers(sid, headers, end_stream=True)
+            pair.pump()
+            server_events = pair.take_server_events()
+            client_events = pair.take_client_events()
+            resets = [e for e in client_events if isinstance(e, StreamReset)]
+            if refused:
+                assert not any(isinstance(e, RequestReceived) for e in server_events)
+                assert [(e.stream_id, e.error_code) for e in resets] == [
+                    (sid, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+                ]
+            else:
+                assert [e.stream_id for e in server_events if isinstance(e, RequestReceived)] == [
+                    sid
+                ]
+                assert resets == []
+
+
 def test_a_malformed_response_that_closes_the_stream_fails_the_call_without_a_crash():
     # Found by test_protocol_properties: the request had ended, so a response HEADERS with
     # END_STREAM closed the stream; resetting it for the malformed block raised out of the core.
