@@ -448,8 +448,12 @@ def parse_response_headers(headers: InboundHeaders, *, end_stream: bool) -> Resp
     """Check and parse a response HEADERS frame; raises InvalidResponseError for a bad one.
 
     A non-200 ``:status`` means the answer did not come from a gRPC server (a proxy, usually): the
-    code is the HTTP mapping. A frame holding ``grpc-status`` is Trailers-Only. A frame that ends
-    the stream without ``grpc-status`` leaves the call without a status: UNKNOWN.
+    code is the HTTP mapping, unless the frame carries ``grpc-status``: proxies answer their own
+    errors that way (nginx's documented ``error_page`` for gRPC is a 204 with ``grpc-status: 14``
+    and, a 204 having no body, no content-type), and grpcio takes the gRPC status then (seen with
+    grpcio 1.85 behind nginx). A 200 frame holding ``grpc-status`` is
+    Trailers-Only. A frame that ends the stream without ``grpc-status`` leaves the
+    call without a status: UNKNOWN.
     """
     try:
         status, message, details, pairs, other = _split_status_fields(headers)
@@ -458,9 +462,13 @@ def parse_response_headers(headers: InboundHeaders, *, end_stream: bool) -> Resp
             StatusCode.INTERNAL, f"malformed response headers: {exc}"
         ) from None
     http_status = other.get(b":status")
-    if http_status != b"200":
-        if http_status is None:
-            raise InvalidResponseError(StatusCode.INTERNAL, "missing :status in response headers")
+    if http_status is None:
+        raise InvalidResponseError(StatusCode.INTERNAL, "missing :status in response headers")
+    content_type = other.get(b"content-type")
+    is_grpc = content_type is not None and _is_grpc_content_type(content_type)
+    if http_status != b"200" and status is not None:
+        is_grpc = True  # a proxy's gRPC answer (nginx sends no content-type with a 204)
+    elif http_status != b"200":
         shown = http_status.decode("latin-1")
         try:
             code = status_from_http(int(http_status))
@@ -470,8 +478,7 @@ def parse_response_headers(headers: InboundHeaders, *, end_stream: bool) -> Resp
         if message is not None:
             text = f"{text}: {decode_grpc_message(message)}"
         raise InvalidResponseError(code, text)
-    content_type = other.get(b"content-type")
-    if content_type is None or not _is_grpc_content_type(content_type):
+    if not is_grpc:
         shown = "missing" if content_type is None else repr(content_type.decode("latin-1"))
         raise InvalidResponseError(StatusCode.UNKNOWN, f"invalid content-type: {shown}")
     encoding = other.get(b"grpc-encoding")

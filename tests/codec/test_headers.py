@@ -304,12 +304,34 @@ def test_non_200_status_maps_http_status(status: bytes, code: StatusCode) -> Non
     assert info.value.message == f"HTTP status {status.decode()}"
 
 
+def test_non_200_grpc_answer_from_a_proxy_keeps_its_grpc_status() -> None:
+    # nginx's error_page for gRPC: HTTP 204 (no body, so no content-type) with grpc-status 14;
+    # grpcio 1.85 takes the gRPC status (UNAVAILABLE, retryable), not the HTTP mapping of 204.
+    headers = [
+        (b":status", b"204"),
+        (b"grpc-status", b"14"),
+        (b"grpc-message", b"upstream unavailable"),
+    ]
+    head = parse_response_headers(headers, end_stream=True)
+    assert head.trailers_only is not None
+    assert head.trailers_only.code == StatusCode.UNAVAILABLE
+    assert head.trailers_only.message == "upstream unavailable"
+
+
 def test_non_200_status_message_includes_grpc_message() -> None:
-    headers = [(b":status", b"503"), (b"grpc-status", b"14"), (b"grpc-message", b"go%20away")]
+    headers = [(b":status", b"503"), (b"grpc-message", b"go%20away")]
     with pytest.raises(InvalidResponseError) as info:
         parse_response_headers(headers, end_stream=True)
     assert info.value.code == StatusCode.UNAVAILABLE
     assert info.value.message == "HTTP status 503: go away"
+
+
+def test_non_200_status_with_grpc_status_is_that_status() -> None:
+    headers = [(b":status", b"503"), (b"grpc-status", b"8"), (b"grpc-message", b"go%20away")]
+    head = parse_response_headers(headers, end_stream=True)
+    assert head.trailers_only is not None
+    assert head.trailers_only.code == StatusCode.RESOURCE_EXHAUSTED
+    assert head.trailers_only.message == "go away"
 
 
 def test_missing_status_is_internal() -> None:

@@ -12,6 +12,7 @@ the foreground in its own process group, and is stopped (and, if it must be, kil
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -25,6 +26,9 @@ from typing import Optional
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 START_TIMEOUT = 15.0
+
+
+_PLACEHOLDER = re.compile(r"@[A-Z0-9_]+@")
 
 
 def find_program(name: str) -> Optional[str]:
@@ -50,8 +54,9 @@ def render(template: str, **values: str) -> str:
     """``template`` with each ``@NAME@`` replaced; a placeholder left unfilled is an error."""
     for name, value in values.items():
         template = template.replace(f"@{name}@", value)
-    if "@" in template.replace("@@", ""):
-        leftover = [line for line in template.splitlines() if "@" in line]
+    # Placeholders are upper-case words between two @ (nginx's own @name locations are not).
+    if _PLACEHOLDER.search(template):
+        leftover = [line for line in template.splitlines() if _PLACEHOLDER.search(line)]
         raise ValueError(f"unfilled placeholders: {leftover}")
     return template
 
