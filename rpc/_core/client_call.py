@@ -771,7 +771,14 @@ class ClientCallCore:
         last: Optional[Status] = None
         while self._status is None:
             if streaming and retry.committed:
-                return False  # by the writer: the call's stream (or the next) is the call
+                # By the writer, its requests outgrowing the retry buffer. With no attempt in
+                # flight (all failed, the next waiting for a pushback) no more may start: the
+                # last failure is the call's (gRFC A6). Else the chosen stream is the call.
+                if self._hedge_pending and self._stream is None and last is not None:
+                    self._initial_metadata = Metadata()
+                    self._finish(last)
+                    return True
+                return False
             if retry.resume_at <= time.monotonic() and (
                 (not attempts and last is None) or retry.may_hedge()
             ):

@@ -364,6 +364,7 @@ def test_hedging_a_client_stream_sends_every_request_to_every_attempt(
     key = key_of(first)
     sent = [r.decode() for r in requests if r is not PAUSE]
     assert record.attempts[key] == [None, "1"]
+    wait_until(lambda: len(record.streamed[key]) == 2, timeout=5)
     assert record.streamed[key] == [sent, sent]
     wait_until(lambda: record.cancelled[key] == [0], timeout=5)
 

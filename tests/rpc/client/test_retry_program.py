@@ -704,6 +704,25 @@ def test_a_hedged_request_stream_outgrowing_the_buffer_commits_to_the_fullest_at
     assert call._retry is not None and call._retry.committed and small.buffer.used == 0
 
 
+def test_a_hedged_request_stream_outgrowing_the_buffer_with_no_attempt_in_flight_ends() -> None:
+    # The only attempt failed non-fatally and the next waits for the server's pushback when the
+    # requests outgrow the buffer: no attempt may start any more, the failure is the call's.
+    small = ChannelRetry(None, per_call_limit=6)
+    call = make_call(
+        settings({"hedgingPolicy": HEDGE}, small), Cardinality.STREAM_UNARY, request=None
+    )
+    push = trailers_only(14, (b"grpc-retry-pushback-ms", b"2000"))
+    driver = Driver([push, OK_HEAD], arrivals=[0])
+    write(call, driver, b"a")
+    reader = Stepper(call._single_response(), lambda c: driver.perform(call, c))
+    reader.run_until(PAUSE)
+    write(call, driver, b"b")  # too big: committed, and nothing in flight
+    with pytest.raises(rpc.RpcError) as info:
+        reader.finish()
+    assert info.value.code() == rpc.StatusCode.UNAVAILABLE
+    assert len(driver.streams) == 1 and small.buffer.used == 0
+
+
 def test_a_hedged_request_stream_too_big_before_it_starts_is_one_attempt() -> None:
     small = ChannelRetry(None, per_call_limit=6)
     call = make_call(
