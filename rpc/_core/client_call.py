@@ -1213,6 +1213,9 @@ class ClientCallCore:
                 for attempt in self._attempts:
                     attempt.reset(CANCEL)
                 self._attempts = []
+            replaying = self._replaying
+            if replaying is not None and replaying is not self._stream:
+                replaying.reset(CANCEL)  # a hedge still being sent the kept requests
         listener = self.when_finished
         if listener is not None:
             listener()
