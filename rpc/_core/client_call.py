@@ -843,9 +843,8 @@ class ClientCallCore:
             for stream in list(attempts):
                 if not has_news(stream):
                     continue
-                with self._guard:
-                    if retry.committed and self._stream is not stream:
-                        continue  # cancelled: the call committed to another attempt
+                if retry.committed and self._stream is not stream:
+                    continue  # cancelled: the call committed to another (``_win()`` rechecks)
                 try:
                     headers = stream._take_response_headers()
                 except (TransportError, CodecError) as exc:
