@@ -159,7 +159,7 @@ class BlockingStream(SessionStream):
     def reset(self, error_code: int = CANCEL) -> None:
         with self.connection.lock:
             super().reset(error_code)
-        self.connection.flush()
+        self.connection.flush(wait=False)
 
 
 RequestHandler = Callable[[BlockingStream], None]
@@ -449,43 +449,61 @@ class BlockingConnection(SessionView):
         """Frames are queued, or a half-close waits for the writer (an unlocked look)."""
         return bool(self._core.pending_output()) or self._close_after_flush
 
-    def flush(self, *, even_corked: bool = False) -> None:
+    def flush(self, *, even_corked: bool = False, wait: bool = True) -> None:
         """Send everything queued, in order; only one thread writes at a time.
 
         A corked thread's flushes wait for ``uncork()``, except ``even_corked`` ones: a thread
         about to wait for the peer (for window) must first send what the peer is waiting for.
+
+        ``wait=False``: if another thread is writing, leave our frames to it instead of waiting
+        for the lock. A writer can be stuck in ``sendall()`` for as long as the peer does not
+        read: the reader thread must keep reading meanwhile (else two peers writing to each other
+        deadlock), and a call ending on its deadline must not wait to queue its RST_STREAM. The
+        writer looks again once it lets the lock go, so frames queued meanwhile are not left.
         """
-        if not self._flush_needed():
-            # Nothing queued (a read that handed back no window credit, say): every path that
-            # queues frames calls flush() after it, so there is nothing for us to carry.
-            return
-        if not even_corked and getattr(self._local, "corked", False):
-            return
-        with self._write_lock:
-            while True:
-                with self.cond:
-                    data = self.session.core.data_to_send()
-                    close = self._close_after_flush and not self._closed
-                if data and not self._closed:
-                    try:
-                        if self._tls is not None:
-                            data = self._tls.encrypt(data)
-                        self._sock.sendall(data)
-                    except (OSError, ssl_module.SSLError) as exc:
-                        self._on_io_error(exc)
-                        return
-                    if not self._flush_needed():
-                        return  # nothing came in meanwhile: spare the lock
-                    continue
-                if close:
-                    # Lingering close (see aio.py): half-close, let the reader drain a moment.
-                    self._close_after_flush = False
-                    self._linger = Linger(time.monotonic())
-                    try:
-                        self._sock.shutdown(socket.SHUT_WR)
-                    except OSError:
-                        pass
+        while self._flush_needed() and not self._closed:
+            # (Nothing queued, a read that handed back no window credit say: every path that
+            # queues frames calls flush() after it, so there is nothing for us to carry.)
+            if not even_corked and getattr(self._local, "corked", False):
                 return
+            if not self._write_lock.acquire(blocking=wait):
+                return  # the writer will see our frames when it lets the lock go
+            try:
+                self._flush_locked()
+            finally:
+                self._write_lock.release()
+
+    def _output_over_limit(self) -> bool:
+        """More than ``max_write_buffer`` waits to be sent: the reader then waits for the writer
+        (and so stops reading), so a peer that sends but never reads cannot pile up our
+        automatic replies. Below it, the reader leaves its frames to a writer busy sending."""
+        return self.session.core.pending_output() > self.session.core.options.max_write_buffer
+
+    def _flush_locked(self) -> None:
+        while True:
+            with self.cond:
+                data = self.session.core.data_to_send()
+                close = self._close_after_flush and not self._closed
+            if data and not self._closed:
+                try:
+                    if self._tls is not None:
+                        data = self._tls.encrypt(data)
+                    self._sock.sendall(data)
+                except (OSError, ssl_module.SSLError) as exc:
+                    self._on_io_error(exc)
+                    return
+                if not self._flush_needed():
+                    return  # nothing came in meanwhile: spare the lock
+                continue
+            if close:
+                # Lingering close (see aio.py): half-close, let the reader drain a moment.
+                self._close_after_flush = False
+                self._linger = Linger(time.monotonic())
+                try:
+                    self._sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+            return
 
     def _read_loop(self) -> None:
         sock = self._sock
@@ -517,7 +535,7 @@ class BlockingConnection(SessionView):
                         deadline = self.session.timer_deadline()
                         if deadline is not None and time.monotonic() >= deadline:
                             self.session.on_timer()
-                    self.flush()
+                    self.flush(wait=self._output_over_limit())
                     continue
                 received = sock.recv_into(buffer)
                 if not received:
@@ -543,7 +561,7 @@ class BlockingConnection(SessionView):
                         callback()
                     except Exception:
                         log.exception("deferred callback failed")
-                self.flush()
+                self.flush(wait=self._output_over_limit())
         except (OSError, ValueError, ssl_module.SSLError) as exc:
             error = exc
         finally:

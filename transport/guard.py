@@ -111,11 +111,27 @@ class FrameGuard:
                 return
             head, self._head = self._head, b""
             pos += self._frame(head, 0, now) - 9  # its payload follows in ``data``
+        max_size = self._max_frame_size
+        block_limit = self._block_limit
         while pos < n:
             if n - pos < 9:
                 self._head = bytes(data[pos:])
                 return
-            pos += self._frame(data, pos, now)
+            # The frames a call is made of, checked here without a call per frame: DATA
+            # (flow control bounds it) and a HEADERS frame that is a whole header block.
+            word: int = _unpack_word(data, pos)[0]
+            length = word >> 8
+            kind = word & 0xFF
+            if length <= max_size and (
+                kind == _DATA
+                or (kind == _HEADERS and length <= block_limit and data[pos + 4] & _END_HEADERS)
+            ):
+                if kind == _HEADERS:
+                    self._block = length
+                    self._in_block = False
+                pos += 9 + length
+            else:
+                pos += self._frame(data, pos, now)
         if pos > n:
             self._skip = pos - n
 

@@ -21,10 +21,11 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import h2.config
-import h2.connection
 import h2.exceptions
 from h2.stream import StreamClosedBy
 from hyperframe.frame import DataFrame, RstStreamFrame
+
+from .open_streams import CountedOpenStreams
 
 __all__ = [
     "RESET_GRACE_BYTES",
@@ -45,7 +46,7 @@ RESET_GRACE_STREAMS = 1024
 _Handler = Callable[[Any], "tuple[list[Any], list[Any]]"]
 
 
-class IgnoringResetStreams(h2.connection.H2Connection):
+class IgnoringResetStreams(CountedOpenStreams):
     """``H2Connection`` that ignores frames on a stream it reset, within a bounded grace."""
 
     def __init__(self, config: h2.config.H2Configuration) -> None:

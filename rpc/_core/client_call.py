@@ -1062,7 +1062,12 @@ class ClientCallCore:
                 headers, end_stream=stream.remote_ended and stream.trailers is None
             )
         except CodecError as exc:
-            self._finish(self._status_from(exc), CANCEL)
+            failed = self._status_from(exc)
+            if self._retry_uncommitted(failed):
+                # Not a gRPC server's answer (a proxy's HTTP 502, say): no response headers came
+                # from the server, so the attempt is not committed (grpc-core retries these too).
+                return True
+            self._finish(failed, CANCEL)
             return False
         retry = self._retry
         if retry is not None and not retry.committed:
@@ -1083,6 +1088,20 @@ class ClientCallCore:
         else:
             self._initial_metadata = head.metadata
         return False
+
+    def _retry_uncommitted(self, status: Status) -> bool:
+        """Start the next attempt if the call is not committed and ``status`` may be retried."""
+        retry = self._retry
+        if (
+            retry is None
+            or retry.committed
+            or self._status is not None
+            or status.code == StatusCode.OK
+            or retry.retry_delay(status.code, pushback_of(status.metadata)) is None
+        ):
+            return False
+        self._new_attempt()
+        return True
 
     def _new_attempt(self) -> None:
         """The current attempt failed and another follows: forget its stream."""

@@ -194,10 +194,17 @@ class HandlerPool(Protocol):
     def executor(self) -> Executor: ...
 
 
+class DeadlineWatch(Protocol):
+    """A deadline timer of a blocking server's call."""
+
+    def cancel(self) -> None:
+        """The call ended: drop the callback (and what it holds) without waiting for the time."""
+
+
 class CallBook(Protocol):
     """What a blocking server's call needs from its server: deadline timers and its slot."""
 
-    def watch_deadline(self, deadline: float, callback: Callable[[], None]) -> None:
+    def watch_deadline(self, deadline: float, callback: Callable[[], None]) -> DeadlineWatch:
         """Call ``callback()`` on the server's timer thread at ``deadline`` (monotonic)."""
 
     def release_slot(self, call: object) -> None:

@@ -97,6 +97,8 @@ class Channel(ChannelCore):
             conn.close()
         for conn in conns:
             conn.wait_closed(5.0)
+        self._future_tasks.close()
+        self._future_callbacks.close()
 
     def channel_ready(self, timeout: Optional[float] = None) -> None:
         """Block until connected (retrying with backoff), or RpcError after ``timeout``.

@@ -84,6 +84,15 @@ class TaskThread:
             self._wake()
         return timer
 
+    def close(self) -> None:
+        """Its owner is closed: end the thread as soon as nothing is left to run (work queued
+        later starts a new one), instead of idling on for its ``idle`` seconds. A program that
+        opens and closes channels would otherwise keep two idle threads per recent channel."""
+        with self._cond:
+            self._idle = 0.0
+            if self._running:
+                self._cond.notify()
+
     def _wake(self) -> None:
         if self._running:
             self._cond.notify()
@@ -103,11 +112,12 @@ class TaskThread:
 
     def _next_batch(self) -> Optional[deque[Callable[[], None]]]:
         """The functions due now (waiting for them), or None when idle long enough to stop."""
-        idle_until = time.monotonic() + self._idle
+        idle_since = time.monotonic()
         with self._cond:
             while True:
                 timers = self._timers
                 now = time.monotonic()
+                idle_until = idle_since + self._idle  # close() may have shortened it
                 while timers and (timers[0].function is None or timers[0].when <= now):
                     timer = heapq.heappop(timers)
                     if timer.function is None:

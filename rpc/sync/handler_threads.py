@@ -70,5 +70,7 @@ class HandlerThreads:
                 function(argument)
             except Exception:
                 log.exception("handler task %r failed", function)
+            # Not held while this thread waits for the next task: the call and its messages.
+            del task, function, argument
             with self._lock:
                 self._idle += 1

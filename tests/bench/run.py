@@ -10,10 +10,12 @@ time (utime + stime, all threads and worker processes) from ``/proc``. Repeats a
 medians, spread (min-max), ratios to grpcio's synchronous API and CPU-seconds per 10k
 operations. ``h2load`` (Debian's nghttp2-client), when present, drives each server alone. Then a
 memory section (a slow reader of a fast stream, idle connections, 1,000 connections on one
-server), the h2 floor (``tests/bench/floor.py``) and, with ``rpc.serve(workers=N)``, 1 vs
-2 worker processes. It prints a markdown report and writes the raw results as JSON (path
-printed; ``--report FILE.json`` renders a saved one again). Missing peers (grpcio, grpclib,
-uvloop, PyPy, h2load) are skipped with the reason. PyPy and purerpc (which requires h2<4) run
+server), the h2 floor (``tests/bench/floor.py``), with ``rpc.serve(workers=N)``, 1 vs
+2 worker processes, servers behind HAProxy (``tests/bench/proxied.py``) and round_robin's
+spread of 3,000 calls over 3 backends (``tests/bench/balanced.py``). It prints a
+markdown report and writes the raw results as JSON (path printed; ``--report FILE.json``
+renders a saved one again). Missing peers (grpcio, grpclib, uvloop, PyPy, h2load) are skipped
+with the reason. PyPy and purerpc (which requires h2<4) run
 from virtualenvs the runner builds and keeps: ``.bench-pypy-venv``, ``.bench-purerpc-venv``.
 """
 
@@ -1339,6 +1341,12 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--no-memory", action="store_true", help="skip the memory section")
     parser.add_argument("--no-floor", action="store_true", help="skip the h2 floor")
     parser.add_argument("--no-workers", action="store_true", help="skip the workers section")
+    parser.add_argument(
+        "--no-proxy", action="store_true", help="skip the section behind HAProxy (proxied.py)"
+    )
+    parser.add_argument(
+        "--no-balancing", action="store_true", help="skip the round_robin spread (balanced.py)"
+    )
     parser.add_argument("--json", type=Path, help="raw results (default: a file in /tmp)")
     parser.add_argument(
         "--report",
@@ -1422,6 +1430,12 @@ def _main(args: argparse.Namespace, tmp: Path, started: float) -> int:
         measure_round(setup, impls, repeat, runs)
     memory = {} if args.no_memory else memory_section(setup)
     workers = {"skipped": "--no-workers"} if args.no_workers else workers_section(setup)
+    from .proxied import proxy_section  # (it imports this module)
+
+    proxy = {} if args.no_proxy else proxy_section(setup)
+    from .balanced import balancing_section
+
+    balancing = {} if args.no_balancing else balancing_section()
     floor = {} if args.no_floor else floor_section(setup)
     elapsed = time.monotonic() - started
 
@@ -1433,6 +1447,8 @@ def _main(args: argparse.Namespace, tmp: Path, started: float) -> int:
         "runs": runs,
         "memory": memory,
         "workers": workers,
+        "proxy": proxy,
+        "balancing": balancing,
         "floor": floor,
         "elapsed": elapsed,
     }
@@ -1446,7 +1462,16 @@ def _main(args: argparse.Namespace, tmp: Path, started: float) -> int:
     json_path.with_suffix(".md").write_text(report + "\n")
     print(f"\nraw results: {json_path} (report: {json_path.with_suffix('.md')})")
     failures = [r for r in runs if no_number(r)]
-    if args.strict and (failures or memory_failed(memory) or floor_failed(floor)):
+    from .balanced import balancing_failed
+    from .proxied import proxy_failed
+
+    failed_sections = (
+        memory_failed(memory)
+        or floor_failed(floor)
+        or proxy_failed(proxy)
+        or balancing_failed(balancing)
+    )
+    if args.strict and (failures or failed_sections):
         for run in failures:
             why = run.get("error", "no operation completed").splitlines()[0]
             print(f"--strict: {run['impl']} {run['scenario']}: no number: {why}", file=sys.stderr)
@@ -1494,6 +1519,12 @@ def render(data: dict[str, Any]) -> str:
     if memory:
         lines += memory_markdown(memory)
     lines += workers_markdown(workers)
+    from .proxied import proxy_markdown
+
+    lines += proxy_markdown(data.get("proxy", {}))
+    from .balanced import balancing_markdown
+
+    lines += balancing_markdown(data.get("balancing", {}))
     if floor:
         lines += floor_markdown(floor, cells)
     if skipped:

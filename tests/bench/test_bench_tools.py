@@ -49,6 +49,43 @@ def test_report_gives_medians_spread_ratio_and_cpu_per_10k_calls():
     assert "| h2rpc async | 500 | 500-500 | 1 (+1 failed) | 0.25x | 5.00 | 10.00 |" in text
 
 
+def test_the_proxy_section_reports_rates_cpu_and_the_share_of_each_worker():
+    from tests.bench import proxied
+
+    run_ = {
+        "calls_per_s": 5000.0,
+        "server_us_per_call": 120.0,
+        "proxy_us_per_call": 15.5,
+        "worker_shares": [0.6, 0.4],
+    }
+    section = {
+        "h2rpc `rpc.serve(workers=2)`, behind HAProxy": {"runs": [run_]},
+        "grpcio sync, 1 process, direct": {"error": "h2load exited\nmore"},
+    }
+    text = "\n".join(proxied.proxy_markdown(section))
+    assert (
+        "| h2rpc `rpc.serve(workers=2)`, behind HAProxy | 5,000 | 120.0 | 15.5 | 60% / 40% |"
+        in text
+    )
+    assert "| grpcio sync, 1 process, direct | failed: h2load exited | | | |" in text
+    assert proxied.proxy_failed(section)
+
+
+def test_the_balancing_section_reports_counts_and_the_largest_deviation():
+    from tests.bench import balanced
+
+    section = {
+        "h2rpc `rpc.Channel`": {"counts": [1000, 1000, 1000]},
+        "grpcio": {"counts": [900, 1000, 1100]},
+        "h2rpc `rpc.sync.Channel`": {"counts": [1200, 900, 900]},
+    }
+    text = "\n".join(balanced.balancing_markdown(section))
+    assert "| h2rpc `rpc.Channel` | 1000 / 1000 / 1000 | 0.0% | yes |" in text
+    assert "| grpcio | 900 / 1000 / 1100 | 10.0% | yes |" in text
+    assert "| h2rpc `rpc.sync.Channel` | 1200 / 900 / 900 | 20.0% | no |" in text
+    assert not balanced.balancing_failed(section)
+
+
 def test_strict_counts_a_run_without_a_number_as_failed():
     good = _run("h2rpc-async", 500, 0.25)
     assert not run.no_number(good)

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import pytest
 from hyperframe.frame import GoAwayFrame, PingFrame
+from peers import GRPCIO_AVAILABLE, GRPCIO_UNAVAILABLE_REASON
 
 import rpc
 from tests.hostile.attacker import Attacker, grpc_headers, message
@@ -85,7 +86,8 @@ class Client:
         target = f"127.0.0.1:{port}"
         self._loop: asyncio.AbstractEventLoop | None = None
         if kind == "grpcio":
-            grpc = pytest.importorskip("grpc")
+            import grpc
+
             self._channel: Any = grpc.insecure_channel(target)
         elif kind == "sync":
             self._channel = rpc.sync.Channel(target)
@@ -147,7 +149,9 @@ def call_errors() -> tuple[type[BaseException], ...]:
 
 
 SERVERS = ["async", "sync"]
-CLIENTS = ["async", "sync", "grpcio"]
+needs_grpcio = pytest.mark.skipif(not GRPCIO_AVAILABLE, reason=GRPCIO_UNAVAILABLE_REASON)
+GRPCIO = pytest.param("grpcio", marks=needs_grpcio)
+CLIENTS = ["async", "sync", GRPCIO]
 
 
 # ------------------------------------------------------------------ max_connection_age
@@ -170,7 +174,7 @@ def test_calls_move_to_new_connections_after_max_connection_age_without_an_error
             assert len(peers) >= 3, f"{calls} calls, all on {peers}"
 
 
-@pytest.mark.parametrize("client_kind", ["async", "grpcio"])
+@pytest.mark.parametrize("client_kind", ["async", GRPCIO])
 @pytest.mark.parametrize("server_kind", SERVERS)
 def test_a_call_running_past_the_grace_is_cancelled_and_the_client_sees_unavailable(
     server_kind: str, client_kind: str

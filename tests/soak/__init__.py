@@ -1,0 +1,1 @@
+"""The soak: ``python -m tests.soak --minutes N`` (see soak.py)."""
