@@ -26,6 +26,7 @@ from .._core.client_call import (
     PAUSE,
     READ,
     SEND,
+    SEND_ON,
     STREAM,
     WAIT_ANY,
     CallSettings,
@@ -161,6 +162,9 @@ class _ClientCall(ClientCallCore):
                         await self._stream.send_data(  # type: ignore[union-attr]
                             command[1], end_stream=command[2]
                         )
+                        result = None
+                    elif op == SEND_ON:
+                        await command[1].send_data(command[2], end_stream=command[3])
                         result = None
                     elif op == HEAD:
                         result = await self._stream.receive_response_headers()  # type: ignore[union-attr]

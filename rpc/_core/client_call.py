@@ -100,6 +100,10 @@ DELIVER = 9
 #: Hedging waits so for the first of its attempts to answer.
 WAIT_ANY = 10
 
+#: ``(SEND_ON, stream, data, end_stream)``: send request bytes on one given stream (a hedged
+#: request stream sends each request on every attempt still alive, not only the call's stream).
+SEND_ON = 11
+
 #: What ``_ready_message()`` returns when the next message must be waited for.
 NOT_READY: Any = object()
 
@@ -201,8 +205,6 @@ class ClientCallCore:
                 max_receive = _smaller(max_receive, method.max_response_message_bytes)
                 max_send = _smaller(max_send, method.max_request_message_bytes)
                 hedging = method.hedging_policy
-                if hedging is not None and kind.request_streaming:
-                    hedging = None  # hedged request streams: not supported, one attempt
                 if retry is not None and (method.retry_policy or hedging):
                     self._retry = retry.call_retry(method.retry_policy, hedging)
         if (
@@ -254,8 +256,14 @@ class ClientCallCore:
         self._writer_parked = False
         self._replaying: Optional[SessionStream] = None
         self._replay_messages: list[bytes] = []
-        #: Hedging: the attempts' streams in flight.
+        #: Hedging: the attempts' streams in flight (of a request stream: those that have been
+        #: sent every kept request, so that the writer sends each new one to all of them).
         self._attempts: list[SessionStream] = []
+        #: Hedging of a request stream: the hedge program has begun (it opens the attempts).
+        self._hedging = False
+        #: A hedged request stream outgrew the retry buffer while no attempt was in flight: the
+        #: call is committed, its kept requests wait for the one stream that will carry them.
+        self._hedge_pending = False
         #: Held around the retry bookkeeping shared by a reader and a writer (the blocking shell
         #: sets a lock: its writer is a thread).
         self._guard: Any = _NO_GUARD
@@ -300,14 +308,15 @@ class ClientCallCore:
 
     # ------------------------------------------------------------------ programs
 
-    def _open_stream(self) -> Program:
+    def _open_stream(self, hedged: bool = False) -> Program:
         """Open the call's stream (run by the shells' STREAM, one opener at a time).
 
         A connection may go away (GOAWAY) between picking it and opening the stream: nothing
         was sent, so another connection may take the call (a transparent retry). A failure to
         get a connection at all (fail-fast UNAVAILABLE) is an attempt the retry policy may
         repeat. A retry first waits its backoff; a request stream's kept requests are replayed
-        on the new stream before the writer may use it.
+        on the new stream before the writer may use it. ``hedged``: a hedge of a request
+        stream, returned as it is (``_hedge()`` replays on it, it is not the call's stream yet).
         """
         transparent = 0
         while True:
@@ -341,6 +350,8 @@ class ClientCallCore:
             if self._status is not None:  # cancelled or expired while opening
                 stream.reset(CANCEL)
                 raise self._rpc_error()
+            if hedged:
+                return stream
             if retry is not None and self._kind.request_streaming:
                 yield from self._replay(stream, retry)
                 if self._writer_parked and self._status is None:
@@ -360,6 +371,7 @@ class ClientCallCore:
         """
         with self._guard:
             self._stream = stream
+            self._hedge_pending = False
             messages = self._replay_messages = retry.messages
             self._replaying = stream if messages or self._requests_ended else None
         sent = 0
@@ -381,6 +393,53 @@ class ClientCallCore:
                 return  # this attempt failed too: the response side decides what next
             sent += 1
         if end and not stream.local_closed:
+            try:
+                stream.end()
+            except TransportError:
+                pass
+
+    def _replay_hedge(self, stream: SessionStream, retry: CallRetry) -> Program:
+        """Send the kept requests of a hedged request stream on a new attempt, then make it one
+        that the writer sends every new request to (and half-closes, once the application has).
+
+        A request written meanwhile is kept in the same list, so this loop sends it; the
+        attempt joins the others under the guard once it has sent every kept request, so that
+        no request is sent to it twice or not at all. If the call commits meanwhile (its
+        requests outgrew the retry buffer) to another attempt, this one is cancelled.
+        """
+        with self._guard:
+            messages = self._replay_messages = retry.messages
+            self._replaying = stream
+        sent = 0
+        failed = cancelled = end = False
+        while True:
+            with self._guard:
+                lost = self._status is not None or (retry.committed and self._stream is not stream)
+                if not lost and not failed and sent < len(messages):
+                    data = messages[sent]
+                else:
+                    self._replaying = None
+                    if lost:
+                        cancelled = True
+                    else:
+                        if not retry.committed:
+                            self._attempts.append(stream)  # failed or not: its head tells
+                        end = self._requests_ended and not failed
+                    break
+            try:
+                yield (SEND_ON, stream, data, False)
+            except TimeoutError:
+                with self._guard:
+                    self._replaying = None
+                stream.reset(CANCEL)
+                self._deadline_exceeded()
+                raise self._rpc_error() from None
+            except TransportError:
+                failed = True  # this attempt failed: its response (or reset) says why
+            sent += 1
+        if cancelled:
+            stream.reset(CANCEL)
+        elif end and not stream.local_closed:
             try:
                 stream.end()
             except TransportError:
@@ -421,7 +480,12 @@ class ClientCallCore:
             return
         retry = self._retry
         if retry is not None and retry.hedging is not None and not retry.committed:
-            yield from self._hedge(retry)  # sends on each attempt, and takes the first head
+            # Sends on each attempt and takes the first head; False: a hedged request stream
+            # committed (outgrew the retry buffer) and its stream still takes the head here.
+            if (yield from self._hedge(retry)) or self._status is not None:
+                return
+            if self._stream is None:
+                yield _STREAM  # opens the one stream, replaying the requests kept meanwhile
             return
         self._requests_started = True
         if not self._kind.request_streaming:
@@ -450,6 +514,10 @@ class ClientCallCore:
         retry = self._retry
         if retry is not None:
             if self._kind.request_streaming:
+                if retry.hedging is not None:
+                    sent = yield from self._write_hedged(data, retry)
+                    if sent is not None:
+                        return sent
                 return (yield from self._write_kept(data, retry))
             if not retry.messages:
                 retry.keep(data)  # counts toward the retry buffers; too big: committed
@@ -469,6 +537,70 @@ class ClientCallCore:
             raise self._write_failed(stream, exc) from None
         if end:
             self._done_writing = True
+
+    def _write_hedged(self, data: bytes, retry: CallRetry) -> Program:
+        """Send one request of a hedged request stream to every attempt still alive (gRFC A6);
+        None when the call is committed to one stream (``_write_kept()`` sends it then).
+
+        The request is kept first, under the guard: an attempt still being replayed sends it
+        itself. A request that no longer fits the retry buffer commits the call (``keep()``)
+        to the attempt that has been sent the most requests: one that has been sent them all,
+        else the one being replayed; the others are cancelled. If no attempt is in flight, the
+        kept requests wait for the one stream the call opens next.
+        """
+        with self._guard:
+            if self._hedge_pending:
+                retry.messages.append(data)  # the replay of the call's one stream sends it
+                return False
+            if retry.committed:
+                return None
+            kept = retry.messages
+            if retry.keep(data):
+                targets: Optional[list[SessionStream]] = list(self._attempts)
+            else:
+                targets = self._commit_overflow(retry, kept, data)
+        if targets is None:
+            return None
+        for stream in targets:
+            try:
+                yield (SEND_ON, stream, data, False)
+            except TimeoutError:
+                self._deadline_exceeded()
+                raise self._rpc_error() from None
+            except TransportError:
+                pass  # that attempt failed: the hedge program reads why from its stream
+        return False
+
+    def _commit_overflow(
+        self, retry: CallRetry, kept: list[bytes], data: bytes
+    ) -> Optional[list[SessionStream]]:
+        """(Under the guard.) ``data`` did not fit the retry buffer, so the hedged call has
+        just committed: choose its attempt as gRFC A6 says and cancel the others. The streams
+        to send ``data`` on, or None when the call's one stream is still to be opened."""
+        attempts = self._attempts
+        replaying = self._replaying
+        if attempts:
+            winner = attempts[0]  # every attempt that joined has been sent every request
+        elif replaying is not None:
+            winner = replaying
+        else:
+            retry.messages = kept  # no longer counted: replayed once on the call's stream
+            if not self._hedging:
+                return None  # nothing opened yet: the writer opens the stream as usual
+            self._hedge_pending = True
+            kept.append(data)
+            return []
+        self._stream = winner
+        for stream in attempts:
+            if stream is not winner:
+                stream.reset(CANCEL)
+        self._attempts = []
+        if winner is replaying:
+            self._replay_messages.append(data)  # its replay goes on and sends this one last
+            return []
+        if replaying is not None:
+            replaying.reset(CANCEL)
+        return [winner]
 
     def _write_kept(self, data: bytes, retry: CallRetry) -> Program:
         """Send one request of a request stream that may be retried (gRFC A6 buffering);
@@ -518,12 +650,29 @@ class ClientCallCore:
         """Half-close: no more requests."""
         if self._done_writing:
             return
-        if self._retry is not None and self._kind.request_streaming:
+        retry = self._retry
+        if retry is not None and self._kind.request_streaming:
             with self._guard:
                 self._done_writing = self._requests_ended = True
+                if retry.hedging is not None and not retry.committed:
+                    # Hedged: every attempt that has all the requests ends now; one being
+                    # replayed, or the next one, ends after its replay.
+                    targets = list(self._attempts)
+                elif self._hedge_pending:
+                    targets = []  # the replay of the call's one stream ends it
+                else:
+                    targets = None
                 stream = self._stream
                 if stream is not None and stream is self._replaying:
                     return  # the replay ends it
+            if targets is not None:
+                for attempt in targets:
+                    if not attempt.local_closed:
+                        try:
+                            attempt.end()
+                        except TransportError:
+                            pass  # that attempt failed: the hedge program reads why
+                return
             if stream is None:
                 stream = yield _STREAM  # its replay ends it
         else:
@@ -563,9 +712,13 @@ class ClientCallCore:
         if self._initial_metadata is not None or self._status is not None:
             return
         retry = self._retry
-        if retry is not None and retry.hedging is not None and not retry.committed:
-            yield from self._hedge(retry)
-            return
+        if (
+            retry is not None
+            and retry.hedging is not None
+            and not retry.committed
+            and (yield from self._hedge(retry))
+        ):
+            return  # (else a hedged request stream committed: its stream's head follows)
         if not self._requests_started:
             yield from self._send_requests()
         while True:
@@ -591,44 +744,85 @@ class ClientCallCore:
             return
 
     def _hedge(self, retry: CallRetry) -> Program:
-        """gRFC A6 hedging of a unary-request call: the request goes out on up to maxAttempts
-        streams, hedgingDelay apart; the first response headers win and the other attempts
-        are cancelled. A non-fatal status brings the next attempt forward (or after the
-        server's pushback); a fatal one ends the call; the last failure ends it too."""
+        """gRFC A6 hedging: the requests go out on up to maxAttempts streams, hedgingDelay
+        apart; the first response headers win and the other attempts are cancelled. A
+        non-fatal status brings the next attempt forward (or after the server's pushback); a
+        fatal one ends the call; the last failure ends it too.
+
+        A request stream's attempts each get the kept requests replayed, then every new one
+        from the writer (``_write_hedged()``). True once the call has its head (or its end);
+        False if the writer committed the call (its requests outgrew the retry buffer): the
+        caller then takes the head of the call's one stream as without hedging.
+        """
         hedging = retry.hedging
         assert hedging is not None
         attempts = self._attempts
-        data = self._frame(self._request, True)
-        self._requests_started = self._done_writing = True
-        retry.keep(data)  # too big for the retry buffers: committed, one attempt
+        streaming = self._kind.request_streaming
+        data = b""
+        if streaming:
+            with self._guard:
+                self._hedging = True
+            self._requests_started = True
+        else:
+            data = self._frame(self._request, True)
+            self._requests_started = self._done_writing = True
+            retry.keep(data)  # too big for the retry buffers: committed, one attempt
+        writer = streaming and self._request is not None
         last: Optional[Status] = None
         while self._status is None:
+            if streaming and retry.committed:
+                # By the writer, its requests outgrowing the retry buffer. With no attempt in
+                # flight (all failed, the next waiting for a pushback) no more may start: the
+                # last failure is the call's (gRFC A6). Else the chosen stream is the call.
+                if self._hedge_pending and self._stream is None and last is not None:
+                    self._initial_metadata = Metadata()
+                    self._finish(last)
+                    return True
+                return False
             if retry.resume_at <= time.monotonic() and (
                 (not attempts and last is None) or retry.may_hedge()
             ):
                 # Start an attempt: open a stream (its opener builds the head of a hedge, with
-                # grpc-previous-rpc-attempts), send the request.
+                # grpc-previous-rpc-attempts), send the request(s).
                 if attempts or last is not None:
                     retry.attempts += 1
-                self._stream = None
+                if not streaming:
+                    self._stream = None
                 try:
-                    stream = yield from self._open_stream()
+                    stream = yield from self._open_stream(streaming)
                 except RpcError as exc:
                     if self._status is not None:
-                        return
-                    if retry.hedge_failed(exc.code(), None):
+                        return True
+                    if self._hedge_failed(None, exc.code(), None):
                         last = Status(exc.code(), exc.details())
                         continue
-                    self._end_hedging(None)
+                    if not self._win(None):
+                        continue
                     self._finish(Status(exc.code(), exc.details()))
-                    return
+                    return True
                 retry.hedge_started(hedging.hedging_delay)
+                if streaming:
+                    with self._guard:
+                        committed = retry.committed
+                        take = committed and self._hedge_pending
+                    if take:
+                        yield from self._replay(stream, retry)  # the call's one stream
+                        return False
+                    if committed:
+                        stream.reset(CANCEL)
+                        return False
+                    yield from self._replay_hedge(stream, retry)
+                    if writer:
+                        writer = False
+                        yield _START_WRITER
+                    attempts = self._attempts
+                    continue
                 attempts.append(stream)
                 try:
                     yield (SEND, data, True)
                 except TimeoutError:
                     self._deadline_exceeded()
-                    return
+                    return True
                 except TransportError:
                     pass  # its head tells why
                 continue
@@ -644,55 +838,81 @@ class ClientCallCore:
                     yield (WAIT_ANY, attempts, delay)
                 except TimeoutError:
                     self._deadline_exceeded()
-                    return
+                    return True
                 continue
             for stream in list(attempts):
                 if not has_news(stream):
                     continue
+                if retry.committed and self._stream is not stream:
+                    continue  # cancelled: the call committed to another (``_win()`` rechecks)
                 try:
                     headers = stream._take_response_headers()
                 except (TransportError, CodecError) as exc:
                     status = self._status_from(exc)
-                    attempts.remove(stream)
-                    if retry.hedge_failed(status.code, None):
+                    if self._hedge_failed(stream, status.code, None):
                         last = status
                         continue
-                    self._stream = stream
-                    self._end_hedging(stream)
+                    if not self._win(stream):
+                        continue
                     self._finish(status, CANCEL)
-                    return
+                    return True
                 assert headers is not None
                 end = stream.remote_ended and stream.trailers is None
                 try:
                     head = parse_response_headers(headers, end_stream=end)
                 except CodecError as exc:
-                    attempts.remove(stream)
-                    self._stream = stream
-                    self._end_hedging(stream)
+                    if not self._win(stream):
+                        continue
                     self._finish(self._status_from(exc), CANCEL)
-                    return
+                    return True
                 failed = head.trailers_only
                 if failed is not None and failed.code != StatusCode.OK:
-                    attempts.remove(stream)
-                    if retry.hedge_failed(failed.code, pushback_of(failed.metadata)):
+                    if self._hedge_failed(stream, failed.code, pushback_of(failed.metadata)):
                         last = failed
                         continue
-                    self._stream = stream
-                    self._end_hedging(stream)
+                    if not self._win(stream):
+                        continue
                     self._initial_metadata = Metadata()
                     self._finish(failed)
-                    return
+                    return True
                 # The first answer: this attempt is the call.
-                self._stream = stream
-                self._end_hedging(stream)
+                if not self._win(stream):
+                    continue
                 retry.recorded = False  # how it ends counts for throttling
                 self._on_response_head(stream, headers)
-                return
+                return True
         if self._status is None:
             assert last is not None
             self._stream = None
             self._initial_metadata = Metadata()
             self._finish(last)
+        return True
+
+    def _hedge_failed(
+        self, stream: Optional[SessionStream], code: StatusCode, pushback: Optional[float]
+    ) -> bool:
+        """An attempt failed with ``code``: True if that was non-fatal and the call goes on
+        without it (the hedge program may start the next one); False if it ends the call."""
+        retry = self._retry
+        assert retry is not None
+        with self._guard:
+            if retry.committed or not retry.hedge_failed(code, pushback):
+                return False
+            if stream is not None and stream in self._attempts:
+                self._attempts.remove(stream)
+            return True
+
+    def _win(self, stream: Optional[SessionStream]) -> bool:
+        """``stream``'s answer (or failure) is the call's: commit to it, cancel the others.
+        False if the writer committed the call to another attempt first."""
+        retry = self._retry
+        assert retry is not None
+        with self._guard:
+            if retry.committed and self._stream is not stream:
+                return False
+            self._stream = stream
+            self._end_hedging(stream)
+            return True
 
     def _end_hedging(self, winner: Optional[SessionStream]) -> None:
         """One attempt is the call's now: cancel the others, keep no more."""
@@ -1011,6 +1231,9 @@ class ClientCallCore:
                 for attempt in self._attempts:
                     attempt.reset(CANCEL)
                 self._attempts = []
+            replaying = self._replaying
+            if replaying is not None and replaying is not self._stream:
+                replaying.reset(CANCEL)  # a hedge still being sent the kept requests
         listener = self.when_finished
         if listener is not None:
             listener()

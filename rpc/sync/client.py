@@ -31,6 +31,7 @@ from .._core.client_call import (
     PAUSE,
     READ,
     SEND,
+    SEND_ON,
     START_WRITER,
     STREAM,
     WAIT_ANY,
@@ -412,6 +413,10 @@ class Call(ClientCallCore, Generic[ResponseT]):
                     result = self._stream.send_data(  # type: ignore[union-attr]
                         command[1], end_stream=command[2], timeout=self._time_left()
                     )
+                elif op == SEND_ON:
+                    result = command[1].send_data(
+                        command[2], end_stream=command[3], timeout=self._time_left()
+                    )
                 elif op == HEAD:
                     stream = self._stream
                     assert stream is not None
@@ -663,10 +668,13 @@ class CallFuture(FutureBase, Call[ResponseT]):
                 return stream.read(timeout=0.0)
             except TimeoutError:
                 return _BLOCKED
-        if op == SEND:
+        if op in (SEND, SEND_ON):
+            data, end = command[1:3] if op == SEND else command[2:4]
+            if op == SEND_ON:
+                stream = command[1]
             assert stream is not None
             try:
-                stream.send_data(command[1], end_stream=command[2], timeout=0.0)
+                stream.send_data(data, end_stream=end, timeout=0.0)
             except TimeoutError:
                 pass  # all queued: the reader thread sends the rest as the server's window opens
             return None

@@ -80,15 +80,55 @@ class Handlers:
             self._fail(context, script)
         yield f"second:{attempt}".encode()
 
+    def _slow(self, context: Any, script: dict[str, Any], attempt: int) -> None:
+        """The slow first attempt of a hedging test: no answer until cancelled (or ``slow``
+        seconds, 5 unless the script says)."""
+        end = time.monotonic() + float(script.get("slow", 5))
+        while context.is_active() and time.monotonic() < end:
+            time.sleep(0.01)
+        if not context.is_active():
+            with self.record.lock:
+                self.record.cancelled[script["key"]].append(attempt)
+
     def client_stream(self, requests: Iterator[bytes], context: Any) -> bytes:
-        received = [r.decode() for r in requests]
-        script = json.loads(received[0])
+        first = next(requests)  # (the attempt is counted when it starts, not when it ends)
+        script = json.loads(first)
         attempt = self.record.start(script["key"], context)
+        received = [first.decode(), *(r.decode() for r in requests)]
         with self.record.lock:
             self.record.streamed[script["key"]].append(received)
         if attempt < script.get("fail", 0):
             self._fail(context, script)
+        if script.get("slow_first"):
+            if attempt == 0:
+                self._slow(context, script, attempt)
+                return b"slow"
+            # The hedge that wins: a moment for the slow attempt's thread to read the requests
+            # it was sent at the same time before the answer cancels it.
+            time.sleep(0.2)
         return f"got:{len(received)}:{attempt}".encode()
+
+    def bidi(self, requests: Iterator[bytes], context: Any) -> Iterator[bytes]:
+        """Echoes each request as it comes (``attempt:index``); a slow first attempt reads
+        them all and answers nothing until cancelled."""
+        first = next(requests)
+        script = json.loads(first)
+        attempt = self.record.start(script["key"], context)
+        received = [first.decode()]
+        if attempt < script.get("fail", 0):
+            self._fail(context, script)
+        if script.get("slow_first") and attempt == 0:
+            received.extend(r.decode() for r in requests)
+            with self.record.lock:
+                self.record.streamed[script["key"]].append(received)
+            self._slow(context, script, attempt)
+            return
+        yield f"{attempt}:0".encode()
+        for request in requests:
+            received.append(request.decode())
+            yield f"{attempt}:{len(received) - 1}".encode()
+        with self.record.lock:
+            self.record.streamed[script["key"]].append(received)
 
 
 def _number(code: Any) -> int:
@@ -106,6 +146,7 @@ def h2rpc_backend() -> Iterator[tuple[str, Record]]:
             "Unary": rpc.unary_unary_rpc_method_handler(handlers.unary),
             "ServerStream": rpc.unary_stream_rpc_method_handler(handlers.server_stream),
             "ClientStream": rpc.stream_unary_rpc_method_handler(handlers.client_stream),
+            "Bidi": rpc.stream_stream_rpc_method_handler(handlers.bidi),
         },
     )
     server = rpc.sync.Server([generic], max_workers=16)
@@ -129,6 +170,7 @@ def grpcio_backend() -> Iterator[tuple[str, Record]]:
             "Unary": grpc.unary_unary_rpc_method_handler(handlers.unary),
             "ServerStream": grpc.unary_stream_rpc_method_handler(handlers.server_stream),
             "ClientStream": grpc.stream_unary_rpc_method_handler(handlers.client_stream),
+            "Bidi": grpc.stream_stream_rpc_method_handler(handlers.bidi),
         },
     )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))

@@ -65,13 +65,37 @@ def backend(request: pytest.FixtureRequest) -> Iterator[tuple[str, Record]]:
 # --- the three ways h2rpc calls: asyncio, blocking, blocking future -----------------------------
 
 
+#: In a request list: the client's request iterator pauses here (a hedge goes out meanwhile).
+PAUSE = None
+PAUSE_SECONDS = 0.5
+
+
+def paced(requests: list[Any]) -> Iterator[bytes]:
+    for request in requests:
+        if request is PAUSE:
+            time.sleep(PAUSE_SECONDS)  # (the blocking writer's own thread)
+        else:
+            yield request
+
+
+async def paced_async(requests: list[Any]) -> Any:
+    for request in requests:
+        if request is PAUSE:
+            await asyncio.sleep(PAUSE_SECONDS)
+        else:
+            yield request
+
+
 def call_async(target: str, method: str, request: Any, **options: Any) -> Any:
     async def main() -> Any:
         async with rpc.Channel(target, **options) as channel:
             if method == "ClientStream":
                 return await channel.stream_unary("/t.Retry/ClientStream")(
-                    iter(request), timeout=10
+                    paced_async(request) if PAUSE in request else iter(request), timeout=10
                 )
+            if method == "Bidi":
+                call = channel.stream_stream("/t.Retry/Bidi")(paced_async(request), timeout=10)
+                return [message async for message in call]
             if method == "ServerStream":
                 call = channel.unary_stream("/t.Retry/ServerStream")(request, timeout=10)
                 got = []
@@ -89,7 +113,9 @@ def call_async(target: str, method: str, request: Any, **options: Any) -> Any:
 def call_sync(target: str, method: str, request: Any, **options: Any) -> Any:
     with rpc.sync.Channel(target, **options) as channel:
         if method == "ClientStream":
-            return channel.stream_unary("/t.Retry/ClientStream")(iter(request), timeout=10)
+            return channel.stream_unary("/t.Retry/ClientStream")(paced(request), timeout=10)
+        if method == "Bidi":
+            return list(channel.stream_stream("/t.Retry/Bidi")(paced(request), timeout=10))
         if method == "ServerStream":
             got = []
             try:
@@ -104,8 +130,10 @@ def call_sync(target: str, method: str, request: Any, **options: Any) -> Any:
 def call_future(target: str, method: str, request: Any, **options: Any) -> Any:
     with rpc.sync.Channel(target, **options) as channel:
         if method == "ClientStream":
-            future = channel.stream_unary("/t.Retry/ClientStream").future(iter(request), timeout=10)
-        elif method == "ServerStream":
+            future = channel.stream_unary("/t.Retry/ClientStream").future(
+                paced(request), timeout=10
+            )
+        elif method in ("ServerStream", "Bidi"):  # (no future of a response stream)
             return call_sync(target, method, request, **options)
         else:
             future = channel.unary_unary(f"/t.Retry/{method}").future(request, timeout=10)
@@ -321,6 +349,68 @@ def test_hedging_a_fatal_status_ends_the_call(backend: tuple[str, Record], clien
     code = code_of(lambda: client(target, "Unary", request, service_config=config))
     assert code == rpc.StatusCode.INVALID_ARGUMENT
     assert record.attempts[key_of(request)] == [None]
+
+
+def test_hedging_a_client_stream_sends_every_request_to_every_attempt(
+    backend: tuple[str, Record], client: Any
+) -> None:
+    # The first attempt reads every request, then answers nothing: the hedge 0.2 s later gets
+    # the first two replayed, the last two (after the iterator's pause) go to both attempts.
+    target, record = backend
+    first = script(slow_first=True)
+    requests = [first, b"a", b"b", PAUSE, b"c", b"d"]
+    config = service_config({"hedgingPolicy": {**HEDGE, "maxAttempts": 2}})
+    assert client(target, "ClientStream", requests, service_config=config) == b"got:5:1"
+    key = key_of(first)
+    sent = [r.decode() for r in requests if r is not PAUSE]
+    assert record.attempts[key] == [None, "1"]
+    wait_until(lambda: len(record.streamed[key]) == 2, timeout=5)
+    assert record.streamed[key] == [sent, sent]
+    wait_until(lambda: record.cancelled[key] == [0], timeout=5)
+
+
+def test_hedging_a_client_stream_failing_non_fatally_replays_it_at_once(
+    backend: tuple[str, Record], client: Any
+) -> None:
+    target, record = backend
+    first = script(fail=1)
+    requests = [first, b"a", b"b"]
+    config = service_config({"hedgingPolicy": {**HEDGE, "hedgingDelay": "60s"}})
+    assert client(target, "ClientStream", requests, service_config=config) == b"got:3:1"
+    sent = [r.decode() for r in requests]
+    assert record.streamed[key_of(first)] == [sent, sent]
+
+
+def test_hedging_a_bidi_call_the_hedge_answers_every_request(
+    backend: tuple[str, Record], client: Any
+) -> None:
+    target, record = backend
+    first = script(slow_first=True)
+    requests = [first, b"a", b"b"]
+    config = service_config({"hedgingPolicy": {**HEDGE, "maxAttempts": 2}})
+    assert client(target, "Bidi", requests, service_config=config) == [b"1:0", b"1:1", b"1:2"]
+    key = key_of(first)
+    sent = [r.decode() for r in requests]
+    assert record.attempts[key] == [None, "1"]
+    wait_until(lambda: len(record.streamed[key]) == 2, timeout=5)
+    assert record.streamed[key] == [sent, sent]
+    wait_until(lambda: record.cancelled[key] == [0], timeout=5)
+
+
+def test_hedging_a_request_stream_beyond_the_retry_buffer_stops_hedging(
+    backend: tuple[str, Record], client: Any
+) -> None:
+    # 3 requests of 100 bytes outgrow a 150-byte buffer long before the 0.3 s hedging delay:
+    # the call commits to its one attempt, which answers (slowly, 1 s) with no hedge sent.
+    target, record = backend
+    first = script(slow_first=True, slow=1.0)
+    requests = [first] + [b"x" * 100 for _ in range(3)]
+    config = service_config({"hedgingPolicy": {**HEDGE, "hedgingDelay": "0.3s"}})
+    options = [("grpc.service_config", config), ("grpc.per_rpc_retry_buffer_size", 150)]
+    assert client(target, "ClientStream", requests, options=options) == b"slow"
+    key = key_of(first)
+    assert record.attempts[key] == [None]
+    assert record.streamed[key] == [[r.decode() for r in requests]]
 
 
 # --- parity with grpcio's own client ------------------------------------------------------------

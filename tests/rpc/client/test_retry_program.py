@@ -21,6 +21,7 @@ from rpc._core.client_call import (
     PAUSE,
     READ,
     SEND,
+    SEND_ON,
     START_WRITER,
     STREAM,
     WAIT_ANY,
@@ -127,6 +128,11 @@ class Driver:
             assert isinstance(stream, FakeStream)
             stream.sent.append((command[1], command[2]))
             stream.local_closed = stream.local_closed or command[2]
+            return None
+        if op == SEND_ON:
+            stream = command[1]
+            self.log.append(f"SEND_ON {self.streams.index(stream)}")
+            stream.sent.append((command[2], command[3]))
             return None
         if op == HEAD:
             self.log.append("HEAD")
@@ -580,9 +586,156 @@ def test_hedging_pushback_delays_the_next_hedge() -> None:
     assert driver.log[:6] == ["OPEN", "SEND", "WAIT 1 0.5", "PAUSE 2.00", "OPEN", "SEND"]
 
 
-def test_a_hedged_call_without_policy_kind_support_is_one_attempt() -> None:
-    call = make_call(settings({"hedgingPolicy": HEDGE}), Cardinality.STREAM_UNARY, iter([]))
-    assert call._retry is not None and call._retry.hedging is None
+class Stepper:
+    """Drives a program one command at a time, so that a test can interleave the reader's
+    program with the application's writes (as the shells' concurrent writer does)."""
+
+    def __init__(self, program: Program, perform: Callable[[tuple[Any, ...]], Any]) -> None:
+        self.program = program
+        self.perform = perform
+        self.result: Any = None
+        self.command: tuple[Any, ...] = program.send(None)
+
+    def step(self) -> None:
+        result: Any = None
+        error: Optional[Exception] = None
+        try:
+            result = self.perform(self.command)
+            if self.command[0] == PAUSE:
+                _skip(self.command[1])
+        except Exception as exc:
+            error = exc
+        try:
+            self.command = self.program.send(result) if error is None else self.program.throw(error)
+        except StopIteration as stop:
+            self.result, self.command = stop.value, (None,)
+
+    def run_until(self, op: int) -> None:
+        while self.command[0] != op:
+            assert self.command[0] is not None, "the program ended"
+            self.step()
+
+    def finish(self) -> Any:
+        while self.command[0] is not None:
+            self.step()
+        return self.result
+
+
+def write(call: ClientCallCore, driver: Driver, message: bytes) -> None:
+    def perform(command: tuple[Any, ...]) -> Any:
+        if command[0] == STREAM:
+            driver.log.append("STREAM")
+            return drive(call._open_stream(), perform)
+        return driver.perform(call, command)
+
+    drive(call._write(message, False, True), perform)
+
+
+def test_a_hedged_client_stream_replays_kept_requests_and_sends_new_ones_to_every_attempt() -> None:
+    call = make_call(settings({"hedgingPolicy": HEDGE}), Cardinality.STREAM_UNARY, request=None)
+    driver = Driver([None, OK_HEAD], arrivals=["timeout", 1])
+    write(call, driver, b"a")  # before the call is read: kept, the first attempt replays it
+    reader = Stepper(call._single_response(), lambda c: driver.perform(call, c))
+    reader.run_until(WAIT_ANY)
+    write(call, driver, b"b")  # to the one attempt
+    reader.step()  # the hedging delay passes: the second attempt gets "a", "b" replayed
+    reader.run_until(WAIT_ANY)
+    write(call, driver, b"c")  # to both attempts
+    drive(call._end_requests(), lambda c: driver.perform(call, c))
+    assert reader.finish() == b"pong"  # the second attempt answers first
+    slow, fast = driver.streams
+    every = [(framed(m), False) for m in (b"a", b"b", b"c")]
+    assert slow.sent == every and fast.sent == every and slow.ended and fast.ended
+    assert slow.resets == [CANCEL] and fast.resets == [] and call._stream is fast
+    assert [previous_attempts(h) for h in driver.opened_heads] == [None, b"1"]
+    # (A WAIT is logged when the reader performs it, after the writes made while it waits.)
+    assert driver.log == [
+        "OPEN", "SEND_ON 0",
+        "SEND_ON 0", "WAIT 1 0.5",
+        "OPEN", "SEND_ON 1", "SEND_ON 1",
+        "SEND_ON 0", "SEND_ON 1", "WAIT 2 0.5",
+        "READ", "READ",
+    ]  # fmt: skip
+    assert call._retry is not None and call._retry._buffer.used == 0
+
+
+def test_a_bidi_stream_failing_non_fatally_is_hedged_at_once_with_every_request() -> None:
+    call = make_call(
+        settings({"hedgingPolicy": {**HEDGE, "hedgingDelay": "60s"}}),
+        Cardinality.STREAM_STREAM,
+        iter([b"a", b"b", b"c"]),
+    )
+    driver = Driver([trailers_only(14), OK_HEAD], arrivals=[0, 1])
+
+    def perform(command: tuple[Any, ...]) -> Any:
+        if command[0] == START_WRITER:  # the writer runs to its end at once here
+            driver.log.append("START_WRITER")
+            drive(call._write_requests(call._request), perform)
+            return None
+        return driver.perform(call, command)
+
+    assert drive(call._read(), perform) == b"pong"
+    first, second = driver.streams
+    every = [(framed(m), False) for m in (b"a", b"b", b"c")]
+    assert first.sent == every and second.sent == every and second.ended
+    assert driver.log.count("START_WRITER") == 1 and driver.log.count("OPEN") == 2
+
+
+def test_a_hedged_request_stream_outgrowing_the_buffer_commits_to_the_fullest_attempt() -> None:
+    small = ChannelRetry(None, per_call_limit=12)  # two requests of 6 bytes fit, not three
+    call = make_call(
+        settings({"hedgingPolicy": HEDGE}, small), Cardinality.STREAM_UNARY, request=None
+    )
+    driver = Driver([OK_HEAD, None, None], arrivals=["timeout", "timeout"])
+    write(call, driver, b"a")
+    reader = Stepper(call._single_response(), lambda c: driver.perform(call, c))
+    reader.run_until(WAIT_ANY)
+    reader.step()
+    reader.run_until(WAIT_ANY)  # two attempts, each sent "a"
+    write(call, driver, b"b")
+    write(call, driver, b"c")  # too big for the buffer: committed to attempt 0, 1 cancelled
+    drive(call._end_requests(), lambda c: driver.perform(call, c))
+    assert reader.finish() == b"pong"
+    first, second = driver.streams
+    assert first.sent == [(framed(m), False) for m in (b"a", b"b", b"c")] and first.ended
+    assert second.sent == [(framed(m), False) for m in (b"a", b"b")] and not second.ended
+    assert second.resets == [CANCEL] and first.resets == []
+    assert len(driver.streams) == 2 and driver.log.count("OPEN") == 2  # no third hedge
+    assert call._retry is not None and call._retry.committed and small.buffer.used == 0
+
+
+def test_a_hedged_request_stream_outgrowing_the_buffer_with_no_attempt_in_flight_ends() -> None:
+    # The only attempt failed non-fatally and the next waits for the server's pushback when the
+    # requests outgrow the buffer: no attempt may start any more, the failure is the call's.
+    small = ChannelRetry(None, per_call_limit=6)
+    call = make_call(
+        settings({"hedgingPolicy": HEDGE}, small), Cardinality.STREAM_UNARY, request=None
+    )
+    push = trailers_only(14, (b"grpc-retry-pushback-ms", b"2000"))
+    driver = Driver([push, OK_HEAD], arrivals=[0])
+    write(call, driver, b"a")
+    reader = Stepper(call._single_response(), lambda c: driver.perform(call, c))
+    reader.run_until(PAUSE)
+    write(call, driver, b"b")  # too big: committed, and nothing in flight
+    with pytest.raises(rpc.RpcError) as info:
+        reader.finish()
+    assert info.value.code() == rpc.StatusCode.UNAVAILABLE
+    assert len(driver.streams) == 1 and small.buffer.used == 0
+
+
+def test_a_hedged_request_stream_too_big_before_it_starts_is_one_attempt() -> None:
+    small = ChannelRetry(None, per_call_limit=6)
+    call = make_call(
+        settings({"hedgingPolicy": HEDGE}, small), Cardinality.STREAM_UNARY, request=None
+    )
+    driver = Driver([OK_HEAD, OK_HEAD])
+    write(call, driver, b"a")
+    write(call, driver, b"b")  # committed: the stream opens now and gets "a" replayed first
+    drive(call._end_requests(), lambda c: driver.perform(call, c))
+    assert unary(call, driver) == b"pong"
+    (only,) = driver.streams
+    assert only.sent == [(framed(b"a"), False), (framed(b"b"), False)] and only.ended
+    assert small.buffer.used == 0
 
 
 def test_a_server_stream_is_hedged_too() -> None:
