@@ -41,6 +41,8 @@ from peers import (  # noqa: E402
     start_peer,
 )
 
+from tests.debian_tools import MISSING_TOOL, REQUIRE_TOOLS_ENV, tools_required  # noqa: E402
+
 DEFAULT_TIME_LIMIT_SECONDS = 60.0
 
 _proto_dir: Path | None = None
@@ -131,6 +133,21 @@ def _pytest_timeout_in_charge(item: pytest.Item) -> bool:
         or os.environ.get("PYTEST_TIMEOUT")
         or config.getini("timeout")
     )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Where the Debian tools are required (CI sets H2RPC_REQUIRE_TOOLS), a test skipped for a
+    missing one fails instead: see tests/debian_tools.py."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if not report.skipped or not tools_required():
+        return
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    if MISSING_TOOL in reason:
+        report.outcome = "failed"
+        report.longrepr = f"{reason} (required: {REQUIRE_TOOLS_ENV} is set)"
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

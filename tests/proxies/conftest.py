@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.proxies.proxy_processes import PROXIES, ProxyProcess, find_program
+from tests.debian_tools import find_program, missing
+from tests.proxies.proxy_processes import PROXIES, ProxyProcess
 
 if TYPE_CHECKING:
     from tests.proxies.backends import Backends
@@ -30,7 +31,7 @@ def backends() -> Iterator[Backends]:
 def proxy(request: pytest.FixtureRequest, backends: Backends) -> Iterator[ProxyProcess]:
     kind = request.param
     if find_program(kind) is None:
-        pytest.fail(f"{kind} is not installed: .ci/run installs it (apt-get install {kind})")
+        pytest.skip(missing(kind, kind))
     process = PROXIES[kind](backends.addresses)
     with process:
         yield process

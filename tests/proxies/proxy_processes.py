@@ -23,24 +23,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
+from tests.debian_tools import find_program
+
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 START_TIMEOUT = 15.0
 
 
 _PLACEHOLDER = re.compile(r"@[A-Z0-9_]+@")
-
-
-def find_program(name: str) -> Optional[str]:
-    """``name`` on PATH or in an sbin directory (not on an ordinary user's PATH on Debian)."""
-    found = shutil.which(name)
-    if found:
-        return found
-    for directory in SBIN_DIRS:
-        candidate = Path(directory, name)
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    return None
 
 
 def free_port() -> int:

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 import rpc
-from tests.proxies.proxy_processes import PROXIES, ProxyProcess, find_program
+from tests.debian_tools import find_program, missing
+from tests.proxies.proxy_processes import PROXIES, ProxyProcess
 from tests.rpc.server_thread import ServerThread
 
 pytestmark = pytest.mark.time_limit(60)
@@ -37,7 +38,7 @@ class Peers:
 @pytest.fixture(params=sorted(PROXIES))
 def aged(request: pytest.FixtureRequest) -> Iterator[tuple[ProxyProcess, Peers]]:
     if find_program(request.param) is None:
-        pytest.fail(f"{request.param} is not installed: .ci/run installs it")
+        pytest.skip(missing(request.param, request.param))
     peers = Peers()
 
     def make() -> rpc.Server:

@@ -23,7 +23,8 @@ import pytest
 from peers import GRPCIO_AVAILABLE, GRPCIO_UNAVAILABLE_REASON, python_peer_argv, start_peer
 
 import rpc
-from tests.proxies.proxy_processes import PROXIES, ProxyProcess, find_program
+from tests.debian_tools import find_program, missing
+from tests.proxies.proxy_processes import PROXIES, ProxyProcess
 
 pytestmark = pytest.mark.time_limit(120)
 
@@ -50,7 +51,7 @@ THREADS = 8
 def killable(request: pytest.FixtureRequest) -> Iterator[tuple[ProxyProcess, list[Any]]]:
     """A proxy in front of two h2rpc server processes (which the test may kill)."""
     if find_program(request.param) is None:
-        pytest.fail(f"{request.param} is not installed: .ci/run installs it")
+        pytest.skip(missing(request.param, request.param))
     peers = []
     try:
         for _ in range(2):

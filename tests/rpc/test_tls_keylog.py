@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import signal
 import ssl
 import subprocess
@@ -25,10 +24,11 @@ import pytest
 
 import rpc
 from rpc import _tls
+from tests.debian_tools import find_program, missing
 from tests.rpc.helpers import generic_server
 from tests.rpc.tshark import decode, needs_tshark, run_tshark
 
-TCPDUMP = shutil.which("tcpdump")
+TCPDUMP = find_program("tcpdump")
 
 needs_keylog = pytest.mark.skipif(
     not _tls.KEYLOG_SUPPORTED, reason="this ssl module has no key log (PyPy)"
@@ -136,7 +136,7 @@ def _headers_decrypted(capture: Path, port: int, keylog: Path) -> list[list[tupl
 
 @needs_keylog
 @needs_tshark
-@pytest.mark.skipif(TCPDUMP is None, reason="tcpdump is not installed (apt-get install tcpdump)")
+@pytest.mark.skipif(TCPDUMP is None, reason=missing("tcpdump", "tcpdump"))
 @pytest.mark.parametrize("api", ["aio", "sync"])
 def test_tls_capture_decrypts_with_either_sides_key_log(
     api: str,

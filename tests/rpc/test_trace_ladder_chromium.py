@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 import os
 import re
-import shutil
 import signal
 import struct
 import subprocess
@@ -24,12 +23,11 @@ import pytest
 import rpc
 from rpc._trace.ladder import build_ladder, write_diagram
 from rpc._trace.ladder.svg import stream_colours
+from tests.debian_tools import find_program, missing
 from tests.rpc.ladder_traces import traced_calls
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"
-)
+CHROMIUM = find_program("chromium") or find_program("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=missing("chromium", "chromium"))
 
 WIDTH = 1400
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -17,10 +16,10 @@ from typing import Any, Optional
 
 import pytest
 
-TSHARK = shutil.which("tshark")
-needs_tshark = pytest.mark.skipif(
-    TSHARK is None, reason="Debian's tshark is not installed (apt-get install tshark)"
-)
+from tests.debian_tools import find_program, missing
+
+TSHARK = find_program("tshark")
+needs_tshark = pytest.mark.skipif(TSHARK is None, reason=missing("tshark", "tshark"))
 
 Pairs = list[tuple[str, Any]]
 
