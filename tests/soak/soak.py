@@ -30,9 +30,13 @@ import subprocess
 import sys
 import threading
 import time
-import tracemalloc
 from pathlib import Path
 from typing import Any, Callable, Optional
+
+try:
+    import tracemalloc
+except ImportError:  # PyPy has no _tracemalloc: --tracemalloc is CPython's
+    tracemalloc = None  # type: ignore[assignment]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO_ROOT / "tests" / "protos"), str(REPO_ROOT / "tests" / "interop")]
@@ -271,6 +275,9 @@ class ErrorLog(logging.Handler):
 async def soak(args: argparse.Namespace) -> int:
     duration = args.seconds if args.seconds is not None else args.minutes * 60
     if args.tracemalloc:
+        if tracemalloc is None:
+            print("--tracemalloc needs CPython (this interpreter has no tracemalloc)")
+            return 2
         tracemalloc.start()
     errors = ErrorLog()
     logging.getLogger().addHandler(errors)
