@@ -242,7 +242,7 @@ class AsyncConnection(SessionView, asyncio.BufferedProtocol):
         session = self.session
         while not session.ready:
             if session.error is not None:
-                raise session.error
+                raise session.error.fresh()
             if self._state_waiter is None or self._state_waiter.done():
                 self._state_waiter = self._loop.create_future()
             await asyncio.shield(self._state_waiter)

@@ -277,7 +277,7 @@ class BlockingConnection(SessionView):
             ok = self.session.connection_made(peer, tls, local)
         if not ok:
             self.abort_transport()
-            raise self.session.error or ConnectionClosedError("connection refused")
+            raise (self.session.error or ConnectionClosedError("connection refused")).fresh()
         self.flush()
         role = "client" if self.session.core.client_side else "server"
         self._reader = threading.Thread(
@@ -291,7 +291,7 @@ class BlockingConnection(SessionView):
         with self.cond:
             while not self.session.ready:
                 if self.session.error is not None:
-                    raise self.session.error
+                    raise self.session.error.fresh()
                 self.cond.wait(deadline.remaining())
 
     def open_stream(

@@ -24,7 +24,7 @@ from codec.http2_errors import (
 )
 
 from .core import Bytes, ConnectionCore
-from .errors import ConnectionClosedError, LocalProtocolError, RemoteProtocolError
+from .errors import ConnectionClosedError, LocalProtocolError, RemoteProtocolError, TransportError
 from .errors import StreamResetError as StreamResetError
 from .events import (
     ConnectionTerminated,
@@ -135,7 +135,7 @@ class SessionStream:
         self.write_waiter: object = None
         self._inbox: deque[tuple[bytes, int]] = deque()
         self._ended = False
-        self._error: Optional[Exception] = None
+        self._error: Optional[TransportError] = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.stream_id}>"
@@ -146,7 +146,7 @@ class SessionStream:
         return self._ended
 
     @property
-    def error(self) -> Optional[Exception]:
+    def error(self) -> Optional[TransportError]:
         """Why the stream failed (a reset or the connection's sticky error), if it did."""
         return None if self._ended else self._error
 
@@ -158,14 +158,14 @@ class SessionStream:
         inbox = self._inbox
         if inbox:
             if self._error is not None and not self._ended:
-                raise self._error
+                raise self._error.fresh()
             data, flow = inbox.popleft()
             self._session._consumed(self.stream_id, flow)
             return data
         if self._ended:
             return b""
         if self._error is not None:
-            raise self._error
+            raise self._error.fresh()
         return None
 
     def _take_response_headers(self) -> Optional[Headers]:
@@ -173,7 +173,7 @@ class SessionStream:
         if self.response_headers is not None:
             return self.response_headers
         if self._error is not None:
-            raise self._error
+            raise self._error.fresh()
         if self._ended:
             raise LocalProtocolError("stream ended without response headers")
         return None
@@ -199,13 +199,13 @@ class SessionStream:
     def _write_blocked(self) -> bool:
         """True while the sender must wait: too much queued, or the socket buffer is full."""
         if self._error is not None and not self._ended:
-            raise self._error
+            raise self._error.fresh()
         session = self._session
         return session.paused or session.core.pending_bytes(self.stream_id) > session.high_water
 
     def _drained(self) -> bool:
         if self._error is not None and not self._ended:
-            raise self._error
+            raise self._error.fresh()
         session = self._session
         return not session.paused and not session.core.pending_bytes(self.stream_id)
 
@@ -264,7 +264,7 @@ class SessionStream:
 
     def _check_writable(self) -> None:
         if self._error is not None:
-            raise self._error
+            raise self._error.fresh()
         if self.local_closed:
             raise LocalProtocolError(f"stream {self.stream_id} is closed for sending")
 
@@ -280,7 +280,7 @@ class SessionStream:
         driver.wake_read(self)
         driver.wake_write(self)
 
-    def _fail(self, error: Exception) -> None:
+    def _fail(self, error: TransportError) -> None:
         """The stream broke from outside: record why, wake waiters, tell the owner."""
         if self._error is None:
             self._error = error
@@ -362,7 +362,7 @@ class Session:
 
     def raise_if_unusable(self) -> None:
         if self.error is not None:
-            raise self.error
+            raise self.error.fresh()
         if self.goaway_received or self.core.closed or self.closing_when_idle:
             raise ConnectionClosedError("connection is draining (GOAWAY): open a new one")
 

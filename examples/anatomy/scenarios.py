@@ -37,6 +37,7 @@ class Guide:
     def __init__(self) -> None:
         self.features = load_features()
         self.handler_saw_cancel = asyncio.Event()
+        self.draining_handler_started = asyncio.Event()
 
     def _at(self, point: pb.Point) -> pb.Feature:
         for feature in self.features:
@@ -52,6 +53,7 @@ class Guide:
         if request == COMPRESSED:
             context.set_compression("gzip")
         if request == DRAINING:
+            self.draining_handler_started.set()
             await asyncio.sleep(0.3)
         return self._at(request)
 
@@ -202,7 +204,10 @@ async def run_scenarios(tracer: rpc.Tracer) -> list[Scenario]:
 
     async def goaway() -> str:
         call = asyncio.ensure_future(stub.GetFeature(DRAINING))
-        await asyncio.sleep(0.1)  # the request is at the server, its handler is pausing
+        # Stop once the request is at the server and its handler is pausing: the GOAWAY then
+        # names this call's stream as the last one the server processes (a fixed sleep here
+        # sometimes stopped the server first on a busy machine, and the GOAWAY said 15, not 17).
+        await asyncio.wait_for(guide.draining_handler_started.wait(), 10)
         await server.stop(grace=5)
         feature = await call
         return f"the call in flight finished ({feature.location.latitude}), then the server closed"

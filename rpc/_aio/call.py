@@ -148,8 +148,10 @@ class _ClientCall(ClientCallCore):
                     if error is None:
                         command = program.send(result)
                     else:
-                        command = program.throw(error)
-                        error = None
+                        try:
+                            command = program.throw(error)
+                        finally:  # see "Dropping a thrown error" in rpc/_core/server_call.py
+                            error = None
                 except StopIteration as stop:
                     return stop.value
                 op = command[0]

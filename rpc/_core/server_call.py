@@ -68,6 +68,17 @@ fails. The value of ``serve()`` is the final status; the driver ends the call wi
 after its own bookkeeping and under its own lock where threads race to end a call (the blocking
 server frees the connection's slot first). A callback handed to the core would have done for
 these few cases too; events keep the order of steps visible in one place, the driver.
+
+Dropping a thrown error
+-----------------------
+Every driver (these two and the client calls') keeps the failure it is about to throw into the
+program in a local, and must drop it however ``program.throw()`` ends (``try/finally``), not only
+when the program goes on. When the program ends instead (its ``StopIteration``, or the error
+passed back out), a kept error would hold its traceback, the traceback the driver's frame, and the
+frame the error: a reference cycle, which only the cycle collector frees, seconds later on an idle
+process. Everything those frames hold waited with it: the call, the message being sent, a handler's
+response generator (whose ``finally`` then ran late; the fault tests' check that a cancelled
+blocking handler ends saw it).
 """
 
 from __future__ import annotations

@@ -172,7 +172,10 @@ class Channel(ChannelCore):
                     if error is None:
                         program.send(None)
                     else:
-                        program.throw(error)
+                        try:
+                            program.throw(error)
+                        finally:  # see "Dropping a thrown error" in rpc/_core/server_call.py
+                            error = None
                 except StopIteration as stop:
                     self._perform_commands()
                     return stop.value  # type: ignore[no-any-return]
@@ -397,8 +400,10 @@ class Call(ClientCallCore, Generic[ResponseT]):
                 if error is None:
                     command = program.send(result)
                 else:
-                    command = program.throw(error)
-                    error = None
+                    try:
+                        command = program.throw(error)
+                    finally:  # see "Dropping a thrown error" in rpc/_core/server_call.py
+                        error = None
             except StopIteration as stop:
                 return stop.value
             op = command[0]
@@ -622,8 +627,10 @@ class CallFuture(FutureBase, Call[ResponseT]):
                     if error is None:
                         command = program.send(result)
                     else:
-                        command = program.throw(error)
-                        error = None
+                        try:
+                            command = program.throw(error)
+                        finally:  # see "Dropping a thrown error" in rpc/_core/server_call.py
+                            error = None
                 except StopIteration as stop:
                     programs.pop()
                     result, error = stop.value, None

@@ -83,8 +83,10 @@ class ServicerContext(ThreadServicerContext):
                 if failure is None:
                     command = program.send(value)
                 else:
-                    command = program.throw(failure)
-                    failure = None
+                    try:
+                        command = program.throw(failure)
+                    finally:  # see "Dropping a thrown error" in rpc/_core/server_call.py
+                        failure = None
             except StopIteration as stop:
                 return stop.value
             op = command[0]

@@ -7,7 +7,7 @@ import pytest
 from codec.http2_errors import SETTINGS_TIMEOUT
 from tests.transport.pair import REQUEST, RESPONSE, TRAILERS
 from tests.transport.session_pair import ACK, SessionPair
-from transport import ConnectionClosedError, ConnectionOptions
+from transport import ConnectionClosedError, ConnectionOptions, StreamResetError
 
 pytestmark = pytest.mark.time_limit(10)
 
@@ -152,3 +152,27 @@ def test_a_blocking_end_makes_a_unary_call_without_its_reader_thread() -> None:
     assert call.read(timeout=0) == b""
     assert call.trailers == TRAILERS
     assert not pair.client.streams and not pair.server.streams
+
+
+def test_a_stream_error_raised_again_and_again_keeps_no_traceback() -> None:
+    # A reset stream raises its error on every later operation. Each raise is a fresh copy: the
+    # kept error gets no traceback, whose frames (a handler's locals: its response generator,
+    # the message being sent) it would otherwise keep alive for as long as the stream is kept.
+    pair = SessionPair()
+    call = pair.open(REQUEST)
+    pair.pump()
+    (handler,) = pair.take_requests()
+    call.reset()
+    pair.pump()
+    raised = []
+    for _ in range(3):
+        with pytest.raises(StreamResetError) as info:
+            handler.send_data(b"after the reset")
+        raised.append(info.value)
+    kept = handler.error
+    assert isinstance(kept, StreamResetError) and kept.__traceback__ is None
+    assert all(error is not kept for error in raised)
+    assert len({id(error) for error in raised}) == 3
+    assert {(str(e), e.error_code, e.remote) for e in raised} == {
+        (str(kept), kept.error_code, kept.remote)
+    }
