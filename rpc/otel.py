@@ -289,19 +289,25 @@ class _SyncClientInterceptor:
     def __init__(self, telemetry: _Telemetry) -> None:
         self._telemetry = telemetry
 
-    def _unary_response(
+    def _start(
         self, continuation: Callable[..., Any], details: Any, request: Any, streaming: bool
-    ) -> Any:
+    ) -> tuple[_Record, Any]:
+        """Begin the span and start the call; the record and what the continuation returned."""
         record, details = self._telemetry.begin_client(details, as_metadata=False)
         if not streaming:
             record.sent()
         elif self._telemetry.message_events:
             request = _counted(request, record)
         try:
-            outcome = continuation(details, request)
+            return record, continuation(details, request)
         except BaseException as exc:
             record.fail(exc)
             raise
+
+    def _unary_response(
+        self, continuation: Callable[..., Any], details: Any, request: Any, streaming: bool
+    ) -> Any:
+        record, outcome = self._start(continuation, details, request, streaming)
         add_done_callback = getattr(outcome, "add_done_callback", None)
         if add_done_callback is None:  # an inner interceptor answered with the response
             record.received()
@@ -313,16 +319,7 @@ class _SyncClientInterceptor:
     def _stream_response(
         self, continuation: Callable[..., Any], details: Any, request: Any, streaming: bool
     ) -> Any:
-        record, details = self._telemetry.begin_client(details, as_metadata=False)
-        if not streaming:
-            record.sent()
-        elif self._telemetry.message_events:
-            request = _counted(request, record)
-        try:
-            call = continuation(details, request)
-        except BaseException as exc:
-            record.fail(exc)
-            raise
+        record, call = self._start(continuation, details, request, streaming)
         return _SyncStreamCall(call, record)
 
     def intercept_unary_unary(

@@ -87,9 +87,7 @@ NEXT_REQUEST = 6
 #: driving ``_write_requests()``).
 START_WRITER = 7
 
-#: ``(CONNECT,)``: one connection attempt of the channel (shared by the calls waiting for it);
-#: it ends with the channel's ``_connected(conn)`` or ``_connect_failed(exc)``.
-CONNECT = 8
+# 8 was CONNECT, the channel's own connection attempt, before the balancer's subchannels.
 
 #: ``(DELIVER, message)``: hand a response (EOF after the last) to the consumer of a response
 #: stream: the driver returns it, and the next drive of the same program goes on from there.

@@ -30,11 +30,12 @@ import logging
 import os
 import threading
 import time
-from typing import IO, Any, Optional, Union
+from typing import IO, Any, ClassVar, Optional, Union
 
 from transport import ConnectionOptions
 
 from .._version import __version__
+from .activation import Activatable, Activations
 from .pcapng import (
     INBOUND,
     OUTBOUND,
@@ -67,7 +68,7 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-class PcapWriter:
+class PcapWriter(Activatable):
     """Writes the connections of the channels and servers it is given into one pcapng file.
 
     ::
@@ -82,13 +83,15 @@ class PcapWriter:
     Usable from any number of threads and connections.
     """
 
+    _activations: ClassVar[Activations[PcapWriter]] = Activations()
+
     def __init__(self, file: Union[str, os.PathLike[str], IO[bytes]]) -> None:
         self._lock = threading.Lock()
         self._owned = False
         self.path: Optional[str] = None
         if isinstance(file, (str, os.PathLike)):
             self.path = _expand(file)
-            with _ACTIVE_LOCK:
+            with _LOCK:
                 other = _BY_PATH.get(self.path)
                 if other is not None and not other.closed:
                     # Two writers would each truncate the file and interleave their sections.
@@ -128,23 +131,7 @@ class PcapWriter:
     def closed(self) -> bool:
         return self._file is None
 
-    def activate(self) -> PcapWriter:
-        """Capture every channel and server created from now on (unless its ``pcap=`` option
-        says otherwise), until ``deactivate()``: what a command-line ``--pcap`` flag does."""
-        with _ACTIVE_LOCK:
-            _ACTIVE.append(self)
-        return self
-
-    def deactivate(self) -> None:
-        with _ACTIVE_LOCK:
-            if self in _ACTIVE:
-                _ACTIVE.remove(self)
-
-    def __enter__(self) -> PcapWriter:
-        return self.activate()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.deactivate()
+    def _end(self) -> None:  # leaving a ``with`` block (activation.py)
         self.close()
 
     # ---------------------------------------------------------------- for ConnectionOptions
@@ -296,8 +283,7 @@ class ConnectionCapture:
 
 # ---------------------------------------------------------------------- choosing a writer
 
-_ACTIVE: list[PcapWriter] = []
-_ACTIVE_LOCK = threading.Lock()
+_LOCK = threading.Lock()  # for the two below
 _BY_PATH: dict[str, PcapWriter] = {}
 _ENV_WRITER: list[Optional[PcapWriter]] = []  # read once: [] until then
 
@@ -310,20 +296,20 @@ def _expand(path: Union[str, os.PathLike[str]]) -> str:
 def writer_for_path(path: Union[str, os.PathLike[str]]) -> PcapWriter:
     """The process's writer of ``path`` (made on first use; a closed one is made anew)."""
     key = _expand(path)
-    with _ACTIVE_LOCK:
+    with _LOCK:
         writer = _BY_PATH.get(key)
         if writer is not None and not writer.closed:
             return writer
     try:
         return PcapWriter(key)
     except ValueError:  # made by another thread meanwhile
-        with _ACTIVE_LOCK:
+        with _LOCK:
             return _BY_PATH[key]
 
 
 def writer_from_environment() -> Optional[PcapWriter]:
     """The writer ``H2RPC_PCAP=FILE`` asks for (read once per process), or None."""
-    with _ACTIVE_LOCK:
+    with _LOCK:
         if _ENV_WRITER:
             return _ENV_WRITER[0]
     path = os.environ.get(ENV_PCAP, "").strip()
@@ -333,7 +319,7 @@ def writer_from_environment() -> Optional[PcapWriter]:
             writer = writer_for_path(path)
         except OSError as exc:  # a capture that cannot be written must not stop the application
             log.warning("%s=%r: no capture: %s", ENV_PCAP, path, exc)
-    with _ACTIVE_LOCK:
+    with _LOCK:
         if not _ENV_WRITER:
             _ENV_WRITER.append(writer)
         return _ENV_WRITER[0]
@@ -346,10 +332,7 @@ def resolve_capture(pcap: PcapOption) -> Optional[PcapWriter]:
     """The writer a new channel or server uses: its ``pcap=`` option (a path or a writer), else
     an active writer, else ``H2RPC_PCAP``; ``pcap=False`` refuses all three."""
     if pcap is None:
-        with _ACTIVE_LOCK:
-            if _ACTIVE:
-                return _ACTIVE[-1]
-        return writer_from_environment()
+        return PcapWriter._activations.latest() or writer_from_environment()
     if pcap is False:
         return None
     if isinstance(pcap, PcapWriter):

@@ -21,7 +21,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterable
-from typing import IO, Any, Callable, Optional, Union
+from typing import IO, Any, Callable, ClassVar, Optional, Union
 
 from google.protobuf import descriptor_pool, message_factory, text_format
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
@@ -29,6 +29,8 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from codec import CodecError, decompress
 from transport import ConnectionOptions
 from transport.trace import ConnectionTrace, TraceEvent
+
+from .activation import Activatable, Activations
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +295,7 @@ def parse_spec(spec: str) -> tuple[frozenset[str], str]:
     return parse_kinds(kinds or None), format
 
 
-class Tracer:
+class Tracer(Activatable):
     """Records the wire of the connections it is given; ``events`` holds what it saw.
 
     ::
@@ -309,6 +311,8 @@ class Tracer:
     (aligned lines) or ``"json"`` (JSON lines); ``keep``: also keep the events in ``events``.
     A tracer may be shared by any number of channels and servers, in any threads.
     """
+
+    _activations: ClassVar[Activations[Tracer]] = Activations()
 
     def __init__(
         self,
@@ -391,24 +395,7 @@ class Tracer:
         with self._lock:
             self.events.clear()
 
-    def activate(self) -> Tracer:
-        """Trace every channel and server created from now on (unless its ``trace=`` option
-        says otherwise), until ``deactivate()``; what a command-line ``--trace`` flag does."""
-        with _ACTIVE_LOCK:
-            _ACTIVE.append(self)
-        return self
-
-    def deactivate(self) -> None:
-        with _ACTIVE_LOCK:
-            if self in _ACTIVE:
-                _ACTIVE.remove(self)
-
-    def __enter__(self) -> Tracer:
-        """Trace every channel and server created inside the block (unless told otherwise)."""
-        return self.activate()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.deactivate()
+    def _end(self) -> None:  # leaving a ``with`` block (activation.py)
         self.stop()
 
     # ---------------------------------------------------------------- message types
@@ -530,8 +517,7 @@ def trace(
     return Tracer(kinds, output=output, format=format, keep=keep)
 
 
-_ACTIVE: list[Tracer] = []
-_ACTIVE_LOCK = threading.Lock()
+_ENV_LOCK = threading.Lock()
 _ENV_TRACER: list[Optional[Tracer]] = []  # read once: [] until then
 
 
@@ -541,7 +527,7 @@ def tracer_from_environment() -> Optional[Tracer]:
     ``H2RPC_TRACE=all`` (or ``1``), ``frames,headers,messages`` or any subset, plus ``json``
     for JSON lines; output to standard error, or appended to ``H2RPC_TRACE_FILE``.
     """
-    with _ACTIVE_LOCK:
+    with _ENV_LOCK:
         if not _ENV_TRACER:
             spec = os.environ.get(ENV_TRACE, "").strip()
             tracer = None
@@ -587,10 +573,7 @@ def resolve_tracer(trace: TraceOption) -> Optional[Tracer]:
     """The tracer a new channel or server uses: its ``trace=`` option, else an active
     ``with rpc.trace():`` block, else ``H2RPC_TRACE``; ``trace=False`` refuses all three."""
     if trace is None:
-        with _ACTIVE_LOCK:
-            if _ACTIVE:
-                return _ACTIVE[-1]
-        return tracer_from_environment()
+        return Tracer._activations.latest() or tracer_from_environment()
     if trace is False:
         return None
     if trace is True:

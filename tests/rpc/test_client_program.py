@@ -16,7 +16,6 @@ import pytest
 import rpc
 from codec.http2_errors import CANCEL, REFUSED_STREAM
 from rpc._core.client_call import (
-    CONNECT,
     HEAD,
     NEXT_REQUEST,
     NOT_READY,
@@ -43,7 +42,6 @@ NAMES = {
     PAUSE: "PAUSE",
     NEXT_REQUEST: "NEXT_REQUEST",
     START_WRITER: "START_WRITER",
-    CONNECT: "CONNECT",
 }
 OK_HEAD = [(b":status", b"200"), (b"content-type", b"application/grpc")]
 OK_TRAILERS = [(b"grpc-status", b"0")]
