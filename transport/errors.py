@@ -14,11 +14,9 @@ class TransportError(Exception):
 
         A stream's error and a connection's sticky error are kept and raised again on every
         later operation. Raising one instance again and again grows its ``__traceback__`` with
-        each raise, and a traceback keeps its frames, and their locals, alive: a handler's
-        response generator, the message being sent, for as long as the stream or connection
-        holds the error. (A blocking handler's generator then was not finalised after its
-        call ended: its ``finally`` ran only once the stream object went.) Raising a copy
-        leaves the kept instance without a traceback.
+        each raise, and a traceback keeps its frames, and their locals, alive (a handler's
+        response generator, the message being sent) for as long as the stream or connection
+        holds the error. Raising a copy leaves the kept instance without a traceback.
         """
         clone = type(self).__new__(type(self))
         clone.args = self.args
