@@ -13,7 +13,9 @@ One call gives them all::
 
 Per the RPC semantic conventions: a span per call, kind CLIENT or SERVER, named
 ``package.Service/Method``, with ``rpc.system`` ("grpc"), ``rpc.service``, ``rpc.method`` and
-``rpc.grpc.status_code``; its status is ERROR for any non-OK code on the client, and on the
+``rpc.grpc.status_code`` (the server's also with the client's ``rpc.user_agent`` and
+``net.peer.*``, as ``opentelemetry-instrumentation-grpc`` says them on a grpcio server); its
+status is ERROR for any non-OK code on the client, and on the
 server for the codes that blame the server (UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL,
 UNAVAILABLE, DATA_LOSS). With ``message_events=True``, a ``message`` event per message
 (``message.type`` SENT or RECEIVED, ``message.id`` from 1 in each direction). The client injects
@@ -91,6 +93,25 @@ def _names(method: Any) -> tuple[str, dict[str, Any]]:
     name = method[1:] if method.startswith("/") else method
     service, _, rpc_method = name.rpartition("/")
     return name, {"rpc.system": "grpc", "rpc.service": service, "rpc.method": rpc_method}
+
+
+def _client_attributes(details: ServerCallDetails, context: InterceptorContext) -> dict[str, Any]:
+    """What a server span says of its client, as ``opentelemetry-instrumentation-grpc``'s server
+    interceptor says it for grpcio (same keys, same values, so that spans from both kinds of
+    server read alike): the user agent, and the peer's address from ``context.peer()``
+    (``ipv4:10.0.0.1:5000``, ``ipv6:[::1]:5000``; nothing for Unix sockets)."""
+    attributes: dict[str, Any] = {}
+    user_agent = details.invocation_metadata.get("user-agent")
+    if isinstance(user_agent, str):
+        attributes["rpc.user_agent"] = user_agent
+    peer = context.peer()
+    if peer.startswith(("ipv4:", "ipv6:")):
+        ip, _, port = peer.split(",")[0].split(":", 1)[1].rpartition(":")
+        attributes["net.peer.ip"] = ip
+        attributes["net.peer.port"] = port  # a string, as that package sets it
+        if ip in ("[::1]", "127.0.0.1"):
+            attributes["net.peer.name"] = "localhost"
+    return attributes
 
 
 def _code_of(exc: BaseException) -> tuple[StatusCode, str]:
@@ -221,9 +242,12 @@ class _ServerInterceptor(Interceptor):
         # The client's context, or none: never whatever happens to be current on the server.
         parent = api.propagate.extract(details.invocation_metadata, context=api.context.Context())
         span = telemetry.tracer.start_span(
-            name, context=parent, kind=telemetry.kind, attributes=attributes
+            name,
+            context=parent,
+            kind=telemetry.kind,
+            attributes={**attributes, **_client_attributes(details, context)},
         )
-        record = telemetry.record(span, attributes)
+        record = telemetry.record(span, attributes)  # the duration metric's: not per client
         if telemetry.message_events:
             context.wrap_requests(record.received_message)
             context.wrap_responses(record.sent_message)

@@ -408,6 +408,52 @@ def test_tls_with_cacert_and_authority(tmp_path: Path) -> None:
     assert wrong_name.returncode == rpc.StatusCode.UNAVAILABLE.value
 
 
+def test_tls_flags_insecure_servername_and_mutual_tls(tmp_path: Path) -> None:
+    # One server that requires a client certificate (mutual TLS), its own under a name the
+    # target does not say: --servername names it, --insecure skips the check of it, --cert and
+    # --key present the client's; each missing piece fails the handshake (UNAVAILABLE).
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_cert = ca.issue_cert("cli.example")
+    client_cert = ca.issue_cert("client.example")
+    files = {}
+    for name, pem in {
+        "chain": b"".join(p.bytes() for p in server_cert.cert_chain_pems),
+        "key": server_cert.private_key_pem.bytes(),
+        "client_chain": b"".join(p.bytes() for p in client_cert.cert_chain_pems),
+        "client_key": client_cert.private_key_pem.bytes(),
+        "ca": ca.cert_pem.bytes(),
+    }.items():
+        files[name] = tmp_path / f"{name}.pem"
+        files[name].write_bytes(pem)
+    server = rpc.sync.Server(max_workers=4)
+    server.add_service(kinds.SERVICE, H2rpcKinds())
+    reflection.enable_reflection(server)
+    context = rpc.ssl_server_context(
+        files["chain"], files["key"], root_certificates=files["ca"], require_client_auth=True
+    )
+    port = server.add_secure_port("127.0.0.1:0", context)
+    server.start()
+    target = f"127.0.0.1:{port}"
+    call = ("call", target, "clitest.Kinds/Echo", "-d", '{"name": "mtls"}', "--timeout", "10")
+    client = ("--cert", str(files["client_chain"]), "--key", str(files["client_key"]))
+    try:
+        by_name = h2rpc(*call, "--cacert", str(files["ca"]), "--servername", "cli.example", *client)
+        insecure = h2rpc(*call, "--insecure", *client)
+        no_client_cert = h2rpc(*call, "--cacert", str(files["ca"]), "--servername", "cli.example")
+        wrong_name = h2rpc(*call, "--cacert", str(files["ca"]), "--servername", "other", *client)
+        half_a_pair = h2rpc(*call, "--insecure", "--cert", str(files["client_chain"]))
+    finally:
+        server.stop(None)
+    for ok in (by_name, insecure):
+        assert ok.returncode == 0, ok.stderr
+        assert json_lines(ok.stdout) == [{"name": "mtls"}]
+    for refused in (no_client_cert, wrong_name):
+        assert refused.returncode == rpc.StatusCode.UNAVAILABLE.value, refused.stderr
+    assert half_a_pair.returncode == 1  # a usage error, said before any connection
+    assert "TLS" in half_a_pair.stderr and "private_key" in half_a_pair.stderr
+
+
 # ====================================================================== beside grpcurl
 
 

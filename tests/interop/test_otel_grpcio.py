@@ -6,6 +6,8 @@ interceptor. Either way, one trace: the server span is the child of the client s
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from concurrent import futures
 from typing import Any
 
@@ -164,3 +166,70 @@ def test_h2rpc_client_into_instrumented_grpcio_server(
     assert responses == ([b"A"] if method == "Echo" else [b"a", b"A"])
     client, server_span = spans(2)
     assert_one_trace(client, server_span, method)
+
+
+@pytest.mark.parametrize("server_api", ["async", "sync"])
+def test_server_spans_say_what_the_instrumented_grpcio_servers_say(server_api: str) -> None:
+    # The same grpcio client calls an h2rpc server with rpc.otel and a grpcio server with
+    # opentelemetry-instrumentation-grpc's interceptor: the two server spans carry the same
+    # attributes (rpc.*, the user agent, net.peer.*), the client's port aside.
+    def server_span(serve: Any) -> Any:
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        with serve(provider) as target, grpc.insecure_channel(target) as channel:
+            assert channel.unary_unary(f"/{SERVICE}/Echo")(b"a", timeout=10) == b"A"
+        wait_until(lambda: len(exporter.get_finished_spans()) == 1, 5)
+        (span,) = exporter.get_finished_spans()
+        return span
+
+    @contextlib.contextmanager
+    def grpcio_server(provider: Any) -> Any:
+        server = grpc.server(
+            futures.ThreadPoolExecutor(4),
+            interceptors=[server_interceptor(tracer_provider=provider)],
+        )
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE, {"Echo": HANDLERS["Echo"][1]}),)
+        )
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        try:
+            yield f"127.0.0.1:{port}"
+        finally:
+            server.stop(0.5).wait(5)
+
+    @contextlib.contextmanager
+    def h2rpc_server(provider: Any) -> Any:
+        otel = rpc.otel.interceptors(tracer_provider=provider)
+        generic = rpc.method_handlers_generic_handler(SERVICE, {"Echo": HANDLERS["Echo"][0]})
+        if server_api == "sync":
+            server = rpc.sync.Server([generic], interceptors=otel.server)
+            port = server.add_insecure_port("127.0.0.1:0")
+            server.start()
+            try:
+                yield f"127.0.0.1:{port}"
+            finally:
+                server.stop(0.5)
+            return
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
+        aserver = rpc.Server([generic], interceptors=otel.server)
+        port = aserver.add_insecure_port("127.0.0.1:0")
+        asyncio.run_coroutine_threadsafe(aserver.start(), loop).result(10)
+        try:
+            yield f"127.0.0.1:{port}"
+        finally:
+            asyncio.run_coroutine_threadsafe(aserver.stop(0.5), loop).result(10)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(5)
+            loop.close()
+
+    theirs = dict(server_span(grpcio_server).attributes)
+    ours = dict(server_span(h2rpc_server).attributes)
+    assert theirs["net.peer.ip"] == "127.0.0.1" and theirs["rpc.user_agent"].startswith("grpc-")
+    assert ours["net.peer.port"].isdigit() and ours["net.peer.port"] != "0"
+    for attributes in (theirs, ours):
+        del attributes["net.peer.port"]
+    assert ours == theirs

@@ -277,13 +277,24 @@ def test_one_trace_client_parent_of_server_with_semconv_attributes(
     assert server.parent is not None and server.parent.span_id == client.context.span_id
     assert server.parent.is_remote
     assert client.parent is None  # no span was current in the test
+    rpc_attributes = {
+        "rpc.system": "grpc",
+        "rpc.service": SERVICE,
+        "rpc.method": kind,
+        "rpc.grpc.status_code": 0,
+    }
+    assert dict(client.attributes) == rpc_attributes
+    # The server's span also says who called (as opentelemetry-instrumentation-grpc's does).
+    port = server.attributes["net.peer.port"]
+    assert port.isdigit()
+    assert dict(server.attributes) == {
+        **rpc_attributes,
+        "rpc.user_agent": f"h2rpc-python/{rpc.__version__}",
+        "net.peer.ip": "127.0.0.1",
+        "net.peer.port": port,
+        "net.peer.name": "localhost",
+    }
     for span in (client, server):
-        assert dict(span.attributes) == {
-            "rpc.system": "grpc",
-            "rpc.service": SERVICE,
-            "rpc.method": kind,
-            "rpc.grpc.status_code": 0,
-        }
         assert span.status.status_code == SpanStatusCode.UNSET
         assert not span.events  # message events are off by default
     # The server span is current while the handler runs (async def, def in the pool, threads).
