@@ -386,6 +386,10 @@ class Setup:
     def warmup(self, impl: Impl) -> float:
         return self.args.pypy_warmup if impl.python == "pypy" else self.args.warmup
 
+    def settle(self, impl: Impl) -> float:
+        """At most this long after the warm-up until the rate is steady (PyPy's JIT)."""
+        return self.args.pypy_settle if impl.python == "pypy" else 0.0
+
     def env_for(self, impl: Impl) -> dict[str, str]:
         """The environment of an implementation's processes: PyPy's gets its nursery size."""
         env = dict(self.env)
@@ -616,6 +620,8 @@ def run_client(setup: Setup, impl: Impl, server: Child, scenario: str) -> dict[s
         scenario,
         "--warmup",
         str(warmup),
+        "--settle",
+        str(setup.settle(impl)),
         "--seconds",
         str(args.seconds),
         *impl.args,
@@ -625,7 +631,7 @@ def run_client(setup: Setup, impl: Impl, server: Child, scenario: str) -> dict[s
         env[CPU_ENV] = str(setup.client_cpu)
     client = Child(f"{impl.name} client {scenario}", argv, env, setup.client_cpu)
     try:
-        limit = warmup + args.seconds + 60
+        limit = warmup + setup.settle(impl) + args.seconds + 60
         client.expect(("WINDOW-START",), limit)
         cpu0 = cpu_seconds(server)
         line = client.expect(("RESULT ",), args.seconds + 60)
@@ -1329,6 +1335,12 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, help="timed window (default 1.5, quick 1)")
     parser.add_argument("--warmup", type=float, help="warm-up (default 0.5, quick 0.3)")
     parser.add_argument("--pypy-warmup", type=float, help="warm-up on PyPy (default 2, quick 1)")
+    parser.add_argument(
+        "--pypy-settle",
+        type=float,
+        help="on PyPy, after the warm-up, at most this many seconds more until the rate is "
+        "steady (within 5 %% over two 1 s windows; default 30, quick 0)",
+    )
     parser.add_argument("--pypy", default="pypy3", help="the PyPy interpreter (default pypy3)")
     parser.add_argument(
         "--pypy-gc-nursery",
@@ -1366,6 +1378,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     args.warmup = args.warmup if args.warmup is not None else (0.3 if args.quick else 0.5)
     if args.pypy_warmup is None:
         args.pypy_warmup = 1.0 if args.quick else 2.0
+    if args.pypy_settle is None:
+        args.pypy_settle = 0.0 if args.quick else 30.0
     args.scenarios = args.scenarios or list(ALL_SCENARIOS)
     args.impls = args.impls or [i.name for i in IMPLS if i.default]
     return args
@@ -1505,7 +1519,13 @@ def render(data: dict[str, Any]) -> str:
         + ".",
         "",
         f"{config['repeats']} interleaved round(s); each run: {config['warmup']:g} s warm-up "
-        f"({config['pypy_warmup']:g} s on PyPy), {config['seconds']:g} s timed; 16-byte payloads; "
+        + (
+            f"({config['pypy_warmup']:g} s on PyPy, then until its rate is steady, at most "
+            f"{config['pypy_settle']:g} s more), "
+            if config.get("pypy_settle")
+            else f"({config['pypy_warmup']:g} s on PyPy), "
+        )
+        + f"{config['seconds']:g} s timed; 16-byte payloads; "
         + (
             f"PyPy processes with PYPY_GC_NURSERY={config['pypy_gc_nursery']}; "
             if config.get("pypy_gc_nursery")
@@ -1529,6 +1549,13 @@ def render(data: dict[str, Any]) -> str:
         lines += floor_markdown(floor, cells)
     if skipped:
         lines += ["", "Skipped: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()) + "."]
+    unsettled = sorted({f"{r['impl']} {r['scenario']}" for r in runs if r.get("steady") is False})
+    if unsettled:
+        lines += [
+            "",
+            "Rate still changing by more than 5 % per second at the end of the PyPy settling "
+            f"limit ({config.get('pypy_settle', 0):g} s): " + ", ".join(unsettled) + ".",
+        ]
     failures = [r for r in runs if "error" in r]
     if failures:
         lines += ["", f"{len(failures)} run(s) failed; their errors are in the JSON file."]

@@ -120,3 +120,27 @@ def test_percall_counts_a_few_calls_per_side():
         assert cell[side]["cpu"]["loop_iterations"] >= 1
         assert cell[side]["opcodes"]["opcodes"] > 100
     assert "asyncio unary | client" in percall.render(results, 3)
+
+
+def test_settling_waits_for_a_steady_rate_or_the_limit():
+    from tests.bench.driver import Settler, _Counter
+
+    now = [0.0]
+    counter = _Counter()
+    settler = Settler([counter], limit=10, clock=lambda: now[0])
+
+    def second_at(rate: int) -> object:
+        now[0] += 1
+        counter.ops += rate
+        return settler.next_wait()
+
+    assert settler.next_wait() == 1.0  # no rate yet
+    # A JIT warming up: the rate climbs, then holds within 5 %.
+    assert [second_at(r) for r in (400, 2300, 5100, 5200)] == [1.0, 1.0, 1.0, None]
+    assert settler.steady and settler.spent == 4
+    # One that never settles stops at the limit, and says so.
+    now[0], counter.ops = 0.0, 0
+    settler = Settler([counter], limit=3, clock=lambda: now[0])
+    assert [second_at(r) for r in (100, 200, 400)] == [1.0, 1.0, None]
+    assert not settler.steady and settler.spent == 3
+    assert Settler([counter], limit=0).next_wait() is None  # --settle 0: no settling
