@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from concurrent import futures
 from typing import Any
 
@@ -32,7 +31,7 @@ from opentelemetry.trace import SpanKind
 
 import rpc.otel
 
-from ..rpc.helpers import run, serving, wait_until
+from ..rpc.helpers import run, serving, serving_blocking, wait_until
 
 SERVICE = "otel.interop.Echo"
 
@@ -203,28 +202,9 @@ def test_server_spans_say_what_the_instrumented_grpcio_servers_say(server_api: s
     def h2rpc_server(provider: Any) -> Any:
         otel = rpc.otel.interceptors(tracer_provider=provider)
         generic = rpc.method_handlers_generic_handler(SERVICE, {"Echo": HANDLERS["Echo"][0]})
-        if server_api == "sync":
-            server = rpc.sync.Server([generic], interceptors=otel.server)
-            port = server.add_insecure_port("127.0.0.1:0")
-            server.start()
-            try:
-                yield f"127.0.0.1:{port}"
-            finally:
-                server.stop(0.5)
-            return
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, daemon=True)
-        thread.start()
-        aserver = rpc.Server([generic], interceptors=otel.server)
-        port = aserver.add_insecure_port("127.0.0.1:0")
-        asyncio.run_coroutine_threadsafe(aserver.start(), loop).result(10)
-        try:
-            yield f"127.0.0.1:{port}"
-        finally:
-            asyncio.run_coroutine_threadsafe(aserver.stop(0.5), loop).result(10)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(5)
-            loop.close()
+        server_class = rpc.sync.Server if server_api == "sync" else rpc.Server
+        with serving_blocking(server_class([generic], interceptors=otel.server)) as target:
+            yield target
 
     theirs = dict(server_span(grpcio_server).attributes)
     ours = dict(server_span(h2rpc_server).attributes)

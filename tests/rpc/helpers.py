@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import rpc
@@ -37,6 +38,33 @@ async def serving(server: rpc.Server, address: str = "127.0.0.1:0") -> AsyncIter
         yield address if address.startswith("unix") else f"127.0.0.1:{port}"
     finally:
         await server.stop(0.5)
+
+
+@contextlib.contextmanager
+def serving_blocking(server: Any) -> Iterator[str]:
+    """Start ``server`` (an ``rpc.sync.Server``, or an ``rpc.Server`` on a loop of its own in a
+    thread, for tests whose clients block) on a loopback port; yield its target; stop it."""
+    port = server.add_insecure_port("127.0.0.1:0")
+    if isinstance(server, rpc.sync.Server):
+        server.start()
+        try:
+            yield f"127.0.0.1:{port}"
+        finally:
+            server.stop(0.5)
+        return
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="test-server-loop", daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+        try:
+            yield f"127.0.0.1:{port}"
+        finally:
+            asyncio.run_coroutine_threadsafe(server.stop(0.5), loop).result(10)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
 
 
 async def eventually(

@@ -5,7 +5,6 @@ asyncio and the blocking API, against real servers on loopback."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import h2rpc_test_pb2 as pb
@@ -14,20 +13,13 @@ import pytest
 import rpc
 from tests.interop.echo_servicer import SERVICE, make_server
 from tests.interop.echo_servicer_sync import make_sync_server
-from tests.rpc.helpers import run, serving
+from tests.rpc.helpers import run, serving, serving_blocking
 
 REQUEST = pb.EchoRequest(payload=b"hi")
 
 
-@contextlib.contextmanager
-def sync_serving() -> Iterator[str]:
-    server = make_sync_server(max_workers=8)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.stop(0.5)
+def sync_serving() -> contextlib.AbstractContextManager[str]:
+    return serving_blocking(make_sync_server(max_workers=8))
 
 
 # Each mistake: the call arguments, the exception type and the words of its message.

@@ -12,10 +12,8 @@ free (``DEBUG_SAVEALL`` keeps it in ``gc.garbage``): no frame of rpc/ or transpo
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import sys
-import threading
 import time
 import types
 from collections.abc import Iterator
@@ -24,7 +22,7 @@ from typing import Any, Callable
 import pytest
 
 import rpc
-from tests.rpc.helpers import run
+from tests.rpc.helpers import run, serving_blocking
 
 pb = pytest.importorskip("examples.route_guide.route_guide_pb2")
 SERVICE = pb.DESCRIPTOR.services_by_name["RouteGuide"]
@@ -77,30 +75,10 @@ def our_frames_in_garbage(run_failing_call: Callable[[], None]) -> list[str]:
 
 @pytest.fixture(params=["blocking", "asyncio"])
 def target(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "blocking":
-        server = rpc.sync.Server(max_workers=4)
-        server.add_service(SERVICE, Guide())
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        try:
-            yield f"127.0.0.1:{port}"
-        finally:
-            server.stop(0.5)
-        return
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    aserver = rpc.Server()
-    aserver.add_service(SERVICE, Guide())
-    port = aserver.add_insecure_port("127.0.0.1:0")
-    asyncio.run_coroutine_threadsafe(aserver.start(), loop).result(10)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(aserver.stop(0.5), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
+    server: Any = rpc.sync.Server(max_workers=4) if request.param == "blocking" else rpc.Server()
+    server.add_service(SERVICE, Guide())
+    with serving_blocking(server) as target:
+        yield target
 
 
 @pytest.fixture
