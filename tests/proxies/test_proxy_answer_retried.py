@@ -8,22 +8,17 @@ The server is a raw h2 one that answers its first stream as nginx does when its 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
-import h2.config
 import h2.connection
-import h2.events
-import h2.exceptions
 import pytest
 from peers import GRPCIO_AVAILABLE, GRPCIO_UNAVAILABLE_REASON
 
 import rpc
 from tests.rpc.helpers import run
+from tests.scripted_h2_server import ScriptedH2Server
 
 pytestmark = pytest.mark.time_limit(30)
 
@@ -44,79 +39,29 @@ RETRY = {
 }
 
 
-class BadGatewayFirst:
+class BadGatewayFirst(ScriptedH2Server):
     """Answers the first stream with a proxy's 502, the others with the request echoed."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.streams = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.05)
-        self.port = self.listener.getsockname()[1]
-        self.closing = False
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.connections: list[threading.Thread] = []
 
-    def serve(self) -> None:
-        while not self.closing:
-            try:
-                sock, _ = self.listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            thread = threading.Thread(target=self.connection, args=(sock,), daemon=True)
-            thread.start()
-            self.connections.append(thread)
-
-    def connection(self, sock: socket.socket) -> None:
-        sock.settimeout(10)
-        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
-        conn.initiate_connection()
-        sock.sendall(conn.data_to_send())
-        bodies: dict[int, bytes] = {}
-        with sock, contextlib.suppress(OSError, h2.exceptions.ProtocolError):
-            while not self.closing:
-                data = sock.recv(65536)
-                if not data:
-                    return
-                for event in conn.receive_data(data):
-                    if isinstance(event, h2.events.RequestReceived):
-                        bodies[event.stream_id] = b""
-                    elif isinstance(event, h2.events.DataReceived):
-                        bodies[event.stream_id] += event.data
-                        conn.acknowledge_received_data(
-                            event.flow_controlled_length, event.stream_id
-                        )
-                    elif isinstance(event, h2.events.StreamEnded):
-                        self.answer(conn, event.stream_id, bodies.pop(event.stream_id))
-                sock.sendall(conn.data_to_send())
-
-    def answer(self, conn: h2.connection.H2Connection, stream_id: int, body: bytes) -> None:
+    def answer(self, conn: h2.connection.H2Connection, stream_id: int, body: bytes) -> bool:
         self.streams += 1
         if self.streams == 1:
             conn.send_headers(stream_id, [(":status", "502"), ("content-type", "text/html")])
             conn.send_data(stream_id, b"<html>502 Bad Gateway</html>", end_stream=True)
-            return
+            return False
         conn.send_headers(stream_id, [(":status", "200"), ("content-type", "application/grpc")])
         conn.send_data(stream_id, body)  # the request's framed message, echoed
         conn.send_headers(stream_id, [("grpc-status", "0")], end_stream=True)
-
-    def close(self) -> None:
-        self.closing = True
-        self.listener.close()
-        self.thread.join(5)
-        for thread in self.connections:
-            thread.join(5)
+        return False
 
 
 @pytest.fixture
 def server() -> Iterator[BadGatewayFirst]:
-    backend = BadGatewayFirst()
-    backend.thread.start()
-    try:
+    with BadGatewayFirst() as backend:
         yield backend
-    finally:
-        backend.close()
 
 
 def call_async(target: str, **options: Any) -> bytes:

@@ -8,76 +8,25 @@ It answers every other stream with the number of request messages it received.
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import threading
-from collections.abc import Iterator
 from typing import Any
 
-import h2.config
 import h2.connection
-import h2.events
-import h2.exceptions
 import pytest
 
 import rpc
 from codec.http2_errors import REFUSED_STREAM
 from tests.rpc.helpers import run
+from tests.scripted_h2_server import ScriptedH2Server
 
 
-class RawServer:
+class RawServer(ScriptedH2Server):
     def __init__(self, mode: str) -> None:
+        super().__init__()
         self.mode = mode  # "refuse" or "goaway": what happens to the very first stream
         self.first_done = False
         self.requests: list[int] = []  # messages received by each stream answered
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(
-            0.05
-        )  # so that serve() sees `closing` (close() does not wake accept)
-        self.port = self.listener.getsockname()[1]
-        self.threads: list[threading.Thread] = []
-        self.closing = False
         self.lock = threading.Lock()
-
-    def serve(self) -> None:
-        while not self.closing:
-            try:
-                sock, _ = self.listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            thread = threading.Thread(target=self.connection, args=(sock,), daemon=True)
-            thread.start()
-            self.threads.append(thread)
-
-    def connection(self, sock: socket.socket) -> None:
-        sock.settimeout(10)
-        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
-        conn.initiate_connection()
-        sock.sendall(conn.data_to_send())
-        bodies: dict[int, bytes] = {}
-        with sock, contextlib.suppress(OSError, h2.exceptions.ProtocolError):
-            while True:
-                data = sock.recv(65536)
-                if not data:
-                    return
-                for event in conn.receive_data(data):
-                    if isinstance(event, h2.events.ConnectionTerminated):
-                        return  # the client is closing
-                    if isinstance(event, h2.events.RequestReceived):
-                        bodies[event.stream_id] = b""
-                    elif isinstance(event, h2.events.DataReceived):
-                        bodies[event.stream_id] += event.data
-                        conn.acknowledge_received_data(
-                            event.flow_controlled_length, event.stream_id
-                        )
-                    elif isinstance(event, h2.events.StreamEnded) and self.answer(
-                        conn, event.stream_id, bodies.pop(event.stream_id)
-                    ):
-                        sock.sendall(conn.data_to_send())
-                        return  # GOAWAY sent: this connection is done
-                sock.sendall(conn.data_to_send())
 
     def answer(self, conn: h2.connection.H2Connection, stream_id: int, body: bytes) -> bool:
         with self.lock:
@@ -99,21 +48,6 @@ class RawServer:
         conn.send_data(stream_id, b"\x00" + len(reply).to_bytes(4, "big") + reply)
         conn.send_headers(stream_id, [("grpc-status", "0")], end_stream=True)
         return False
-
-
-@contextlib.contextmanager
-def raw_server(mode: str) -> Iterator[RawServer]:
-    server = RawServer(mode)
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.closing = True
-        server.listener.close()
-        thread.join(5)
-        for connection in server.threads:
-            connection.join(5)
 
 
 def call(api: str, target: str, method: str, request: Any) -> Any:
@@ -143,7 +77,7 @@ def call(api: str, target: str, method: str, request: Any) -> Any:
 def test_a_stream_the_server_never_processed_is_sent_again(
     api: str, mode: str, method: str
 ) -> None:
-    with raw_server(mode) as server:
+    with RawServer(mode) as server:
         request: Any = b"ping" if method == "unary" else [b"a", b"b", b"c"]
         answer = call(api, f"127.0.0.1:{server.port}", method, request)
         expected = 1 if method == "unary" else 3
