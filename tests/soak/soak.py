@@ -50,7 +50,7 @@ from echo_servicer_sync import make_sync_server  # noqa: E402
 import rpc  # noqa: E402
 
 from .clients import call_async, call_blocking  # noqa: E402
-from .plan import Plan, Tally, draw  # noqa: E402
+from .plan import RELAXED_TIMEOUT, Plan, Tally, draw  # noqa: E402
 
 SERVICE = pb.DESCRIPTOR.services_by_name["EchoTest"]
 MAX_MESSAGE = 64 * 1024 * 1024
@@ -141,7 +141,7 @@ class Load:
         for thread in self.threads:
             await loop.run_in_executor(None, thread.join)
         if self.grpcio is not None:
-            out, _ = await loop.run_in_executor(None, self.grpcio.communicate, "")
+            out = await loop.run_in_executor(None, self._grpcio_output)
             lines = [line for line in out.splitlines() if line.startswith("{")]
             if self.grpcio.returncode != 0 or not lines:
                 self.grpcio_tally = {
@@ -151,6 +151,18 @@ class Load:
                 }
             else:
                 self.grpcio_tally = json.loads(lines[-1])
+
+    def _grpcio_output(self) -> str:
+        """The grpcio client's output once it has ended (closing its stdin stops it). One that
+        does not end within a call's deadline and a margin is killed: a clear failure ("grpcio
+        client died", its exit status) instead of a soak that waits forever."""
+        assert self.grpcio is not None
+        try:
+            out, _ = self.grpcio.communicate("", timeout=RELAXED_TIMEOUT + 20)
+        except subprocess.TimeoutExpired:
+            self.grpcio.kill()
+            out, _ = self.grpcio.communicate()
+        return out
 
     def total(self) -> Tally:
         total = Tally()

@@ -11,8 +11,10 @@ heap's fragmentation then shows as 40 MiB of "growth" that is the allocator's, n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -58,11 +60,29 @@ def test_a_30_second_soak_ends_clean() -> None:
     ]
     if not GRPCIO_AVAILABLE:
         argv += ["--grpcio-connections", "0"]
-    proc = subprocess.run(
-        argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=SECONDS + 120
+    # In a session of its own, so that a soak that overruns is killed with its children (its
+    # grpcio client process) rather than leaving them behind.
+    proc = subprocess.Popen(
+        argv,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
-    output = proc.stdout + proc.stderr
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("SUMMARY ")]
+    try:
+        stdout, stderr = proc.communicate(timeout=SECONDS + 120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        overran = f"the soak overran its time and was killed:\n{stdout}{stderr}"
+        raise AssertionError(overran) from None
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # anything of the soak's still running
+    output = stdout + stderr
+    lines = [line for line in stdout.splitlines() if line.startswith("SUMMARY ")]
     assert lines, f"no summary (exit status {proc.returncode}):\n{output}"
     summary = json.loads(lines[-1][len("SUMMARY ") :])
     assert summary["calls"] > 0, output
